@@ -1,0 +1,148 @@
+//! A certificate chain with its private key, loaded from PEM once at startup.
+
+use std::os::raw::c_char;
+use std::sync::Arc;
+
+use rustls::crypto::ring::sign::any_supported_type;
+use rustls::sign::CertifiedKey;
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+
+use crate::result::mtls_result::{self, *};
+use crate::{ffi_guard, slice_from, try_ref, write_cstr};
+
+/// Opaque. Shared with every config built from it; C frees its own handle once.
+pub struct mtls_certkey {
+    pub(crate) key: Arc<CertifiedKey>,
+}
+
+fn contains(hay: &[u8], needle: &[u8]) -> bool {
+    hay.windows(needle.len()).any(|w| w == needle)
+}
+
+fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, (mtls_result, String)> {
+    let mut chain = Vec::new();
+    for item in CertificateDer::pem_slice_iter(cert_pem) {
+        match item {
+            Ok(c) => chain.push(c),
+            Err(e) => return Err((MTLS_CERT_BAD, format!("bad PEM certificate data: {e}"))),
+        }
+    }
+    if chain.is_empty() {
+        return Err((MTLS_CERT_NONE, "no PEM 'CERTIFICATE' block found".into()));
+    }
+    // Encrypted keys would need a passphrase at every start; say so instead of "no key".
+    if contains(key_pem, b"ENCRYPTED PRIVATE KEY") || contains(key_pem, b"Proc-Type: 4,ENCRYPTED") {
+        return Err((
+            MTLS_KEY_ENCRYPTED,
+            "the private key is encrypted with a passphrase; store it unencrypted \
+             (e.g. 'openssl pkey -in key.pem -out key-plain.pem') and protect it by file permissions"
+                .into(),
+        ));
+    }
+    let der = match PrivateKeyDer::from_pem_slice(key_pem) {
+        Ok(k) => k,
+        Err(_) => return Err((MTLS_KEY_NONE, "no PEM private key block found".into())),
+    };
+    let signer = any_supported_type(&der).map_err(|e| {
+        (MTLS_KEY_UNSUPPORTED, format!("private key not usable: {e} (RSA, ECDSA P-256/P-384 and Ed25519 are)"))
+    })?;
+    let ck = CertifiedKey::new(chain, signer);
+    match ck.keys_match() {
+        Ok(()) => Ok(ck),
+        Err(rustls::Error::InconsistentKeys(_)) => {
+            Err((MTLS_KEY_MISMATCH, "the private key does not belong to the certificate".into()))
+        }
+        // The key type cannot be compared (rare); rustls will still refuse to sign wrongly.
+        Err(_) => Ok(ck),
+    }
+}
+
+/// Loads a PEM chain (leaf first) and its PEM private key. On failure, a sentence for the admin
+/// goes into `err`. The returned handle is freed with mtls_certkey_free.
+#[no_mangle]
+pub extern "C" fn mtls_certkey_load(
+    cert_pem: *const u8,
+    cert_len: usize,
+    key_pem: *const u8,
+    key_len: usize,
+    out: *mut *mut mtls_certkey,
+    err: *mut c_char,
+    err_len: usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let (Some(cert), Some(key)) = (slice_from(cert_pem, cert_len), slice_from(key_pem, key_len)) else {
+            return MTLS_NULL_PARAM;
+        };
+        if out.is_null() {
+            return MTLS_NULL_PARAM;
+        }
+        match load(cert, key) {
+            Ok(ck) => {
+                let boxed = Box::new(mtls_certkey { key: Arc::new(ck) });
+                unsafe { *out = Box::into_raw(boxed) };
+                MTLS_OK
+            }
+            Err((code, msg)) => {
+                write_cstr(&msg, err, err_len);
+                code
+            }
+        }
+    })
+}
+
+/// Frees a handle from mtls_certkey_load; NULL is allowed. Configs built from it stay valid.
+#[no_mangle]
+pub extern "C" fn mtls_certkey_free(ck: *mut mtls_certkey) {
+    ffi_guard!((), {
+        if !ck.is_null() {
+            drop(unsafe { Box::from_raw(ck) });
+        }
+    })
+}
+
+/// Whether the leaf certificate is valid for DNS name `name` (NUL-terminated).
+#[no_mangle]
+pub extern "C" fn mtls_certkey_covers_name(ck: *const mtls_certkey, name: *const c_char) -> bool {
+    ffi_guard!(false, {
+        let (Some(ck), false) = (unsafe { ck.as_ref() }, name.is_null()) else {
+            return false;
+        };
+        let Ok(name) = unsafe { std::ffi::CStr::from_ptr(name) }.to_str() else {
+            return false;
+        };
+        let Ok(sn) = ServerName::try_from(name) else {
+            return false;
+        };
+        let Some(leaf) = ck.key.cert.first() else {
+            return false;
+        };
+        match webpki::EndEntityCert::try_from(leaf) {
+            Ok(ee) => ee.verify_is_valid_for_subject_name(&sn).is_ok(),
+            Err(_) => false,
+        }
+    })
+}
+
+/// Borrows the leaf certificate's DER bytes; valid as long as the handle lives.
+#[no_mangle]
+pub extern "C" fn mtls_certkey_leaf_der(
+    ck: *const mtls_certkey,
+    der: *mut *const u8,
+    der_len: *mut usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let ck = try_ref!(ck);
+        if der.is_null() || der_len.is_null() {
+            return MTLS_NULL_PARAM;
+        }
+        let Some(leaf) = ck.key.cert.first() else {
+            return MTLS_CERT_NONE;
+        };
+        unsafe {
+            *der = leaf.as_ref().as_ptr();
+            *der_len = leaf.as_ref().len();
+        }
+        MTLS_OK
+    })
+}

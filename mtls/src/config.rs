@@ -1,0 +1,238 @@
+//! Server configs: built once per vhost at startup, shared by all its connections.
+
+use std::os::raw::c_char;
+use std::sync::Arc;
+
+use rustls::crypto::ring;
+use rustls::server::{ClientHello, ResolvesServerCert};
+use rustls::sign::CertifiedKey;
+use rustls::{ServerConfig, SignatureScheme, SupportedCipherSuite};
+
+use crate::certkey::mtls_certkey;
+use crate::result::mtls_result::{self, *};
+use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
+
+/// Picks the first certificate whose key can sign with a scheme the client offered, so one
+/// vhost can serve RSA and ECDSA clients alike. `conn.rs` uses the same rule to report which.
+#[derive(Debug)]
+pub(crate) struct BySignatureScheme {
+    pub(crate) keys: Vec<Arc<CertifiedKey>>,
+}
+
+impl BySignatureScheme {
+    pub(crate) fn pick(&self, offered: &[SignatureScheme]) -> Option<usize> {
+        self.keys.iter().position(|k| k.key.choose_scheme(offered).is_some())
+    }
+}
+
+impl ResolvesServerCert for BySignatureScheme {
+    fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
+        self.pick(hello.signature_schemes()).map(|i| self.keys[i].clone())
+    }
+}
+
+/// Opaque. Immutable once built; connections keep it alive on their own.
+pub struct mtls_server_config {
+    pub(crate) config: Arc<ServerConfig>,
+    pub(crate) certs: Arc<BySignatureScheme>,
+}
+
+/// Opaque. Collects settings until mtls_server_config_builder_build consumes it.
+pub struct mtls_server_config_builder {
+    keys: Vec<Arc<CertifiedKey>>,
+    tls13_only: bool,
+    suites: Option<Vec<u16>>,
+    honor_client_order: bool,
+}
+
+/// The cipher suites rustls offers here, in its default preference order.
+fn provider_suites() -> Vec<SupportedCipherSuite> {
+    ring::default_provider().cipher_suites
+}
+
+/// Number of cipher suites this build supports.
+#[no_mangle]
+pub extern "C" fn mtls_suites_count() -> usize {
+    ffi_guard!(0, { provider_suites().len() })
+}
+
+/// The IANA id of supported suite `i` (default order), 0 when out of range.
+#[no_mangle]
+pub extern "C" fn mtls_suite_id(i: usize) -> u16 {
+    ffi_guard!(0, { provider_suites().get(i).map(|s| u16::from(s.suite())).unwrap_or(0) })
+}
+
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_new() -> *mut mtls_server_config_builder {
+    ffi_guard!(std::ptr::null_mut(), {
+        Box::into_raw(Box::new(mtls_server_config_builder {
+            keys: Vec::new(),
+            tls13_only: false,
+            suites: None,
+            honor_client_order: true,
+        }))
+    })
+}
+
+/// Adds a certificate; the builder keeps its own reference, the caller keeps theirs.
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_add_certkey(
+    b: *mut mtls_server_config_builder,
+    ck: *const mtls_certkey,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        let ck = try_ref!(ck);
+        b.keys.push(ck.key.clone());
+        MTLS_OK
+    })
+}
+
+/// Minimum protocol version: 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3).
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_set_min_version(
+    b: *mut mtls_server_config_builder,
+    version: u16,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        match version {
+            0x0303 => b.tls13_only = false,
+            0x0304 => b.tls13_only = true,
+            _ => return MTLS_INVALID,
+        }
+        MTLS_OK
+    })
+}
+
+/// The suites to offer, by IANA id, in server preference order. Ids this build does not
+/// support make it fail with MTLS_INVALID: the caller filters them first.
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_set_suites(
+    b: *mut mtls_server_config_builder,
+    ids: *const u16,
+    n: usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        if n > 0 && ids.is_null() {
+            return MTLS_NULL_PARAM;
+        }
+        let ids = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(ids, n) } };
+        let known = provider_suites();
+        if ids.iter().any(|id| !known.iter().any(|s| u16::from(s.suite()) == *id)) {
+            return MTLS_INVALID;
+        }
+        b.suites = Some(ids.to_vec());
+        MTLS_OK
+    })
+}
+
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_set_honor_client_order(
+    b: *mut mtls_server_config_builder,
+    honor: bool,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        try_mut!(b).honor_client_order = honor;
+        MTLS_OK
+    })
+}
+
+/// Frees a builder that was never built; NULL is allowed.
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_free(b: *mut mtls_server_config_builder) {
+    ffi_guard!((), {
+        if !b.is_null() {
+            drop(unsafe { Box::from_raw(b) });
+        }
+    })
+}
+
+fn build(b: mtls_server_config_builder) -> Result<mtls_server_config, String> {
+    if b.keys.is_empty() {
+        return Err("no certificate given".into());
+    }
+    let mut provider = ring::default_provider();
+    if let Some(ids) = &b.suites {
+        let all = provider.cipher_suites.clone();
+        provider.cipher_suites = ids
+            .iter()
+            .filter_map(|id| all.iter().find(|s| u16::from(s.suite()) == *id).copied())
+            .collect();
+    }
+    let versions: &[&rustls::SupportedProtocolVersion] = if b.tls13_only {
+        &[&rustls::version::TLS13]
+    } else {
+        &[&rustls::version::TLS13, &rustls::version::TLS12]
+    };
+    let certs = Arc::new(BySignatureScheme { keys: b.keys });
+    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+        .with_protocol_versions(versions)
+        .map_err(|e| format!("{e} (do the allowed ciphers cover the allowed protocol versions?)"))?
+        .with_no_client_auth()
+        .with_cert_resolver(certs.clone());
+    config.ignore_client_order = !b.honor_client_order;
+    Ok(mtls_server_config { config: Arc::new(config), certs })
+}
+
+/// Consumes the builder (also on failure) and builds a config.
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_build(
+    b: *mut mtls_server_config_builder,
+    out: *mut *const mtls_server_config,
+    err: *mut c_char,
+    err_len: usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        if b.is_null() || out.is_null() {
+            return MTLS_NULL_PARAM;
+        }
+        let b = unsafe { Box::from_raw(b) };
+        match build(*b) {
+            Ok(c) => {
+                unsafe { *out = Box::into_raw(Box::new(c)) };
+                MTLS_OK
+            }
+            Err(msg) => {
+                write_cstr(&msg, err, err_len);
+                MTLS_CONFIG
+            }
+        }
+    })
+}
+
+/// A copy of `base` that agrees on ALPN protocol `proto` (empty: none). Made at startup for each
+/// protocol a vhost allows, so connections pick a prebuilt config after Apache chose.
+#[no_mangle]
+pub extern "C" fn mtls_server_config_with_alpn(
+    base: *const mtls_server_config,
+    proto: *const u8,
+    proto_len: usize,
+    out: *mut *const mtls_server_config,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let base = try_ref!(base);
+        let Some(proto) = slice_from(proto, proto_len) else {
+            return MTLS_NULL_PARAM;
+        };
+        if out.is_null() {
+            return MTLS_NULL_PARAM;
+        }
+        let mut config = (*base.config).clone();
+        config.alpn_protocols = if proto.is_empty() { vec![] } else { vec![proto.to_vec()] };
+        let c = mtls_server_config { config: Arc::new(config), certs: base.certs.clone() };
+        unsafe { *out = Box::into_raw(Box::new(c)) };
+        MTLS_OK
+    })
+}
+
+/// Frees a config; NULL is allowed. Connections using it keep their own reference.
+#[no_mangle]
+pub extern "C" fn mtls_server_config_free(c: *const mtls_server_config) {
+    ffi_guard!((), {
+        if !c.is_null() {
+            drop(unsafe { Box::from_raw(c as *mut mtls_server_config) });
+        }
+    })
+}

@@ -1,0 +1,418 @@
+//! One incoming TLS connection: first the ClientHello phase (an Acceptor, so the caller can
+//! pick a vhost config from SNI and ALPN), then a rustls ServerConnection. The hello is read
+//! once; rustls keeps the buffered bytes and continues with the chosen config.
+
+use std::io::{ErrorKind, Read, Write};
+use std::os::raw::c_char;
+use std::sync::Arc;
+
+use rustls::server::{Accepted, Acceptor};
+use rustls::{HandshakeKind, ServerConnection, SignatureScheme};
+
+use crate::config::{mtls_server_config, BySignatureScheme};
+use crate::result::mtls_result::{self, *};
+use crate::{ffi_guard, slice_from, slice_from_mut, try_mut, try_ref, write_cstr};
+
+enum Phase {
+    Hello(Acceptor),
+    Chosen(Accepted),
+    Traffic(ServerConnection),
+    Failed,
+}
+
+/// Opaque. Owned by the caller, freed with mtls_conn_free.
+pub struct mtls_conn {
+    phase: Phase,
+    /// Bytes to send that rustls no longer holds (an alert after a failed hello).
+    pending: Vec<u8>,
+    sni: Option<String>,
+    alpn: Vec<Vec<u8>>,
+    sig_schemes: Vec<SignatureScheme>,
+    certs: Option<Arc<BySignatureScheme>>,
+    error: String,
+}
+
+impl mtls_conn {
+    fn fail(&mut self, e: rustls::Error) -> mtls_result {
+        self.error = e.to_string();
+        mtls_result::from_rustls(&e)
+    }
+
+    fn fail_with_alert(&mut self, e: rustls::Error, alert: rustls::server::AcceptedAlert) -> mtls_result {
+        let mut alert = alert;
+        let _ = alert.write(&mut self.pending);
+        self.phase = Phase::Failed;
+        self.fail(e)
+    }
+
+    fn traffic(&mut self) -> Option<&mut ServerConnection> {
+        match &mut self.phase {
+            Phase::Traffic(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    fn traffic_ref(&self) -> Option<&ServerConnection> {
+        match &self.phase {
+            Phase::Traffic(c) => Some(c),
+            _ => None,
+        }
+    }
+}
+
+#[no_mangle]
+pub extern "C" fn mtls_conn_new() -> *mut mtls_conn {
+    ffi_guard!(std::ptr::null_mut(), {
+        Box::into_raw(Box::new(mtls_conn {
+            phase: Phase::Hello(Acceptor::default()),
+            pending: Vec::new(),
+            sni: None,
+            alpn: Vec::new(),
+            sig_schemes: Vec::new(),
+            certs: None,
+            error: String::new(),
+        }))
+    })
+}
+
+/// Frees a connection; NULL is allowed.
+#[no_mangle]
+pub extern "C" fn mtls_conn_free(conn: *mut mtls_conn) {
+    ffi_guard!((), {
+        if !conn.is_null() {
+            drop(unsafe { Box::from_raw(conn) });
+        }
+    })
+}
+
+/// Hands TLS bytes from the network to the connection; `*n_read` says how many it took (it may
+/// take fewer: call mtls_conn_process, then offer the rest). `len` 0 signals the peer's EOF.
+#[no_mangle]
+pub extern "C" fn mtls_conn_read_tls(
+    conn: *mut mtls_conn,
+    buf: *const u8,
+    len: usize,
+    n_read: *mut usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_mut!(conn);
+        let n_read = try_mut!(n_read);
+        let Some(mut data) = slice_from(buf, len) else {
+            return MTLS_NULL_PARAM;
+        };
+        let r = match &mut conn.phase {
+            Phase::Hello(a) => a.read_tls(&mut data),
+            Phase::Traffic(c) => c.read_tls(&mut data),
+            _ => return MTLS_WRONG_PHASE,
+        };
+        match r {
+            Ok(n) => {
+                *n_read = n;
+                MTLS_OK
+            }
+            Err(e) => {
+                conn.error = e.to_string();
+                *n_read = 0;
+                MTLS_PEER_INVALID
+            }
+        }
+    })
+}
+
+/// Processes the TLS bytes read so far. In the hello phase it returns MTLS_HELLO once the
+/// ClientHello is complete, MTLS_WOULD_BLOCK while it needs more. Errors leave their detail
+/// for mtls_conn_error and an alert to send through mtls_conn_write_tls.
+#[no_mangle]
+pub extern "C" fn mtls_conn_process(conn: *mut mtls_conn) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_mut!(conn);
+        match &mut conn.phase {
+            Phase::Hello(a) => match a.accept() {
+                Ok(None) => MTLS_WOULD_BLOCK,
+                Ok(Some(accepted)) => {
+                    let hello = accepted.client_hello();
+                    conn.sni = hello.server_name().map(str::to_owned);
+                    conn.alpn = hello.alpn().map(|it| it.map(<[u8]>::to_vec).collect()).unwrap_or_default();
+                    conn.sig_schemes = hello.signature_schemes().to_vec();
+                    conn.phase = Phase::Chosen(accepted);
+                    MTLS_HELLO
+                }
+                Err((e, alert)) => conn.fail_with_alert(e, alert),
+            },
+            Phase::Chosen(_) => MTLS_HELLO,
+            Phase::Traffic(c) => match c.process_new_packets() {
+                Ok(_) => MTLS_OK,
+                Err(e) => conn.fail(e),
+            },
+            Phase::Failed => MTLS_WRONG_PHASE,
+        }
+    })
+}
+
+/// The SNI name of the ClientHello (borrowed, not NUL-terminated, valid until the connection is
+/// freed); `*len` 0 when the client sent none.
+#[no_mangle]
+pub extern "C" fn mtls_conn_sni(conn: *const mtls_conn, name: *mut *const c_char, len: *mut usize) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_ref!(conn);
+        let (name, len) = (try_mut!(name), try_mut!(len));
+        match &conn.sni {
+            Some(s) => {
+                *name = s.as_ptr() as *const c_char;
+                *len = s.len();
+            }
+            None => {
+                *name = std::ptr::null();
+                *len = 0;
+            }
+        }
+        MTLS_OK
+    })
+}
+
+/// Number of ALPN protocols the client offered.
+#[no_mangle]
+pub extern "C" fn mtls_conn_hello_alpn_count(conn: *const mtls_conn) -> usize {
+    ffi_guard!(0, { unsafe { conn.as_ref() }.map(|c| c.alpn.len()).unwrap_or(0) })
+}
+
+/// ALPN protocol `i` the client offered (borrowed, valid until the connection is freed).
+#[no_mangle]
+pub extern "C" fn mtls_conn_hello_alpn(
+    conn: *const mtls_conn,
+    i: usize,
+    proto: *mut *const u8,
+    len: *mut usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_ref!(conn);
+        let (proto, len) = (try_mut!(proto), try_mut!(len));
+        let Some(p) = conn.alpn.get(i) else {
+            return MTLS_INVALID;
+        };
+        *proto = p.as_ptr();
+        *len = p.len();
+        MTLS_OK
+    })
+}
+
+/// Continues the handshake after MTLS_HELLO with the config chosen for this client.
+#[no_mangle]
+pub extern "C" fn mtls_conn_start(conn: *mut mtls_conn, config: *const mtls_server_config) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_mut!(conn);
+        let config = try_ref!(config);
+        let Phase::Chosen(accepted) = std::mem::replace(&mut conn.phase, Phase::Failed) else {
+            return MTLS_WRONG_PHASE;
+        };
+        match accepted.into_connection(config.config.clone()) {
+            Ok(c) => {
+                conn.certs = Some(config.certs.clone());
+                conn.phase = Phase::Traffic(c);
+                MTLS_OK
+            }
+            Err((e, alert)) => conn.fail_with_alert(e, alert),
+        }
+    })
+}
+
+/// Refuses the client after MTLS_HELLO with a fatal alert (e.g. 112, unrecognized_name), sent
+/// before any certificate. rustls has no call for this, so the plaintext record is made here.
+#[no_mangle]
+pub extern "C" fn mtls_conn_refuse(conn: *mut mtls_conn, alert_description: u8) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_mut!(conn);
+        if !matches!(conn.phase, Phase::Chosen(_)) {
+            return MTLS_WRONG_PHASE;
+        }
+        // Alert record: type 21, version TLS 1.2, length 2, level fatal (2), description.
+        conn.pending.extend_from_slice(&[21, 3, 3, 0, 2, 2, alert_description]);
+        conn.phase = Phase::Failed;
+        MTLS_OK
+    })
+}
+
+/// Whether TLS bytes wait to be sent to the peer.
+#[no_mangle]
+pub extern "C" fn mtls_conn_wants_write(conn: *const mtls_conn) -> bool {
+    ffi_guard!(false, {
+        let Some(conn) = (unsafe { conn.as_ref() }) else {
+            return false;
+        };
+        !conn.pending.is_empty() || conn.traffic_ref().map(|c| c.wants_write()).unwrap_or(false)
+    })
+}
+
+/// Copies TLS bytes to send into `buf`; `*n_written` says how many (0: nothing waiting).
+#[no_mangle]
+pub extern "C" fn mtls_conn_write_tls(
+    conn: *mut mtls_conn,
+    buf: *mut u8,
+    len: usize,
+    n_written: *mut usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_mut!(conn);
+        let n_written = try_mut!(n_written);
+        let Some(mut out) = slice_from_mut(buf, len) else {
+            return MTLS_NULL_PARAM;
+        };
+        *n_written = 0;
+        if !conn.pending.is_empty() {
+            let n = conn.pending.len().min(out.len());
+            out[..n].copy_from_slice(&conn.pending[..n]);
+            conn.pending.drain(..n);
+            *n_written = n;
+            return MTLS_OK;
+        }
+        if let Some(c) = conn.traffic() {
+            match c.write_tls(&mut out) {
+                Ok(n) => *n_written = n,
+                Err(e) => {
+                    conn.error = e.to_string();
+                    return MTLS_ERROR;
+                }
+            }
+        }
+        MTLS_OK
+    })
+}
+
+/// Whether the handshake is still going on (also true before mtls_conn_start).
+#[no_mangle]
+pub extern "C" fn mtls_conn_is_handshaking(conn: *const mtls_conn) -> bool {
+    ffi_guard!(false, {
+        match unsafe { conn.as_ref() } {
+            Some(c) => c.traffic_ref().map(|t| t.is_handshaking()).unwrap_or(true),
+            None => false,
+        }
+    })
+}
+
+/// Reads decrypted application data. MTLS_WOULD_BLOCK: none yet, read more TLS. MTLS_EOF: the
+/// peer sent close_notify. MTLS_PEER_UNEXPECTED_EOF: the transport ended without it.
+#[no_mangle]
+pub extern "C" fn mtls_conn_read(conn: *mut mtls_conn, buf: *mut u8, len: usize, n_read: *mut usize) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_mut!(conn);
+        let n_read = try_mut!(n_read);
+        *n_read = 0;
+        let Some(out) = slice_from_mut(buf, len) else {
+            return MTLS_NULL_PARAM;
+        };
+        let Some(c) = conn.traffic() else {
+            return MTLS_WRONG_PHASE;
+        };
+        match c.reader().read(out) {
+            Ok(0) if !out.is_empty() => MTLS_EOF,
+            Ok(n) => {
+                *n_read = n;
+                MTLS_OK
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => MTLS_WOULD_BLOCK,
+            Err(e) if e.kind() == ErrorKind::UnexpectedEof => MTLS_PEER_UNEXPECTED_EOF,
+            Err(e) => {
+                conn.error = e.to_string();
+                MTLS_ERROR
+            }
+        }
+    })
+}
+
+/// Encrypts application data; `*n_taken` may be less than `len` while rustls' send buffer is
+/// full: drain it with mtls_conn_write_tls and offer the rest again.
+#[no_mangle]
+pub extern "C" fn mtls_conn_write(conn: *mut mtls_conn, buf: *const u8, len: usize, n_taken: *mut usize) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_mut!(conn);
+        let n_taken = try_mut!(n_taken);
+        *n_taken = 0;
+        let Some(data) = slice_from(buf, len) else {
+            return MTLS_NULL_PARAM;
+        };
+        let Some(c) = conn.traffic() else {
+            return MTLS_WRONG_PHASE;
+        };
+        match c.writer().write(data) {
+            Ok(n) => {
+                *n_taken = n;
+                MTLS_OK
+            }
+            Err(e) => {
+                conn.error = e.to_string();
+                MTLS_ERROR
+            }
+        }
+    })
+}
+
+/// Queues a close_notify alert.
+#[no_mangle]
+pub extern "C" fn mtls_conn_send_close_notify(conn: *mut mtls_conn) {
+    ffi_guard!((), {
+        if let Some(c) = unsafe { conn.as_mut() }.and_then(|c| c.traffic()) {
+            c.send_close_notify();
+        }
+    })
+}
+
+/// Negotiated protocol version (0x0303, 0x0304), 0 before the handshake settled it.
+#[no_mangle]
+pub extern "C" fn mtls_conn_protocol_version(conn: *const mtls_conn) -> u16 {
+    ffi_guard!(0, {
+        unsafe { conn.as_ref() }
+            .and_then(|c| c.traffic_ref())
+            .and_then(|t| t.protocol_version())
+            .map(u16::from)
+            .unwrap_or(0)
+    })
+}
+
+/// Negotiated cipher suite's IANA id, 0 before the handshake settled it.
+#[no_mangle]
+pub extern "C" fn mtls_conn_cipher_suite(conn: *const mtls_conn) -> u16 {
+    ffi_guard!(0, {
+        unsafe { conn.as_ref() }
+            .and_then(|c| c.traffic_ref())
+            .and_then(|t| t.negotiated_cipher_suite())
+            .map(|s| u16::from(s.suite()))
+            .unwrap_or(0)
+    })
+}
+
+/// Whether the handshake resumed an earlier session.
+#[no_mangle]
+pub extern "C" fn mtls_conn_is_resumed(conn: *const mtls_conn) -> bool {
+    ffi_guard!(false, {
+        unsafe { conn.as_ref() }
+            .and_then(|c| c.traffic_ref())
+            .and_then(|t| t.handshake_kind())
+            .map(|k| k == HandshakeKind::Resumed)
+            .unwrap_or(false)
+    })
+}
+
+/// Index, in the order they were added to the config, of the certificate served to this
+/// client; -1 when none (yet).
+#[no_mangle]
+pub extern "C" fn mtls_conn_certkey_index(conn: *const mtls_conn) -> i32 {
+    ffi_guard!(-1, {
+        let Some(conn) = (unsafe { conn.as_ref() }) else {
+            return -1;
+        };
+        match &conn.certs {
+            Some(certs) => certs.pick(&conn.sig_schemes).map(|i| i as i32).unwrap_or(-1),
+            None => -1,
+        }
+    })
+}
+
+/// Writes the detail of the connection's last error, NUL-terminated, into `buf`.
+#[no_mangle]
+pub extern "C" fn mtls_conn_error(conn: *const mtls_conn, buf: *mut c_char, len: usize) {
+    ffi_guard!((), {
+        if let Some(c) = unsafe { conn.as_ref() } {
+            write_cstr(&c.error, buf, len);
+        }
+    })
+}
