@@ -1,0 +1,71 @@
+# mod_tls: `make` builds build/mod_tls.so, `make demo` starts a demo Apache on
+# https://localhost:8443, `make test` runs the test suite. Missing Debian packages are
+# installed first (apt, as root); Rust crates come from Debian 13 packages, fetched once.
+
+MOD_TLS_VERSION := 0.1.0
+BUILD   := $(CURDIR)/build
+APXS    ?= apxs
+CARGO   ?= cargo
+PYTHON  := /usr/bin/python3
+
+# On a Debian 13 host the installed crates do; elsewhere they are fetched into build/crates.
+SYSTEM_CRATES := $(wildcard /usr/share/cargo/registry/rustls-0.23*)
+CRATES  := $(if $(SYSTEM_CRATES),/usr/share/cargo/registry,$(BUILD)/crates)
+
+SRC     := $(wildcard src/*.c)
+HDR     := $(wildcard src/*.h) mtls/include/mtls.h
+OBJ     := $(SRC:src/%.c=$(BUILD)/obj/%.o)
+MTLS_A  := $(BUILD)/cargo/release/libmtls.a
+MODULE  := $(BUILD)/mod_tls.so
+
+APXS_Q   = $(shell $(APXS) -q $(1) 2>/dev/null)
+CFLAGS_MOD = $(call APXS_Q,CFLAGS) $(call APXS_Q,CFLAGS_SHLIB) -fPIC \
+	-I$(call APXS_Q,INCLUDEDIR) $(call APXS_Q,EXTRA_INCLUDES) -Imtls/include \
+	-DMOD_TLS_VERSION='"$(MOD_TLS_VERSION)"' -Wall -Wextra -Wno-missing-field-initializers
+
+.PHONY: all deps test-deps demo demo-stop test install clean loadtest
+
+all: deps $(MODULE)
+
+deps: $(BUILD)/.deps-build
+test-deps: $(BUILD)/.deps-test
+
+$(BUILD)/.deps-build: scripts/deps.sh
+	@scripts/deps.sh build && mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/.deps-test: scripts/deps.sh
+	@scripts/deps.sh test && mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/crates/.complete: scripts/fetch-crates.sh
+	@scripts/fetch-crates.sh
+
+$(MTLS_A): mtls/Cargo.toml $(wildcard mtls/src/*.rs) $(if $(SYSTEM_CRATES),,$(BUILD)/crates/.complete)
+	cd mtls && $(CARGO) build --release --offline --quiet \
+	  --config 'source.crates-io.replace-with="debian"' \
+	  --config 'source.debian.directory="$(CRATES)"' \
+	  --target-dir $(BUILD)/cargo
+
+$(BUILD)/obj/%.o: src/%.c $(HDR) | $(BUILD)/.deps-build
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_MOD) -c $< -o $@
+
+# The bridge's symbols stay inside the module: only tls_module is Apache's business.
+$(MODULE): $(OBJ) $(MTLS_A)
+	$(CC) -shared -o $@ $(OBJ) $(MTLS_A) -Wl,--exclude-libs,ALL -Wl,--gc-sections \
+	  -lpthread -ldl -lm
+
+install: all
+	install -m 644 $(MODULE) $(call APXS_Q,LIBEXECDIR)/mod_tls.so
+	install -m 644 dist/tls.load dist/tls.conf $(call APXS_Q,SYSCONFDIR)/mods-available/
+
+demo: all
+	@scripts/demo.sh start
+
+demo-stop:
+	@scripts/demo.sh stop
+
+test: test-deps all
+	$(PYTHON) -m pytest -q test
+
+clean:
+	rm -rf $(BUILD)/obj $(BUILD)/cargo $(MODULE)

@@ -1,0 +1,135 @@
+/* mtls.h: the C side of the mtls bridge crate (mtls/src), mod_tls' only way to rustls.
+ *
+ * Conventions:
+ * - All types are opaque handles. Whoever gets a handle from a *_new/_load/_build/_with_alpn
+ *   call owns it and frees it with the matching *_free (NULL is allowed, twice is not).
+ * - Fallible calls return an mtls_result; out-parameters are written only on MTLS_OK.
+ * - Borrowed pointers returned by a call are valid as long as the handle they came from,
+ *   and strings returned that way are NOT NUL-terminated (they come with a length).
+ * - No call ever unwinds a Rust panic into C: it becomes MTLS_PANIC or a neutral value.
+ * - Nothing here knows about Apache.
+ */
+#ifndef MTLS_H
+#define MTLS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+typedef enum {
+    MTLS_OK = 0,
+    MTLS_WOULD_BLOCK = 7001,      /* needs more TLS input / no plaintext available yet */
+    MTLS_EOF = 7002,              /* the peer sent close_notify */
+    MTLS_NULL_PARAM = 7003,
+    MTLS_PANIC = 7004,
+    MTLS_INVALID = 7005,
+    MTLS_HELLO = 7006,            /* ClientHello read: pick a config, call mtls_conn_start */
+    MTLS_WRONG_PHASE = 7007,
+
+    MTLS_CERT_NONE = 7100,        /* admin's fault: certificates, keys, settings */
+    MTLS_CERT_BAD = 7101,
+    MTLS_KEY_NONE = 7102,
+    MTLS_KEY_ENCRYPTED = 7103,
+    MTLS_KEY_UNSUPPORTED = 7104,
+    MTLS_KEY_MISMATCH = 7105,
+    MTLS_CONFIG = 7106,
+
+    MTLS_PEER_INVALID = 7200,     /* the peer's fault */
+    MTLS_PEER_INCOMPATIBLE = 7201,
+    MTLS_PEER_MISBEHAVED = 7202,
+    MTLS_PEER_ALERT = 7203,
+    MTLS_PEER_UNEXPECTED_EOF = 7204,
+    MTLS_PEER_CERT = 7205,
+
+    MTLS_ERROR = 7300
+} mtls_result;
+
+/* Whether r blames the peer (worth an info line) rather than this server. */
+bool mtls_result_is_peer_fault(mtls_result r);
+/* A generic text for r, NUL-terminated and truncated into buf. */
+void mtls_result_text(mtls_result r, char *buf, size_t len);
+/* "rustls/0.23 (ring)"; static. */
+const char *mtls_version(void);
+
+/* Cipher suites this build supports, by IANA id, in rustls' default preference order. */
+size_t mtls_suites_count(void);
+uint16_t mtls_suite_id(size_t i);
+
+/* ---- certificate + key ------------------------------------------------------------------ */
+typedef struct mtls_certkey mtls_certkey;
+
+/* Loads a PEM chain (leaf first) and a PEM private key; err gets a sentence on failure. */
+mtls_result mtls_certkey_load(const uint8_t *cert_pem, size_t cert_len,
+                              const uint8_t *key_pem, size_t key_len,
+                              mtls_certkey **out, char *err, size_t err_len);
+void mtls_certkey_free(mtls_certkey *ck);
+/* Whether the leaf is valid for DNS name `name` (NUL-terminated). */
+bool mtls_certkey_covers_name(const mtls_certkey *ck, const char *name);
+/* Borrows the leaf's DER bytes. */
+mtls_result mtls_certkey_leaf_der(const mtls_certkey *ck, const uint8_t **der, size_t *der_len);
+
+/* ---- server config ---------------------------------------------------------------------- */
+typedef struct mtls_server_config mtls_server_config;
+typedef struct mtls_server_config_builder mtls_server_config_builder;
+
+mtls_server_config_builder *mtls_server_config_builder_new(void);
+/* The builder takes its own reference to ck. */
+mtls_result mtls_server_config_builder_add_certkey(mtls_server_config_builder *b,
+                                                   const mtls_certkey *ck);
+/* 0x0303 (TLS 1.2 and up) or 0x0304 (TLS 1.3 only). */
+mtls_result mtls_server_config_builder_set_min_version(mtls_server_config_builder *b,
+                                                       uint16_t version);
+/* Suites to offer in server preference order; every id must be supported (MTLS_INVALID). */
+mtls_result mtls_server_config_builder_set_suites(mtls_server_config_builder *b,
+                                                  const uint16_t *ids, size_t n);
+mtls_result mtls_server_config_builder_set_honor_client_order(mtls_server_config_builder *b,
+                                                              bool honor);
+/* Consumes b, also on failure; err gets a sentence on failure. */
+mtls_result mtls_server_config_builder_build(mtls_server_config_builder *b,
+                                             const mtls_server_config **out,
+                                             char *err, size_t err_len);
+/* Only for a builder that is never built. */
+void mtls_server_config_builder_free(mtls_server_config_builder *b);
+/* A copy of base agreeing on ALPN protocol proto (len 0: no ALPN). */
+mtls_result mtls_server_config_with_alpn(const mtls_server_config *base,
+                                         const uint8_t *proto, size_t proto_len,
+                                         const mtls_server_config **out);
+/* Connections started with a config keep it alive by themselves. */
+void mtls_server_config_free(const mtls_server_config *c);
+
+/* ---- connection --------------------------------------------------------------------------
+ * Life: mtls_conn_new; feed with mtls_conn_read_tls + mtls_conn_process until MTLS_HELLO;
+ * look at mtls_conn_sni / mtls_conn_hello_alpn; then mtls_conn_start(config) or
+ * mtls_conn_refuse(alert). After that: read_tls/process, read/write plaintext, write_tls out.
+ * After any error, send what mtls_conn_write_tls still gives (the alert), then close. */
+typedef struct mtls_conn mtls_conn;
+
+mtls_conn *mtls_conn_new(void);
+void mtls_conn_free(mtls_conn *conn);
+/* len 0 tells of the transport's EOF. *n_read may be < len: process, then offer the rest. */
+mtls_result mtls_conn_read_tls(mtls_conn *conn, const uint8_t *buf, size_t len, size_t *n_read);
+mtls_result mtls_conn_process(mtls_conn *conn);
+mtls_result mtls_conn_sni(const mtls_conn *conn, const char **name, size_t *len);
+size_t mtls_conn_hello_alpn_count(const mtls_conn *conn);
+mtls_result mtls_conn_hello_alpn(const mtls_conn *conn, size_t i,
+                                 const uint8_t **proto, size_t *len);
+mtls_result mtls_conn_start(mtls_conn *conn, const mtls_server_config *config);
+/* A fatal alert instead of a handshake, e.g. 112 (unrecognized_name). */
+mtls_result mtls_conn_refuse(mtls_conn *conn, uint8_t alert_description);
+bool mtls_conn_wants_write(const mtls_conn *conn);
+mtls_result mtls_conn_write_tls(mtls_conn *conn, uint8_t *buf, size_t len, size_t *n_written);
+bool mtls_conn_is_handshaking(const mtls_conn *conn);
+/* MTLS_OK with *n_read > 0, MTLS_WOULD_BLOCK, MTLS_EOF or MTLS_PEER_UNEXPECTED_EOF. */
+mtls_result mtls_conn_read(mtls_conn *conn, uint8_t *buf, size_t len, size_t *n_read);
+/* *n_taken < len when rustls' send buffer is full: drain with write_tls, offer the rest. */
+mtls_result mtls_conn_write(mtls_conn *conn, const uint8_t *buf, size_t len, size_t *n_taken);
+void mtls_conn_send_close_notify(mtls_conn *conn);
+uint16_t mtls_conn_protocol_version(const mtls_conn *conn);
+uint16_t mtls_conn_cipher_suite(const mtls_conn *conn);
+bool mtls_conn_is_resumed(const mtls_conn *conn);
+/* Which certificate (order added to the config) this client got; -1 if none. */
+int32_t mtls_conn_certkey_index(const mtls_conn *conn);
+/* The last error's detail, NUL-terminated into buf. */
+void mtls_conn_error(const mtls_conn *conn, char *buf, size_t len);
+
+#endif /* MTLS_H */

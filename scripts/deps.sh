@@ -1,0 +1,37 @@
+#!/bin/sh
+# Installs the Debian packages a step needs, only those missing. `build`: compiling the
+# module; `test`: the test suite's peers. Needs root (apt) when something is missing.
+set -eu
+
+build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates"
+test="$build curl openssl nghttp2-client python3-pytest python3-openssl"
+
+case "${1:-build}" in
+  build) want=$build ;;
+  test)  want=$test ;;
+  *) echo "usage: $0 build|test" >&2; exit 2 ;;
+esac
+
+missing=""
+for p in $want; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+  if [ "$(id -u)" != 0 ]; then
+    echo "deps: missing Debian packages:$missing; run as root or: sudo apt-get install$missing" >&2
+    exit 1
+  fi
+  echo "deps: installing$missing"
+  apt-get update -q >/dev/null
+  # shellcheck disable=SC2086
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
+fi
+
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  PATH="$HOME/.cargo/bin:$PATH"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "deps: cargo (Rust 1.77 or newer) is needed to build the rustls bridge and is not" \
+       "on PATH; Debian 12's own cargo is too old for rustls 0.23" >&2
+  exit 1
+fi

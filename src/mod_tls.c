@@ -1,0 +1,69 @@
+/* mod_tls.c: TLS for Apache httpd through rustls. This file only wires hooks; each
+ * concern lives in its tls_*.c file. */
+#include <httpd.h>
+#include <http_config.h>
+#include <http_connection.h>
+#include <http_protocol.h>
+#include <http_request.h>
+#include <http_ssl.h>
+
+#include "tls_conf.h"
+#include "tls_conn.h"
+#include "tls_filter.h"
+#include "tls_setup.h"
+#include "tls_var.h"
+
+static int tls_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                            server_rec *s)
+{
+    (void)plog;
+    return tls_setup_check(pconf, ptemp, s);
+}
+
+static int tls_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
+                           server_rec *s)
+{
+    (void)pconf;
+    (void)plog;
+    tls_setup_warn(ptemp, s);
+    return OK;
+}
+
+/* The handshake runs inside mod_reqtimeout's handshake stage and before mod_http2. */
+static const char *const tls_handshake_pred[] = { "mod_reqtimeout.c", NULL };
+static const char *const tls_handshake_succ[] = { "mod_http2.c", NULL };
+
+static void tls_register_hooks(apr_pool_t *p)
+{
+    (void)p;
+    /* lifecycle */
+    ap_hook_check_config(tls_check_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(tls_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+
+    /* connections: before mod_http2 and the core look at them */
+    ap_hook_pre_connection(tls_conn_pre_connection, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_process_connection(tls_conn_process_connection, tls_handshake_pred,
+                               tls_handshake_succ, APR_HOOK_MIDDLE);
+    tls_filter_register();
+
+    /* what others may ask */
+    ap_hook_ssl_conn_is_ssl(tls_var_conn_is_ssl, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_ssl_var_lookup(tls_var_lookup, NULL, NULL, APR_HOOK_MIDDLE);
+
+    /* requests */
+    ap_hook_post_read_request(tls_var_check_request, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_fixups(tls_var_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+}
+
+AP_DECLARE_MODULE(tls) = {
+    STANDARD20_MODULE_STUFF,
+    tls_conf_create_dir,
+    tls_conf_merge_dir,
+    tls_conf_create_srv,
+    tls_conf_merge_srv,
+    tls_conf_cmds,
+    tls_register_hooks,
+#if defined(AP_MODULE_FLAG_NONE)
+    AP_MODULE_FLAG_ALWAYS_MERGE
+#endif
+};

@@ -1,0 +1,18 @@
+/* tls_cert.h: certificate files into rustls certified keys, and the admin's checks on them. */
+#ifndef TLS_CERT_H
+#define TLS_CERT_H
+
+#include "tls_conf.h"
+
+/* Loads (once per cycle, cached in global) the certificate and key of spec. The handle lives
+ * until pconf is cleared. On failure returns a sentence naming the file and what to fix. */
+const char *tls_cert_load(tls_global_t *global, apr_pool_t *pconf, apr_pool_t *ptemp,
+                          const tls_cert_spec_t *spec, mtls_certkey **ck);
+
+/* Whether any of the certificates covers host name `name` (wildcard patterns too). */
+int tls_cert_covers(apr_pool_t *p, const apr_array_header_t *certkeys, const char *name);
+
+/* The leaf of a certified key as PEM text. */
+const char *tls_cert_leaf_pem(apr_pool_t *p, const mtls_certkey *ck);
+
+#endif

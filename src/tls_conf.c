@@ -1,0 +1,291 @@
+/* tls_conf.c: the TLS* directives. Values start unset and merge field by field, so a vhost
+ * inherits exactly what it does not say itself; defaults live in the tls_conf_* getters. */
+#include <httpd.h>
+#include <apr_strings.h>
+#include <http_log.h>
+
+#include "tls_cipher.h"
+#include "tls_conf.h"
+
+APLOG_USE_MODULE(tls);
+
+/* The main server's config is created first in each configuration cycle (reading the
+ * config is single-threaded); the vhosts parsed after it share its global state. */
+static tls_global_t *cycle_global;
+
+void *tls_conf_create_srv(apr_pool_t *p, server_rec *s)
+{
+    tls_srv_conf_t *sc = apr_pcalloc(p, sizeof(*sc));
+
+    if (!s->is_virtual || !cycle_global) {
+        cycle_global = apr_pcalloc(p, sizeof(*cycle_global));
+        cycle_global->engines = apr_array_make(p, 4, sizeof(tls_engine_t));
+        cycle_global->settings = apr_hash_make(p);
+        cycle_global->certkeys = apr_hash_make(p);
+        cycle_global->warnings = apr_array_make(p, 4, sizeof(const char *));
+    }
+    sc->global = cycle_global;
+    sc->min_version = TLS_UNSET;
+    sc->honor_client_order = TLS_UNSET;
+    sc->strict_sni = TLS_UNSET;
+    return sc;
+}
+
+#define MERGE_INT(f) n->f = (add->f != TLS_UNSET) ? add->f : base->f
+#define MERGE_PTR(f) n->f = add->f ? add->f : base->f
+
+void *tls_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
+{
+    tls_srv_conf_t *base = basev, *add = addv, *n = apr_pcalloc(p, sizeof(*n));
+
+    MERGE_PTR(global);
+    /* The main server's certificates are the default only for vhosts without any. */
+    MERGE_PTR(certs);
+    MERGE_INT(min_version);
+    MERGE_PTR(prefer);
+    MERGE_PTR(suppress);
+    MERGE_INT(honor_client_order);
+    MERGE_INT(strict_sni);
+    return n;
+}
+
+void *tls_conf_create_dir(apr_pool_t *p, char *dir)
+{
+    tls_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
+
+    (void)dir;
+    dc->std_env_vars = TLS_UNSET;
+    dc->export_cert_data = TLS_UNSET;
+    return dc;
+}
+
+void *tls_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
+{
+    tls_dir_conf_t *base = basev, *add = addv, *n = apr_pcalloc(p, sizeof(*n));
+
+    MERGE_INT(std_env_vars);
+    MERGE_INT(export_cert_data);
+    return n;
+}
+
+tls_srv_conf_t *tls_conf_srv_get(server_rec *s)
+{
+    return ap_get_module_config(s->module_config, &tls_module);
+}
+
+tls_dir_conf_t *tls_conf_dir_get(request_rec *r)
+{
+    return ap_get_module_config(r->per_dir_config, &tls_module);
+}
+
+int tls_conf_strict_sni(const tls_srv_conf_t *sc)
+{
+    return sc->strict_sni != 0;
+}
+
+int tls_conf_honor_client_order(const tls_srv_conf_t *sc)
+{
+    return sc->honor_client_order != 0;
+}
+
+int tls_conf_min_version(const tls_srv_conf_t *sc)
+{
+    return sc->min_version == TLS_UNSET ? 0x0303 : sc->min_version;
+}
+
+static tls_where_t where_of(cmd_parms *cmd)
+{
+    tls_where_t w = { cmd->directive->filename, cmd->directive->line_num };
+    return w;
+}
+
+static const char *set_engine(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    tls_engine_t *e;
+    char *host = NULL, *scope = NULL;
+    apr_port_t port = 0;
+    apr_status_t rv;
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    rv = apr_parse_addr_port(&host, &scope, &port, arg, cmd->pool);
+    if (rv != APR_SUCCESS || port == 0 || scope) {
+        return apr_psprintf(cmd->pool, "TLSEngine '%s': give a port or address:port, "
+                            "like 443 or 192.0.2.1:443 or [::1]:443", arg);
+    }
+    e = apr_array_push(sc->global->engines);
+    e->spec = arg;
+    e->port = port;
+    e->where = where_of(cmd);
+    e->addr = NULL;
+    if (host && strcmp(host, "*")) {
+        rv = apr_sockaddr_info_get(&e->addr, host, APR_UNSPEC, port, 0, cmd->pool);
+        if (rv != APR_SUCCESS) {
+            return apr_psprintf(cmd->pool, "TLSEngine '%s': cannot resolve address '%s'",
+                                arg, host);
+        }
+    }
+    return NULL;
+}
+
+static const char *check_readable(cmd_parms *cmd, const char *what, const char *path)
+{
+    apr_file_t *f;
+    apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool);
+    char buf[256];
+
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(cmd->pool, "TLSCertificate: cannot read the %s file '%s' (%s); "
+                            "check the path and its permissions", what, path,
+                            apr_strerror(rv, buf, sizeof(buf)));
+    }
+    apr_file_close(f);
+    return NULL;
+}
+
+static const char *set_certificate(cmd_parms *cmd, void *dc, const char *cert, const char *key)
+{
+    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+    tls_cert_spec_t *spec;
+    const char *err;
+
+    (void)dc;
+    if (!sc->certs) {
+        sc->certs = apr_array_make(cmd->pool, 2, sizeof(tls_cert_spec_t));
+    }
+    spec = apr_array_push(sc->certs);
+    spec->cert_file = ap_server_root_relative(cmd->pool, cert);
+    spec->key_file = key ? ap_server_root_relative(cmd->pool, key) : NULL;
+    spec->where = where_of(cmd);
+    if (!spec->cert_file || (key && !spec->key_file)) {
+        return "TLSCertificate: invalid file path";
+    }
+    if ((err = check_readable(cmd, "certificate", spec->cert_file))) {
+        return err;
+    }
+    return spec->key_file ? check_readable(cmd, "key", spec->key_file) : NULL;
+}
+
+static const char *set_protocol(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+    const char *v = arg;
+
+    (void)dc;
+    if (!strcasecmp(arg, "default")) {
+        sc->min_version = 0x0303;
+        return NULL;
+    }
+    if (!strncasecmp(v, "TLS", 3)) {
+        v += 3;
+    }
+    if (!strcasecmp(v, "v1.2+") || !strcasecmp(v, "v0x0303+")) {
+        sc->min_version = 0x0303;
+    }
+    else if (!strcasecmp(v, "v1.3+") || !strcasecmp(v, "v0x0304+")) {
+        sc->min_version = 0x0304;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "TLSProtocol '%s' is not known or not safe: use "
+                            "'default' (TLS 1.2 and 1.3), 'TLSv1.2+' or 'TLSv1.3+' "
+                            "(TLS 1.0 and 1.1 are not offered)", arg);
+    }
+    return NULL;
+}
+
+static const char *add_ciphers(cmd_parms *cmd, apr_array_header_t **ids, const char *arg)
+{
+    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+    apr_array_header_t *unsupported = apr_array_make(cmd->temp_pool, 2, sizeof(const char *));
+    const char *err;
+    int i;
+
+    if (!*ids) {
+        *ids = apr_array_make(cmd->pool, 8, sizeof(uint16_t));
+    }
+    err = tls_cipher_parse_list(cmd->pool, arg, *ids, unsupported);
+    if (err) {
+        return apr_pstrcat(cmd->pool, cmd->cmd->name, ": ", err, NULL);
+    }
+    for (i = 0; i < unsupported->nelts; ++i) {
+        APR_ARRAY_PUSH(sc->global->warnings, const char *) = apr_psprintf(
+            cmd->pool, "%s:%d: %s: cipher %s is not offered by rustls and is ignored",
+            cmd->directive->filename, cmd->directive->line_num, cmd->cmd->name,
+            APR_ARRAY_IDX(unsupported, i, const char *));
+    }
+    return NULL;
+}
+
+static const char *set_prefer(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return add_ciphers(cmd, &tls_conf_srv_get(cmd->server)->prefer, arg);
+}
+
+static const char *set_suppress(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return add_ciphers(cmd, &tls_conf_srv_get(cmd->server)->suppress, arg);
+}
+
+static const char *set_honor_order(cmd_parms *cmd, void *dc, int flag)
+{
+    (void)dc;
+    tls_conf_srv_get(cmd->server)->honor_client_order = flag;
+    return NULL;
+}
+
+static const char *set_strict_sni(cmd_parms *cmd, void *dc, int flag)
+{
+    (void)dc;
+    tls_conf_srv_get(cmd->server)->strict_sni = flag;
+    return NULL;
+}
+
+static const char *set_options(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    tls_dir_conf_t *dc = dcv;
+    int value = 1, *field;
+    const char *name = arg;
+
+    if (*name == '+' || *name == '-') {
+        value = (*name == '+');
+        ++name;
+    }
+    if (!strcasecmp(name, "StdEnvVars")) {
+        field = &dc->std_env_vars;
+    }
+    else if (!strcasecmp(name, "ExportCertData")) {
+        field = &dc->export_cert_data;
+    }
+    else {
+        return apr_psprintf(cmd->pool, "TLSOptions: unknown option '%s'; "
+                            "known are StdEnvVars and ExportCertData, with + or -", arg);
+    }
+    *field = value;
+    return NULL;
+}
+
+const command_rec tls_conf_cmds[] = {
+    AP_INIT_ITERATE("TLSEngine", set_engine, NULL, RSRC_CONF,
+        "[address:]port of a Listen to serve with TLS"),
+    AP_INIT_TAKE12("TLSCertificate", set_certificate, NULL, RSRC_CONF,
+        "certificate (chain) PEM file, and the key PEM file if not in the same file"),
+    AP_INIT_TAKE1("TLSProtocol", set_protocol, NULL, RSRC_CONF,
+        "minimum TLS version: default, TLSv1.2+ or TLSv1.3+"),
+    AP_INIT_ITERATE("TLSCiphersPrefer", set_prefer, NULL, RSRC_CONF,
+        "cipher suites to prefer, in order"),
+    AP_INIT_ITERATE("TLSCiphersSuppress", set_suppress, NULL, RSRC_CONF,
+        "cipher suites never to use"),
+    AP_INIT_FLAG("TLSHonorClientOrder", set_honor_order, NULL, RSRC_CONF,
+        "on: the client's cipher preference wins (default), off: ours"),
+    AP_INIT_FLAG("TLSStrictSNI", set_strict_sni, NULL, RSRC_CONF,
+        "on: refuse SNI names no vhost serves (default), off: use the default vhost"),
+    AP_INIT_ITERATE("TLSOptions", set_options, NULL, RSRC_CONF | OR_OPTIONS,
+        "[+-]StdEnvVars [+-]ExportCertData"),
+    { NULL }
+};

@@ -1,0 +1,84 @@
+/* tls_conf.h: mod_tls' directives and the per-server / per-directory settings they fill. */
+#ifndef TLS_CONF_H
+#define TLS_CONF_H
+
+#include <apr_hash.h>
+#include <httpd.h>
+#include <http_config.h>
+
+#include "mtls.h"
+
+#define TLS_UNSET (-1)
+
+/* Where a directive stood, so later checks can point the admin at it. */
+typedef struct {
+    const char *file;
+    unsigned line;
+} tls_where_t;
+
+/* One `TLSEngine [address:]port`. */
+typedef struct {
+    const char *spec;        /* as written, for messages */
+    apr_sockaddr_t *addr;    /* NULL: any address with this port */
+    apr_port_t port;
+    tls_where_t where;
+} tls_engine_t;
+
+/* One `TLSCertificate cert [key]`, paths already made absolute. */
+typedef struct {
+    const char *cert_file;
+    const char *key_file;    /* NULL: the key is in cert_file */
+    tls_where_t where;
+} tls_cert_spec_t;
+
+/* The rustls side of a vhost's settings, built at startup and shared by every vhost whose
+ * settings are the same (which is also what allows a request to such a vhost on the
+ * connection: see tls_var.c's 421 check). */
+typedef struct {
+    const char *key;                   /* the settings as text; equal text, equal settings */
+    apr_array_header_t *certkeys;      /* mtls_certkey*, in TLSCertificate order */
+    const mtls_server_config *config;  /* no ALPN */
+    apr_hash_t *by_alpn;               /* protocol name -> mtls_server_config* */
+} tls_settings_t;
+
+/* Module-wide state, one per configuration cycle, shared by all server configs. */
+typedef struct {
+    apr_array_header_t *engines;       /* tls_engine_t */
+    apr_hash_t *settings;              /* key text -> tls_settings_t* */
+    apr_hash_t *certkeys;              /* "cert\nkey" -> mtls_certkey*, loaded once */
+    apr_array_header_t *warnings;      /* sentences to log once the error log is open */
+} tls_global_t;
+
+typedef struct {
+    tls_global_t *global;
+    apr_array_header_t *certs;         /* tls_cert_spec_t; NULL: unset */
+    int min_version;                   /* 0x0303 or 0x0304; TLS_UNSET: TLS 1.2 */
+    apr_array_header_t *prefer;        /* uint16_t suite ids; NULL: unset */
+    apr_array_header_t *suppress;      /* uint16_t suite ids; NULL: unset */
+    int honor_client_order;            /* TLS_UNSET: on */
+    int strict_sni;                    /* TLS_UNSET: on */
+    const tls_settings_t *settings;    /* filled by tls_setup; NULL: not serving TLS */
+} tls_srv_conf_t;
+
+typedef struct {
+    int std_env_vars;                  /* TLS_UNSET: off */
+    int export_cert_data;              /* TLS_UNSET: off */
+} tls_dir_conf_t;
+
+extern module AP_MODULE_DECLARE_DATA tls_module;
+extern const command_rec tls_conf_cmds[];
+
+void *tls_conf_create_srv(apr_pool_t *p, server_rec *s);
+void *tls_conf_merge_srv(apr_pool_t *p, void *basev, void *addv);
+void *tls_conf_create_dir(apr_pool_t *p, char *dir);
+void *tls_conf_merge_dir(apr_pool_t *p, void *basev, void *addv);
+
+tls_srv_conf_t *tls_conf_srv_get(server_rec *s);
+tls_dir_conf_t *tls_conf_dir_get(request_rec *r);
+
+/* Effective values, defaults applied. */
+int tls_conf_strict_sni(const tls_srv_conf_t *sc);
+int tls_conf_honor_client_order(const tls_srv_conf_t *sc);
+int tls_conf_min_version(const tls_srv_conf_t *sc);
+
+#endif

@@ -1,0 +1,244 @@
+/* tls_conn.c: one incoming TLS connection from accept to close: taking it over, choosing
+ * the vhost and protocol from the ClientHello, recording what the handshake agreed, and the
+ * one place that changes and logs its state. The byte moving lives in tls_filter.c. */
+#include <httpd.h>
+#include <apr_strings.h>
+#include <http_connection.h>
+#include <http_log.h>
+#include <http_protocol.h>
+#include <http_vhost.h>
+
+#include "tls_conn.h"
+#include "tls_filter.h"
+#include "tls_setup.h"
+
+APLOG_USE_MODULE(tls);
+
+/* TLS alert descriptions we send ourselves. */
+#define TLS_ALERT_UNRECOGNIZED_NAME 112
+#define TLS_ALERT_INTERNAL_ERROR 80
+
+static const char *const STATE_NAMES[] = { "hello", "handshake", "traffic", "closed", "failed" };
+
+tls_conn_t *tls_conn_get(conn_rec *c)
+{
+    if (c->master) {
+        c = c->master;
+    }
+    return ap_get_module_config(c->conn_config, &tls_module);
+}
+
+void tls_conn_transit(tls_conn_t *tc, tls_state_e state)
+{
+    ap_log_cerror(APLOG_MARK, APLOG_TRACE2, 0, tc->c, "tls: %s -> %s",
+                  STATE_NAMES[tc->state], STATE_NAMES[state]);
+    tc->state = state;
+}
+
+apr_status_t tls_conn_fail(tls_conn_t *tc, mtls_result rr, const char *during)
+{
+    char detail[256], text[128];
+
+    if (tc->state != TLS_ST_FAILED) {
+        detail[0] = '\0';
+        mtls_conn_error(tc->rc, detail, sizeof(detail));
+        mtls_result_text(rr, text, sizeof(text));
+        /* A bad peer is routine on the internet: info, so it never floods the error log. */
+        ap_log_cerror(APLOG_MARK, mtls_result_is_peer_fault(rr) ? APLOG_INFO : APLOG_ERR, 0,
+                      tc->c, "tls: connection from %s failed during %s: %s%s%s%s",
+                      tc->c->client_ip, during, text, detail[0] ? " (" : "", detail,
+                      detail[0] ? ")" : "");
+        tls_conn_transit(tc, TLS_ST_FAILED);
+    }
+    return APR_ECONNABORTED;
+}
+
+static apr_status_t conn_cleanup(void *data)
+{
+    tls_conn_t *tc = data;
+
+    mtls_conn_free(tc->rc);
+    tc->rc = NULL;
+    return APR_SUCCESS;
+}
+
+int tls_conn_pre_connection(conn_rec *c, void *csd)
+{
+    tls_srv_conf_t *sc = tls_conf_srv_get(c->base_server);
+    tls_conn_t *tc;
+
+    (void)csd;
+    if (c->master || !sc->global || !tls_setup_is_tls_addr(sc->global, c->local_addr)) {
+        return DECLINED;
+    }
+    tc = apr_pcalloc(c->pool, sizeof(*tc));
+    tc->c = c;
+    tc->state = TLS_ST_HELLO;
+    tc->certkey_index = -1;
+    tc->rc = mtls_conn_new();
+    if (!tc->rc) {
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "tls: cannot create a TLS connection");
+        c->aborted = 1;
+        return DONE;
+    }
+    apr_pool_cleanup_register(c->pool, tc, conn_cleanup, apr_pool_cleanup_null);
+    ap_set_module_config(c->conn_config, &tls_module, tc);
+    tls_filter_add(tc);
+    return OK;
+}
+
+int tls_conn_process_connection(conn_rec *c)
+{
+    tls_conn_t *tc = tls_conn_get(c);
+    apr_bucket_brigade *bb;
+    apr_status_t rv;
+
+    if (!tc || c->master || tc->state != TLS_ST_HELLO) {
+        return DECLINED;
+    }
+    /* The handshake now, so that SNI and ALPN are settled (and a switch to h2 done)
+     * before the protocol modules look at the connection. */
+    bb = apr_brigade_create(c->pool, c->bucket_alloc);
+    rv = ap_get_brigade(c->input_filters, bb, AP_MODE_INIT, APR_BLOCK_READ, 0);
+    apr_brigade_destroy(bb);
+    if (rv != APR_SUCCESS) {
+        c->aborted = 1;
+        return DONE;
+    }
+    return DECLINED;
+}
+
+typedef struct {
+    const char *name;
+    server_rec *found;
+} sni_match_t;
+
+static int server_has_name(server_rec *s, const char *name)
+{
+    int i;
+
+    if (s->server_hostname && !strcasecmp(s->server_hostname, name)) {
+        return 1;
+    }
+    for (i = 0; s->names && i < s->names->nelts; ++i) {
+        if (!strcasecmp(APR_ARRAY_IDX(s->names, i, const char *), name)) {
+            return 1;
+        }
+    }
+    for (i = 0; s->wild_names && i < s->wild_names->nelts; ++i) {
+        if (!ap_strcasecmp_match(name, APR_ARRAY_IDX(s->wild_names, i, const char *))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int sni_match(void *baton, conn_rec *c, server_rec *s)
+{
+    sni_match_t *m = baton;
+
+    (void)c;
+    if (tls_conf_srv_get(s)->settings && server_has_name(s, m->name)) {
+        m->found = s;
+        return 1;
+    }
+    return 0;
+}
+
+/* The ALPN protocols the client offered, as Apache wants them. */
+static apr_array_header_t *client_protocols(tls_conn_t *tc)
+{
+    size_t i, n = mtls_conn_hello_alpn_count(tc->rc);
+    apr_array_header_t *protos = apr_array_make(tc->c->pool, (int)n + 1, sizeof(const char *));
+    const uint8_t *p;
+    size_t len;
+
+    for (i = 0; i < n; ++i) {
+        if (mtls_conn_hello_alpn(tc->rc, i, &p, &len) == MTLS_OK) {
+            APR_ARRAY_PUSH(protos, const char *) = apr_pstrmemdup(tc->c->pool, (const char *)p, len);
+        }
+    }
+    return protos;
+}
+
+static const mtls_server_config *choose_config(tls_conn_t *tc)
+{
+    apr_array_header_t *offered = client_protocols(tc);
+    const mtls_server_config *variant;
+    const char *proto;
+    int i;
+
+    if (!offered->nelts) {
+        return tc->settings->config;
+    }
+    proto = ap_select_protocol(tc->c, NULL, tc->server, offered);
+    for (i = 0; proto && i < offered->nelts; ++i) {
+        if (!strcmp(proto, APR_ARRAY_IDX(offered, i, const char *))) {
+            variant = apr_hash_get(tc->settings->by_alpn, proto, APR_HASH_KEY_STRING);
+            if (variant) {
+                tc->alpn = proto;
+                return variant;
+            }
+        }
+    }
+    /* Nothing in common: answer without ALPN; the client decides whether that will do. */
+    return tc->settings->config;
+}
+
+apr_status_t tls_conn_on_hello(tls_conn_t *tc)
+{
+    conn_rec *c = tc->c;
+    const char *name;
+    size_t len;
+    mtls_result rr;
+
+    tc->server = c->base_server;
+    if (mtls_conn_sni(tc->rc, &name, &len) == MTLS_OK && len) {
+        sni_match_t m = { apr_pstrmemdup(c->pool, name, len), NULL };
+        tc->sni = m.name;
+        ap_vhost_iterate_given_conn(c, sni_match, &m);
+        if (m.found) {
+            tc->server = m.found;
+        }
+        else if (tls_conf_strict_sni(tls_conf_srv_get(c->base_server))) {
+            ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, c, "tls: connection from %s refused: "
+                          "no virtual host for SNI name '%s' (TLSStrictSNI on)",
+                          c->client_ip, tc->sni);
+            mtls_conn_refuse(tc->rc, TLS_ALERT_UNRECOGNIZED_NAME);
+            tls_conn_transit(tc, TLS_ST_FAILED);
+            return APR_ECONNABORTED;
+        }
+    }
+    tc->settings = tls_conf_srv_get(tc->server)->settings;
+    if (!tc->settings) {
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "tls: %s has no TLS settings for a "
+                      "connection on a TLS address", tc->server->server_hostname);
+        mtls_conn_refuse(tc->rc, TLS_ALERT_INTERNAL_ERROR);
+        tls_conn_transit(tc, TLS_ST_FAILED);
+        return APR_ECONNABORTED;
+    }
+    rr = mtls_conn_start(tc->rc, choose_config(tc));
+    if (rr != MTLS_OK) {
+        return tls_conn_fail(tc, rr, "handshake start");
+    }
+    tls_conn_transit(tc, TLS_ST_HANDSHAKE);
+    return APR_SUCCESS;
+}
+
+void tls_conn_on_handshake_done(tls_conn_t *tc)
+{
+    conn_rec *c = tc->c;
+
+    tc->version = mtls_conn_protocol_version(tc->rc);
+    tc->suite = mtls_conn_cipher_suite(tc->rc);
+    tc->resumed = mtls_conn_is_resumed(tc->rc);
+    tc->certkey_index = mtls_conn_certkey_index(tc->rc);
+    tls_conn_transit(tc, TLS_ST_TRAFFIC);
+    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, "tls: handshake done with %s: version %04x, "
+                  "suite %04x, sni %s, alpn %s%s", c->client_ip, tc->version, tc->suite,
+                  tc->sni ? tc->sni : "-", tc->alpn ? tc->alpn : "-",
+                  tc->resumed ? ", resumed" : "");
+    if (tc->alpn && strcmp(tc->alpn, ap_get_protocol(c))) {
+        ap_switch_protocol(c, NULL, tc->server, tc->alpn);
+    }
+}

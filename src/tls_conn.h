@@ -1,0 +1,65 @@
+/* tls_conn.h: the state of one incoming TLS connection ("in" is what the client sends,
+ * "out" what we send; "hello" the ClientHello phase, "traffic" after the handshake). */
+#ifndef TLS_CONN_H
+#define TLS_CONN_H
+
+#include <httpd.h>
+#include <util_filter.h>
+
+#include "tls_conf.h"
+
+typedef enum {
+    TLS_ST_HELLO,          /* reading the ClientHello: no vhost chosen yet */
+    TLS_ST_HANDSHAKE,      /* vhost and config chosen, handshake under way */
+    TLS_ST_TRAFFIC,        /* application data */
+    TLS_ST_CLOSED,         /* close_notify sent or received, or EOF */
+    TLS_ST_FAILED          /* refused or broken; only queued alerts go out */
+} tls_state_e;
+
+typedef struct {
+    conn_rec *c;
+    mtls_conn *rc;                     /* rustls connection, freed with c->pool */
+    tls_state_e state;
+    server_rec *server;                /* vhost the handshake chose (SNI or address default) */
+    const tls_settings_t *settings;    /* of that vhost */
+    const char *sni;                   /* NULL: the client sent none */
+    const char *alpn;                  /* agreed protocol, NULL: none */
+    uint16_t version;                  /* after the handshake: for variables */
+    uint16_t suite;
+    int resumed;
+    int certkey_index;
+    ap_filter_t *in_filter;            /* ours; TLS bytes come from its next */
+    ap_filter_t *out_filter;           /* ours; TLS bytes go to its next */
+    apr_bucket_brigade *raw_in;        /* TLS read from the network, scratch */
+    apr_bucket_brigade *plain_in;      /* decrypted, not yet taken by Apache */
+    apr_bucket_brigade *raw_out;       /* TLS on its way to the network */
+    int in_eof;                        /* no more TLS will come in */
+    char *stash;                       /* small writes gathered into one record */
+    apr_size_t stash_len;
+    apr_size_t out_pending;            /* bytes in raw_out not yet passed on */
+} tls_conn_t;
+
+/* The TLS state of c, or of the connection c runs on (HTTP/2 streams); NULL: no TLS. */
+tls_conn_t *tls_conn_get(conn_rec *c);
+
+/* pre_connection: takes over connections to TLS addresses. */
+int tls_conn_pre_connection(conn_rec *c, void *csd);
+
+/* process_connection: completes the handshake before protocol modules take over. */
+int tls_conn_process_connection(conn_rec *c);
+
+/* The ClientHello is in: choose the vhost by SNI, the protocol by ALPN, start the handshake
+ * with that vhost's prebuilt config, or refuse. */
+apr_status_t tls_conn_on_hello(tls_conn_t *tc);
+
+/* The handshake is complete: remember what was agreed, switch protocol if ALPN said so. */
+void tls_conn_on_handshake_done(tls_conn_t *tc);
+
+/* Moves to a new state, logging the step at trace level. */
+void tls_conn_transit(tls_conn_t *tc, tls_state_e state);
+
+/* A TLS error: logged once (info when the peer is at fault), state FAILED. Returns the
+ * status the filters hand up. */
+apr_status_t tls_conn_fail(tls_conn_t *tc, mtls_result rr, const char *during);
+
+#endif

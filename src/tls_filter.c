@@ -1,0 +1,510 @@
+/* tls_filter.c: the brigade/record bridge. The input filter reads TLS from the network,
+ * feeds rustls and keeps the decrypted bytes in plain_in to answer every read mode; it also
+ * drives the handshake, lazily on the first read, so mod_reqtimeout's handshake stage applies.
+ * The output filter gathers small writes into full records, hands plaintext to rustls in
+ * bounded pieces and passes the TLS bytes on as they come, so memory stays bounded whatever
+ * the response size. */
+#include <httpd.h>
+#include <apr_strings.h>
+#include <http_connection.h>
+#include <http_log.h>
+#include <http_request.h>
+
+#include "tls_filter.h"
+
+APLOG_USE_MODULE(tls);
+
+#define TLS_REC_MAX     16384                  /* plaintext bytes in a full TLS record */
+#define TLS_IN_CHUNK    (TLS_REC_MAX + 1024)   /* TLS bytes asked of the network at once */
+#define TLS_OUT_CHUNK   (TLS_REC_MAX + 1024)   /* room for one full record with overhead */
+#define TLS_OUT_PASS    (64 * 1024)            /* pass TLS on once this much waits */
+#define TLS_COPY_BELOW  2048                   /* smaller reads are copied, not handed over */
+
+static const char *phase_of(const tls_conn_t *tc)
+{
+    return tc->state == TLS_ST_TRAFFIC ? "traffic" : "handshake";
+}
+
+/* ---- out: TLS to the network ----------------------------------------------------------- */
+
+/* Moves every TLS byte rustls holds into raw_out. */
+static apr_status_t out_drain(tls_conn_t *tc)
+{
+    apr_bucket_alloc_t *ba = tc->c->bucket_alloc;
+    mtls_result rr;
+    size_t n, len;
+    char *buf;
+
+    while (mtls_conn_wants_write(tc->rc)) {
+        buf = apr_bucket_alloc(TLS_OUT_CHUNK, ba);
+        len = 0;
+        do {
+            rr = mtls_conn_write_tls(tc->rc, (uint8_t *)buf + len, TLS_OUT_CHUNK - len, &n);
+            len += n;
+        } while (rr == MTLS_OK && n > 0 && len < TLS_OUT_CHUNK);
+        if (rr != MTLS_OK || len == 0) {
+            apr_bucket_free(buf);
+            if (rr != MTLS_OK) {
+                return tls_conn_fail(tc, rr, "sending");
+            }
+            break;
+        }
+        APR_BRIGADE_INSERT_TAIL(tc->raw_out, apr_bucket_heap_create(buf, len, apr_bucket_free, ba));
+        tc->out_pending += len;
+    }
+    return APR_SUCCESS;
+}
+
+/* Passes what raw_out holds (and a FLUSH if asked) to the network. */
+static apr_status_t out_pass(tls_conn_t *tc, int flush)
+{
+    apr_status_t rv = out_drain(tc);
+
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(tc->raw_out, apr_bucket_flush_create(tc->c->bucket_alloc));
+    }
+    if (!APR_BRIGADE_EMPTY(tc->raw_out)) {
+        apr_status_t prv = ap_pass_brigade(tc->out_filter->next, tc->raw_out);
+        apr_brigade_cleanup(tc->raw_out);
+        tc->out_pending = 0;
+        if (rv == APR_SUCCESS) {
+            rv = prv;
+        }
+    }
+    return rv;
+}
+
+/* Encrypts plaintext; passes TLS on whenever enough waits, so nothing piles up. */
+static apr_status_t out_encrypt(tls_conn_t *tc, const char *data, apr_size_t len)
+{
+    apr_status_t rv;
+    mtls_result rr;
+    size_t n;
+
+    while (len > 0) {
+        rr = mtls_conn_write(tc->rc, (const uint8_t *)data, len, &n);
+        if (rr != MTLS_OK) {
+            return tls_conn_fail(tc, rr, "sending");
+        }
+        data += n;
+        len -= n;
+        if ((rv = out_drain(tc)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (tc->out_pending >= TLS_OUT_PASS && (rv = out_pass(tc, 0)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
+    return APR_SUCCESS;
+}
+
+static apr_status_t out_stash_flush(tls_conn_t *tc)
+{
+    apr_status_t rv = APR_SUCCESS;
+
+    if (tc->stash_len) {
+        rv = out_encrypt(tc, tc->stash, tc->stash_len);
+        tc->stash_len = 0;
+    }
+    if (tc->stash) {
+        apr_bucket_free(tc->stash);
+        tc->stash = NULL;
+    }
+    return rv;
+}
+
+/* Small writes are gathered to fill a record; large ones go straight to rustls. */
+static apr_status_t out_write(tls_conn_t *tc, const char *data, apr_size_t len)
+{
+    apr_status_t rv;
+    apr_size_t n;
+
+    while (len > 0) {
+        if (!tc->stash_len && len >= TLS_REC_MAX) {
+            n = len - (len % TLS_REC_MAX);
+            if ((rv = out_encrypt(tc, data, n)) != APR_SUCCESS) {
+                return rv;
+            }
+        }
+        else {
+            if (!tc->stash) {
+                tc->stash = apr_bucket_alloc(TLS_REC_MAX, tc->c->bucket_alloc);
+            }
+            n = TLS_REC_MAX - tc->stash_len;
+            n = n < len ? n : len;
+            memcpy(tc->stash + tc->stash_len, data, n);
+            tc->stash_len += n;
+            if (tc->stash_len == TLS_REC_MAX) {
+                tc->stash_len = 0;
+                if ((rv = out_encrypt(tc, tc->stash, TLS_REC_MAX)) != APR_SUCCESS) {
+                    return rv;
+                }
+            }
+        }
+        data += n;
+        len -= n;
+    }
+    return APR_SUCCESS;
+}
+
+/* ---- in: TLS from the network ---------------------------------------------------------- */
+
+/* Moves the plaintext rustls has decrypted into plain_in. */
+static apr_status_t in_take_plain(tls_conn_t *tc)
+{
+    apr_bucket_alloc_t *ba = tc->c->bucket_alloc;
+    char *buf = NULL;
+    mtls_result rr;
+    size_t n;
+
+    for (;;) {
+        if (!buf) {
+            buf = apr_bucket_alloc(TLS_REC_MAX, ba);
+        }
+        rr = mtls_conn_read(tc->rc, (uint8_t *)buf, TLS_REC_MAX, &n);
+        if (rr != MTLS_OK) {
+            break;
+        }
+        if (n < TLS_COPY_BELOW) {
+            /* A request line or a small body part: keep a right-sized copy. */
+            APR_BRIGADE_INSERT_TAIL(tc->plain_in, apr_bucket_heap_create(buf, n, NULL, ba));
+        }
+        else {
+            APR_BRIGADE_INSERT_TAIL(tc->plain_in, apr_bucket_heap_create(buf, n, apr_bucket_free, ba));
+            buf = NULL;
+        }
+    }
+    if (buf) {
+        apr_bucket_free(buf);
+    }
+    switch (rr) {
+    case MTLS_WOULD_BLOCK:
+        return APR_SUCCESS;
+    case MTLS_EOF:
+        tc->in_eof = 1;
+        tls_conn_transit(tc, TLS_ST_CLOSED);
+        return APR_SUCCESS;
+    case MTLS_PEER_UNEXPECTED_EOF:
+        /* Common and harmless between requests; a cut body shows up as a short read. */
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, tc->c,
+                      "tls: %s closed the connection without close_notify", tc->c->client_ip);
+        tc->in_eof = 1;
+        return APR_SUCCESS;
+    default:
+        return tls_conn_fail(tc, rr, "receiving");
+    }
+}
+
+/* Lets rustls look at what it was given; reacts to the hello and the handshake's end. */
+static apr_status_t in_process(tls_conn_t *tc)
+{
+    mtls_result rr = mtls_conn_process(tc->rc);
+    apr_status_t rv;
+
+    if (rr == MTLS_HELLO) {
+        if ((rv = tls_conn_on_hello(tc)) != APR_SUCCESS) {
+            return rv;
+        }
+        rr = mtls_conn_process(tc->rc);
+    }
+    if (rr != MTLS_OK && rr != MTLS_WOULD_BLOCK) {
+        return tls_conn_fail(tc, rr, phase_of(tc));
+    }
+    if (tc->state == TLS_ST_HANDSHAKE && !mtls_conn_is_handshaking(tc->rc)) {
+        tls_conn_on_handshake_done(tc);
+    }
+    return tc->state == TLS_ST_TRAFFIC ? in_take_plain(tc) : APR_SUCCESS;
+}
+
+/* Hands TLS bytes to rustls; len 0 tells it of the network's EOF. */
+static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
+{
+    apr_status_t rv;
+    mtls_result rr;
+    size_t n;
+
+    do {
+        rr = mtls_conn_read_tls(tc->rc, (const uint8_t *)data, len, &n);
+        if (rr != MTLS_OK) {
+            return tls_conn_fail(tc, rr, phase_of(tc));
+        }
+        if ((rv = in_process(tc)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (n == 0 && len > 0) {
+            /* rustls took nothing although everything decrypted was taken out */
+            return tls_conn_fail(tc, MTLS_PEER_INVALID, phase_of(tc));
+        }
+        data += n;
+        len -= n;
+    } while (len > 0);
+    return APR_SUCCESS;
+}
+
+/* One read from the network, fed to rustls; sends whatever rustls has to say back. */
+static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
+{
+    apr_status_t rv, prv;
+    apr_bucket *e;
+    const char *data;
+    apr_size_t len;
+    int eof = 0;
+
+    rv = ap_get_brigade(tc->in_filter->next, tc->raw_in, AP_MODE_READBYTES, block, TLS_IN_CHUNK);
+    if (rv == APR_EOF) {
+        eof = 1;
+        rv = APR_SUCCESS;
+    }
+    else if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(tc->raw_in)) {
+        /* The core answers a non-blocking read with nothing to read by an empty brigade. */
+        if (block == APR_NONBLOCK_READ) {
+            return APR_EAGAIN;
+        }
+        eof = 1;
+    }
+    while (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(tc->raw_in)) {
+        e = APR_BRIGADE_FIRST(tc->raw_in);
+        if (APR_BUCKET_IS_EOS(e)) {
+            eof = 1;
+        }
+        else if (!APR_BUCKET_IS_METADATA(e)
+                 && (rv = apr_bucket_read(e, &data, &len, block)) == APR_SUCCESS) {
+            rv = in_feed(tc, data, len);
+        }
+        apr_bucket_delete(e);
+    }
+    apr_brigade_cleanup(tc->raw_in);
+    if (rv == APR_SUCCESS && eof) {
+        tc->in_eof = 1;
+        rv = in_feed(tc, NULL, 0);
+    }
+    /* Handshake flights, tickets, alerts: rustls' answers go out right away. */
+    if (mtls_conn_wants_write(tc->rc)) {
+        prv = out_pass(tc, 1);
+        if (rv == APR_SUCCESS) {
+            rv = prv;
+        }
+    }
+    if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv) && tc->state != TLS_ST_FAILED) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, tc->c, "tls: reading from %s failed",
+                      tc->c->client_ip);
+    }
+    return rv;
+}
+
+static apr_status_t in_handshake(tls_conn_t *tc, apr_read_type_e block)
+{
+    apr_status_t rv;
+
+    while (tc->state == TLS_ST_HELLO || tc->state == TLS_ST_HANDSHAKE) {
+        if ((rv = in_read_net(tc, block)) != APR_SUCCESS) {
+            return rv;
+        }
+        if (tc->in_eof && tc->state != TLS_ST_TRAFFIC) {
+            ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c, "tls: %s closed the connection "
+                          "during the handshake", tc->c->client_ip);
+            tls_conn_transit(tc, TLS_ST_FAILED);
+        }
+    }
+    return tc->state == TLS_ST_FAILED ? APR_ECONNABORTED : APR_SUCCESS;
+}
+
+static int brigade_has_line(apr_bucket_brigade *bb)
+{
+    apr_size_t total = 0, len;
+    const char *data;
+    apr_bucket *e;
+
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb); e = APR_BUCKET_NEXT(e)) {
+        if (apr_bucket_read(e, &data, &len, APR_NONBLOCK_READ) != APR_SUCCESS
+            || memchr(data, '\n', len) || (total += len) >= HUGE_STRING_LEN) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Reads until plain_in can answer the mode: some bytes, a line, or everything. */
+static apr_status_t in_fill(tls_conn_t *tc, ap_input_mode_t mode, apr_read_type_e block)
+{
+    apr_status_t rv;
+
+    for (;;) {
+        if (!APR_BRIGADE_EMPTY(tc->plain_in) && mode != AP_MODE_EXHAUSTIVE
+            && (mode != AP_MODE_GETLINE || brigade_has_line(tc->plain_in))) {
+            return APR_SUCCESS;
+        }
+        if (tc->in_eof) {
+            return APR_BRIGADE_EMPTY(tc->plain_in) ? APR_EOF : APR_SUCCESS;
+        }
+        rv = in_read_net(tc, block);
+        if (APR_STATUS_IS_EAGAIN(rv) && !APR_BRIGADE_EMPTY(tc->plain_in)) {
+            return APR_SUCCESS;
+        }
+        if (rv != APR_SUCCESS) {
+            return rv;
+        }
+    }
+}
+
+/* Drops the CR and LF bytes that lead plain_in (what some clients send between requests). */
+static void in_eat_crlf(tls_conn_t *tc)
+{
+    const char *data;
+    apr_size_t len, i;
+    apr_bucket *e;
+
+    while (!APR_BRIGADE_EMPTY(tc->plain_in)) {
+        e = APR_BRIGADE_FIRST(tc->plain_in);
+        if (apr_bucket_read(e, &data, &len, APR_NONBLOCK_READ) != APR_SUCCESS) {
+            return;
+        }
+        for (i = 0; i < len && (data[i] == '\r' || data[i] == '\n'); ++i)
+            ;
+        if (i < len) {
+            if (i > 0) {
+                apr_bucket_split(e, i);
+                apr_bucket_delete(e);
+            }
+            return;
+        }
+        apr_bucket_delete(e);
+    }
+}
+
+static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
+                                  ap_input_mode_t mode, apr_read_type_e block,
+                                  apr_off_t readbytes)
+{
+    tls_conn_t *tc = f->ctx;
+    apr_status_t rv;
+    apr_bucket *e, *copy;
+
+    if (tc->state == TLS_ST_FAILED) {
+        return APR_ECONNABORTED;
+    }
+    if (tc->state < TLS_ST_TRAFFIC && (rv = in_handshake(tc, block)) != APR_SUCCESS) {
+        return rv;
+    }
+    if (mode == AP_MODE_INIT) {
+        return APR_SUCCESS;
+    }
+    if (mode == AP_MODE_EATCRLF) {
+        in_eat_crlf(tc);
+        return APR_SUCCESS;
+    }
+    if ((rv = in_fill(tc, mode, block)) != APR_SUCCESS) {
+        return rv;
+    }
+    switch (mode) {
+    case AP_MODE_GETLINE:
+        return apr_brigade_split_line(bb, tc->plain_in, block, HUGE_STRING_LEN);
+    case AP_MODE_EXHAUSTIVE:
+        APR_BRIGADE_CONCAT(bb, tc->plain_in);
+        return APR_SUCCESS;
+    case AP_MODE_READBYTES:
+        if ((rv = apr_brigade_partition(tc->plain_in, readbytes, &e)) != APR_SUCCESS
+            && rv != APR_INCOMPLETE) {
+            return rv;
+        }
+        while (APR_BRIGADE_FIRST(tc->plain_in) != e) {
+            copy = APR_BRIGADE_FIRST(tc->plain_in);
+            APR_BUCKET_REMOVE(copy);
+            APR_BRIGADE_INSERT_TAIL(bb, copy);
+        }
+        return APR_SUCCESS;
+    case AP_MODE_SPECULATIVE:
+        for (e = APR_BRIGADE_FIRST(tc->plain_in);
+             e != APR_BRIGADE_SENTINEL(tc->plain_in) && readbytes > 0; e = APR_BUCKET_NEXT(e)) {
+            if ((rv = apr_bucket_copy(e, &copy)) != APR_SUCCESS) {
+                return rv;
+            }
+            if ((apr_off_t)copy->length > readbytes) {
+                apr_bucket_split(copy, (apr_size_t)readbytes);
+                APR_BRIGADE_INSERT_TAIL(bb, copy);
+                apr_bucket_delete(APR_BUCKET_NEXT(copy));
+                break;
+            }
+            readbytes -= (apr_off_t)copy->length;
+            APR_BRIGADE_INSERT_TAIL(bb, copy);
+        }
+        return APR_SUCCESS;
+    default:
+        return APR_ENOTIMPL;
+    }
+}
+
+static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    tls_conn_t *tc = f->ctx;
+    apr_status_t rv = APR_SUCCESS;
+    apr_read_type_e block = APR_NONBLOCK_READ;
+    const char *data;
+    apr_size_t len;
+    apr_bucket *e;
+
+    while (!APR_BRIGADE_EMPTY(bb) && rv == APR_SUCCESS) {
+        e = APR_BRIGADE_FIRST(bb);
+        if (APR_BUCKET_IS_METADATA(e)) {
+            if (AP_BUCKET_IS_EOC(e) && tc->state == TLS_ST_TRAFFIC) {
+                rv = out_stash_flush(tc);
+                mtls_conn_send_close_notify(tc->rc);
+                tls_conn_transit(tc, TLS_ST_CLOSED);
+            }
+            APR_BUCKET_REMOVE(e);
+            if (rv == APR_SUCCESS && (rv = out_stash_flush(tc)) == APR_SUCCESS) {
+                rv = out_drain(tc);
+            }
+            APR_BRIGADE_INSERT_TAIL(tc->raw_out, e);
+            if (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e) || APR_BUCKET_IS_EOS(e)) {
+                rv = out_pass(tc, 0);
+            }
+            continue;
+        }
+        if (tc->state != TLS_ST_TRAFFIC) {
+            /* Nothing may go out unencrypted, and after close_notify nothing at all. */
+            apr_bucket_delete(e);
+            continue;
+        }
+        rv = apr_bucket_read(e, &data, &len, block);
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            /* A slow source (CGI, proxy): send what we have before waiting on it. */
+            if ((rv = out_stash_flush(tc)) == APR_SUCCESS && (rv = out_pass(tc, 1)) == APR_SUCCESS) {
+                block = APR_BLOCK_READ;
+            }
+            continue;
+        }
+        block = APR_NONBLOCK_READ;
+        if (rv == APR_SUCCESS) {
+            rv = out_write(tc, data, len);
+            apr_bucket_delete(e);
+        }
+    }
+    if (rv == APR_SUCCESS && (rv = out_stash_flush(tc)) == APR_SUCCESS) {
+        rv = out_pass(tc, 0);
+    }
+    else {
+        out_stash_flush(tc);
+        apr_brigade_cleanup(tc->raw_out);
+        tc->out_pending = 0;
+    }
+    apr_brigade_cleanup(bb);
+    return rv;
+}
+
+void tls_filter_register(void)
+{
+    ap_register_input_filter("TLS_IN", tls_filter_in, NULL, AP_FTYPE_CONNECTION + 5);
+    ap_register_output_filter("TLS_OUT", tls_filter_out, NULL, AP_FTYPE_CONNECTION + 5);
+}
+
+void tls_filter_add(tls_conn_t *tc)
+{
+    conn_rec *c = tc->c;
+
+    tc->raw_in = apr_brigade_create(c->pool, c->bucket_alloc);
+    tc->plain_in = apr_brigade_create(c->pool, c->bucket_alloc);
+    tc->raw_out = apr_brigade_create(c->pool, c->bucket_alloc);
+    tc->in_filter = ap_add_input_filter("TLS_IN", tc, NULL, c);
+    tc->out_filter = ap_add_output_filter("TLS_OUT", tc, NULL, c);
+}

@@ -1,0 +1,291 @@
+/* tls_setup.c: what happens once per configuration cycle. Which addresses speak TLS, which
+ * vhosts serve them, and one prebuilt rustls config per distinct set of vhost settings, so
+ * connections only pick a config and never build one. */
+#include <httpd.h>
+#include <apr_strings.h>
+#include <ap_listen.h>
+#include <http_core.h>
+#include <http_log.h>
+#include <http_protocol.h>
+
+#include "tls_cert.h"
+#include "tls_setup.h"
+
+APLOG_USE_MODULE(tls);
+
+static int addr_matches(const apr_sockaddr_t *want, apr_port_t want_port,
+                        const apr_sockaddr_t *have, apr_port_t have_port)
+{
+    if (have_port && want_port && have_port != want_port) {
+        return 0;
+    }
+    return !want || !have || apr_sockaddr_is_wildcard(have) || apr_sockaddr_is_wildcard(want)
+           || apr_sockaddr_equal(want, have);
+}
+
+int tls_setup_is_tls_addr(const tls_global_t *global, const apr_sockaddr_t *local)
+{
+    int i;
+
+    for (i = 0; i < global->engines->nelts; ++i) {
+        const tls_engine_t *e = &APR_ARRAY_IDX(global->engines, i, tls_engine_t);
+        /* Exact here: the local address is concrete, only the engine's may be "any". */
+        if (e->port == local->port && (!e->addr || apr_sockaddr_equal(e->addr, local))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+static int engine_has_listen(const tls_engine_t *e)
+{
+    ap_listen_rec *lr;
+
+    for (lr = ap_listeners; lr; lr = lr->next) {
+        if (lr->bind_addr->port == e->port
+            && addr_matches(e->addr, e->port, lr->bind_addr, lr->bind_addr->port)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The engine a vhost's address falls on, or NULL when it serves no TLS address. */
+static const tls_engine_t *vhost_engine(const tls_global_t *global, const server_rec *s)
+{
+    const server_addr_rec *sa;
+    int i;
+
+    for (sa = s->addrs; sa; sa = sa->next) {
+        for (i = 0; i < global->engines->nelts; ++i) {
+            const tls_engine_t *e = &APR_ARRAY_IDX(global->engines, i, tls_engine_t);
+            if (addr_matches(e->addr, e->port, sa->host_addr, sa->host_port)) {
+                return e;
+            }
+        }
+    }
+    return NULL;
+}
+
+static const char *vhost_name(apr_pool_t *p, const server_rec *s)
+{
+    if (!s->is_virtual) {
+        return "the main server";
+    }
+    return apr_psprintf(p, "<VirtualHost> %s (%s:%u)", s->server_hostname ? s->server_hostname
+                        : "without ServerName", s->defn_name, s->defn_line_number);
+}
+
+/* The suites in preference order: preferred first, then rustls' defaults, minus suppressed. */
+static apr_array_header_t *suite_order(apr_pool_t *p, const tls_srv_conf_t *sc)
+{
+    apr_array_header_t *ids = apr_array_make(p, 16, sizeof(uint16_t));
+    size_t i, n = mtls_suites_count();
+    int j;
+
+    for (j = 0; sc->prefer && j < sc->prefer->nelts; ++j) {
+        APR_ARRAY_PUSH(ids, uint16_t) = APR_ARRAY_IDX(sc->prefer, j, uint16_t);
+    }
+    for (i = 0; i < n; ++i) {
+        APR_ARRAY_PUSH(ids, uint16_t) = mtls_suite_id(i);
+    }
+    for (j = 0; j < ids->nelts; ++j) {
+        uint16_t id = APR_ARRAY_IDX(ids, j, uint16_t);
+        int k, drop = 0;
+        for (k = 0; k < j && !drop; ++k) {
+            drop = APR_ARRAY_IDX(ids, k, uint16_t) == id;
+        }
+        for (k = 0; sc->suppress && k < sc->suppress->nelts && !drop; ++k) {
+            drop = APR_ARRAY_IDX(sc->suppress, k, uint16_t) == id;
+        }
+        if (drop) {
+            memmove(&APR_ARRAY_IDX(ids, j, uint16_t), &APR_ARRAY_IDX(ids, j + 1, uint16_t),
+                    (size_t)(ids->nelts - j - 1) * sizeof(uint16_t));
+            --ids->nelts;
+            --j;
+        }
+    }
+    return ids;
+}
+
+static const char *settings_key(apr_pool_t *p, const tls_srv_conf_t *sc,
+                                const apr_array_header_t *suites)
+{
+    const char *key = apr_psprintf(p, "v%x h%d", tls_conf_min_version(sc),
+                                   tls_conf_honor_client_order(sc));
+    int i;
+
+    for (i = 0; i < suites->nelts; ++i) {
+        key = apr_psprintf(p, "%s %x", key, APR_ARRAY_IDX(suites, i, uint16_t));
+    }
+    for (i = 0; i < sc->certs->nelts; ++i) {
+        const tls_cert_spec_t *c = &APR_ARRAY_IDX(sc->certs, i, tls_cert_spec_t);
+        key = apr_pstrcat(p, key, "\n", c->cert_file, " ", c->key_file, NULL);
+    }
+    return key;
+}
+
+static apr_status_t config_cleanup(void *data)
+{
+    mtls_server_config_free(data);
+    return APR_SUCCESS;
+}
+
+static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, tls_srv_conf_t *sc,
+                                  tls_settings_t **out)
+{
+    apr_array_header_t *suites = suite_order(ptemp, sc);
+    const char *key = settings_key(pconf, sc, suites), *err;
+    mtls_server_config_builder *b;
+    tls_settings_t *st;
+    mtls_certkey *ck;
+    char detail[512];
+    int i;
+
+    if ((*out = apr_hash_get(sc->global->settings, key, APR_HASH_KEY_STRING))) {
+        return NULL;
+    }
+    st = apr_pcalloc(pconf, sizeof(*st));
+    st->key = key;
+    st->certkeys = apr_array_make(pconf, sc->certs->nelts, sizeof(mtls_certkey *));
+    st->by_alpn = apr_hash_make(pconf);
+    b = mtls_server_config_builder_new();
+    for (i = 0; i < sc->certs->nelts; ++i) {
+        const tls_cert_spec_t *spec = &APR_ARRAY_IDX(sc->certs, i, tls_cert_spec_t);
+        if ((err = tls_cert_load(sc->global, pconf, ptemp, spec, &ck))) {
+            mtls_server_config_builder_free(b);
+            return apr_psprintf(ptemp, "%s:%u: TLSCertificate: %s", spec->where.file,
+                                spec->where.line, err);
+        }
+        APR_ARRAY_PUSH(st->certkeys, mtls_certkey *) = ck;
+        mtls_server_config_builder_add_certkey(b, ck);
+    }
+    mtls_server_config_builder_set_min_version(b, (uint16_t)tls_conf_min_version(sc));
+    mtls_server_config_builder_set_suites(b, (const uint16_t *)suites->elts, (size_t)suites->nelts);
+    mtls_server_config_builder_set_honor_client_order(b, tls_conf_honor_client_order(sc));
+    detail[0] = '\0';
+    if (mtls_server_config_builder_build(b, &st->config, detail, sizeof(detail)) != MTLS_OK) {
+        return apr_psprintf(ptemp, "the TLS settings cannot work: %s", detail);
+    }
+    apr_pool_cleanup_register(pconf, st->config, config_cleanup, apr_pool_cleanup_null);
+    apr_hash_set(sc->global->settings, key, APR_HASH_KEY_STRING, st);
+    *out = st;
+    return NULL;
+}
+
+/* A config variant per ALPN protocol the vhost's `Protocols` allow, so that the connection
+ * only looks one up after ap_select_protocol() decided. */
+static void add_alpn_variants(apr_pool_t *pconf, server_rec *s, tls_settings_t *st)
+{
+    core_server_config *core = ap_get_core_module_config(s->module_config);
+    const mtls_server_config *variant;
+    int i;
+
+    for (i = 0; core->protocols && i < core->protocols->nelts; ++i) {
+        const char *proto = APR_ARRAY_IDX(core->protocols, i, const char *);
+        if (apr_hash_get(st->by_alpn, proto, APR_HASH_KEY_STRING)) {
+            continue;
+        }
+        if (mtls_server_config_with_alpn(st->config, (const uint8_t *)proto, strlen(proto),
+                                         &variant) == MTLS_OK) {
+            apr_pool_cleanup_register(pconf, variant, config_cleanup, apr_pool_cleanup_null);
+            apr_hash_set(st->by_alpn, apr_pstrdup(pconf, proto), APR_HASH_KEY_STRING, variant);
+        }
+    }
+    if (!apr_hash_get(st->by_alpn, AP_PROTOCOL_HTTP1, APR_HASH_KEY_STRING)
+        && mtls_server_config_with_alpn(st->config, (const uint8_t *)AP_PROTOCOL_HTTP1,
+                                        strlen(AP_PROTOCOL_HTTP1), &variant) == MTLS_OK) {
+        apr_pool_cleanup_register(pconf, variant, config_cleanup, apr_pool_cleanup_null);
+        apr_hash_set(st->by_alpn, AP_PROTOCOL_HTTP1, APR_HASH_KEY_STRING, variant);
+    }
+}
+
+static int fail(server_rec *base, const char *msg)
+{
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, base, "%s", msg);
+    return !OK;
+}
+
+int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
+{
+    tls_global_t *global = tls_conf_srv_get(base)->global;
+    int i, main_needed = 0;
+    server_rec *s;
+
+    for (i = 0; i < global->engines->nelts; ++i) {
+        const tls_engine_t *e = &APR_ARRAY_IDX(global->engines, i, tls_engine_t);
+        int covered = 0;
+        if (!engine_has_listen(e)) {
+            return fail(base, apr_psprintf(ptemp, "%s:%u: TLSEngine %s: no Listen directive "
+                        "covers this address; add 'Listen %s' or correct the address",
+                        e->where.file, e->where.line, e->spec, e->spec));
+        }
+        for (s = base->next; s && !covered; s = s->next) {
+            covered = vhost_engine(global, s) == e;
+        }
+        main_needed |= !covered;
+    }
+    for (s = base; s; s = s->next) {
+        tls_srv_conf_t *sc = tls_conf_srv_get(s);
+        const tls_engine_t *e = s->is_virtual ? vhost_engine(global, s) : NULL;
+        tls_settings_t *st;
+        const char *err;
+
+        sc->settings = NULL;
+        if (s->is_virtual ? !e : (!main_needed && !sc->certs)) {
+            continue;
+        }
+        if (!sc->certs || !sc->certs->nelts) {
+            return fail(base, apr_psprintf(ptemp, "%s serves the TLS address %s but has no "
+                        "certificate: add a TLSCertificate line to it (or to the main server, "
+                        "as default for vhosts without one)", vhost_name(ptemp, s),
+                        e ? e->spec : "of a TLSEngine without <VirtualHost>"));
+        }
+        if ((err = build_settings(pconf, ptemp, sc, &st))) {
+            return fail(base, apr_psprintf(ptemp, "%s: %s", vhost_name(ptemp, s), err));
+        }
+        add_alpn_variants(pconf, s, st);
+        sc->settings = st;
+    }
+    return OK;
+}
+
+static int names_covered(apr_pool_t *p, const server_rec *s, const tls_settings_t *st)
+{
+    int i;
+
+    if (!s->server_hostname || tls_cert_covers(p, st->certkeys, s->server_hostname)) {
+        return 1;
+    }
+    for (i = 0; s->names && i < s->names->nelts; ++i) {
+        if (tls_cert_covers(p, st->certkeys, APR_ARRAY_IDX(s->names, i, const char *))) {
+            return 1;
+        }
+    }
+    for (i = 0; s->wild_names && i < s->wild_names->nelts; ++i) {
+        if (tls_cert_covers(p, st->certkeys, APR_ARRAY_IDX(s->wild_names, i, const char *))) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+void tls_setup_warn(apr_pool_t *ptemp, server_rec *base)
+{
+    tls_global_t *global = tls_conf_srv_get(base)->global;
+    server_rec *s;
+    int i;
+
+    for (i = 0; i < global->warnings->nelts; ++i) {
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, "%s",
+                     APR_ARRAY_IDX(global->warnings, i, const char *));
+    }
+    for (s = base; s; s = s->next) {
+        const tls_settings_t *st = tls_conf_srv_get(s)->settings;
+        if (st && s->is_virtual && !names_covered(ptemp, s, st)) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, "%s: its certificates cover "
+                         "neither ServerName %s nor any ServerAlias; clients will reject them",
+                         vhost_name(ptemp, s), s->server_hostname);
+        }
+    }
+}

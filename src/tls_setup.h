@@ -1,0 +1,17 @@
+/* tls_setup.h: startup: TLS addresses, per-vhost rustls configs, the admin's checks. */
+#ifndef TLS_SETUP_H
+#define TLS_SETUP_H
+
+#include "tls_conf.h"
+
+/* Validates the configuration and builds every vhost's settings. Runs in check_config, so
+ * `apache2 -t` reports the same errors as a start. Returns OK or !OK (errors logged). */
+int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base);
+
+/* Logs the startup warnings, once the error log is open. */
+void tls_setup_warn(apr_pool_t *ptemp, server_rec *base);
+
+/* Whether a connection to this local address is to be served with TLS. */
+int tls_setup_is_tls_addr(const tls_global_t *global, const apr_sockaddr_t *local);
+
+#endif

@@ -1,0 +1,134 @@
+/* tls_var.c: answers about our connections for the rest of Apache (ap_ssl_* hooks, the
+ * SSL_* variables mod_ssl users know, CGI environments) and guards which requests may
+ * travel on a connection whose TLS settings were chosen by SNI. */
+#include <httpd.h>
+#include <apr_strings.h>
+#include <http_core.h>
+#include <http_log.h>
+
+#include "tls_cert.h"
+#include "tls_cipher.h"
+#include "tls_conn.h"
+#include "tls_var.h"
+
+APLOG_USE_MODULE(tls);
+
+#define TLS_VERSION_INTERFACE "mod_tls/" MOD_TLS_VERSION
+
+/* Variables exported with TLSOptions +StdEnvVars. */
+static const char *const STD_VARS[] = {
+    "SSL_PROTOCOL", "SSL_CIPHER", "SSL_TLS_SNI", "SSL_SESSION_RESUMED",
+    "SSL_VERSION_INTERFACE", "SSL_VERSION_LIBRARY", NULL
+};
+
+int tls_var_conn_is_ssl(conn_rec *c)
+{
+    return tls_conn_get(c) ? OK : DECLINED;
+}
+
+static const char *protocol_name(uint16_t version)
+{
+    switch (version) {
+    case 0x0304: return "TLSv1.3";
+    case 0x0303: return "TLSv1.2";
+    default: return NULL;
+    }
+}
+
+static const char *lookup(apr_pool_t *p, const tls_conn_t *tc, const char *name)
+{
+    if (!strcmp(name, "HTTPS")) {
+        return "on";
+    }
+    if (strncmp(name, "SSL_", 4)) {
+        return NULL;
+    }
+    name += 4;
+    if (!strcmp(name, "VERSION_INTERFACE")) {
+        return TLS_VERSION_INTERFACE;
+    }
+    if (!strcmp(name, "VERSION_LIBRARY")) {
+        return mtls_version();
+    }
+    if (!strcmp(name, "TLS_SNI")) {
+        return tc->sni;
+    }
+    if (tc->state < TLS_ST_TRAFFIC && tc->state != TLS_ST_CLOSED) {
+        /* Asked during the handshake (e.g. by mod_http2 at ALPN): not settled yet. */
+        return NULL;
+    }
+    if (!strcmp(name, "PROTOCOL")) {
+        return protocol_name(tc->version);
+    }
+    if (!strcmp(name, "CIPHER")) {
+        return tc->suite ? tls_cipher_name(p, tc->suite) : NULL;
+    }
+    if (!strcmp(name, "SESSION_RESUMED")) {
+        return tc->resumed ? "Resumed" : "Initial";
+    }
+    if (!strcmp(name, "SERVER_CERT") && tc->settings && tc->certkey_index >= 0
+        && tc->certkey_index < tc->settings->certkeys->nelts) {
+        return tls_cert_leaf_pem(p, APR_ARRAY_IDX(tc->settings->certkeys, tc->certkey_index,
+                                                  mtls_certkey *));
+    }
+    return NULL;
+}
+
+const char *tls_var_lookup(apr_pool_t *p, server_rec *s, conn_rec *c, request_rec *r,
+                           const char *name)
+{
+    tls_conn_t *tc;
+
+    (void)s;
+    if (!c && r) {
+        c = r->connection;
+    }
+    if (!c || !name || !(tc = tls_conn_get(c))) {
+        return NULL;
+    }
+    return lookup(p, tc, name);
+}
+
+int tls_var_fixups(request_rec *r)
+{
+    tls_conn_t *tc = tls_conn_get(r->connection);
+    tls_dir_conf_t *dc;
+    const char *v;
+    int i;
+
+    if (!tc) {
+        return DECLINED;
+    }
+    apr_table_setn(r->subprocess_env, "HTTPS", "on");
+    dc = tls_conf_dir_get(r);
+    if (dc->std_env_vars > 0) {
+        for (i = 0; STD_VARS[i]; ++i) {
+            if ((v = lookup(r->pool, tc, STD_VARS[i]))) {
+                apr_table_setn(r->subprocess_env, STD_VARS[i], v);
+            }
+        }
+    }
+    if (dc->export_cert_data > 0 && (v = lookup(r->pool, tc, "SSL_SERVER_CERT"))) {
+        apr_table_setn(r->subprocess_env, "SSL_SERVER_CERT", v);
+    }
+    return DECLINED;
+}
+
+int tls_var_check_request(request_rec *r)
+{
+    tls_conn_t *tc = tls_conn_get(r->connection);
+
+    if (!tc || !tc->server || r->server == tc->server) {
+        return DECLINED;
+    }
+    /* Equal settings share one prebuilt config: then this connection is as good as one made
+     * for r->server (and HTTP/2 clients may reuse it, RFC 7540 9.1.1). */
+    if (tls_conf_srv_get(r->server)->settings != tc->settings) {
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "tls: request for %s on a connection "
+                      "made for %s (SNI %s), whose TLS settings differ: 421",
+                      r->hostname ? r->hostname : "-", tc->server->server_hostname,
+                      tc->sni ? tc->sni : "none");
+        return HTTP_MISDIRECTED_REQUEST;
+    }
+    return DECLINED;
+}

@@ -1,0 +1,16 @@
+/* tls_var.h: what the rest of Apache may ask about our connections: is it TLS, the SSL_*
+ * variables, the environment for CGI, and whether a request may use this connection. */
+#ifndef TLS_VAR_H
+#define TLS_VAR_H
+
+#include <httpd.h>
+
+int tls_var_conn_is_ssl(conn_rec *c);
+const char *tls_var_lookup(apr_pool_t *p, server_rec *s, conn_rec *c, request_rec *r,
+                           const char *name);
+/* fixups: HTTPS=on, plus the TLSOptions exports. */
+int tls_var_fixups(request_rec *r);
+/* post_read_request: 421 when the request's vhost has other TLS settings. */
+int tls_var_check_request(request_rec *r);
+
+#endif
