@@ -13,6 +13,14 @@
 #include "tls_setup.h"
 #include "tls_var.h"
 
+static int tls_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
+{
+    (void)plog;
+    (void)ptemp;
+    tls_var_register_log(pconf);
+    return OK;
+}
+
 static int tls_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                             server_rec *s)
 {
@@ -29,6 +37,9 @@ static int tls_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     return OK;
 }
 
+/* Our %x and expression lookups ask every TLS module; mod_ssl's only know its own. */
+static const char *const tls_after_ssl[] = { "mod_ssl.c", NULL };
+static const char *const tls_before_ssl[] = { "mod_ssl.c", NULL };
 /* The handshake runs inside mod_reqtimeout's handshake stage and before mod_http2. */
 static const char *const tls_handshake_pred[] = { "mod_reqtimeout.c", NULL };
 static const char *const tls_handshake_succ[] = { "mod_http2.c", NULL };
@@ -36,7 +47,8 @@ static const char *const tls_handshake_succ[] = { "mod_http2.c", NULL };
 static void tls_register_hooks(apr_pool_t *p)
 {
     (void)p;
-    /* lifecycle */
+    /* lifecycle; %x log items registered after mod_ssl's, to answer for both */
+    ap_hook_pre_config(tls_pre_config, tls_after_ssl, NULL, APR_HOOK_LAST);
     ap_hook_check_config(tls_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(tls_post_config, NULL, NULL, APR_HOOK_MIDDLE);
 
@@ -49,6 +61,7 @@ static void tls_register_hooks(apr_pool_t *p)
     /* what others may ask */
     ap_hook_ssl_conn_is_ssl(tls_var_conn_is_ssl, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_ssl_var_lookup(tls_var_lookup, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_expr_lookup(tls_var_expr_lookup, NULL, tls_before_ssl, APR_HOOK_MIDDLE);
 
     /* requests */
     ap_hook_post_read_request(tls_var_check_request, NULL, NULL, APR_HOOK_MIDDLE);

@@ -75,7 +75,7 @@ const char *tls_cert_load(tls_global_t *global, apr_pool_t *pconf, apr_pool_t *p
                             "argument of TLSCertificate or append the PEM key to the file",
                             key_file);
     case MTLS_KEY_MISMATCH:
-        return apr_psprintf(ptemp, "the key in '%s' does not belong to the certificate in "
+        return apr_psprintf(ptemp, "the key in '%s' does not match the certificate in "
                             "'%s'; pair each certificate with its own key",
                             key_file, spec->cert_file);
     default:

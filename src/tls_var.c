@@ -3,8 +3,11 @@
  * travel on a connection whose TLS settings were chosen by SNI. */
 #include <httpd.h>
 #include <apr_strings.h>
+#include <ap_expr.h>
 #include <http_core.h>
 #include <http_log.h>
+#include <http_ssl.h>
+#include <mod_log_config.h>
 
 #include "tls_cert.h"
 #include "tls_cipher.h"
@@ -87,6 +90,51 @@ const char *tls_var_lookup(apr_pool_t *p, server_rec *s, conn_rec *c, request_re
         return NULL;
     }
     return lookup(p, tc, name);
+}
+
+/* %{NAME}x in a LogFormat. Asks every TLS module through ap_ssl_var_lookup, so it serves
+ * mod_ssl's connections too when both modules are loaded and this one registered last. */
+static const char *log_x(request_rec *r, char *name)
+{
+    const char *v = ap_ssl_var_lookup(r->pool, r->server, r->connection, r, name);
+
+    return (v && *v) ? v : NULL;
+}
+
+void tls_var_register_log(apr_pool_t *p)
+{
+    APR_OPTIONAL_FN_TYPE(ap_register_log_handler) *reg;
+
+    reg = APR_RETRIEVE_OPTIONAL_FN(ap_register_log_handler);
+    if (reg) {
+        reg(p, "x", log_x, 0);
+    }
+}
+
+static const char *expr_var(ap_expr_eval_ctx_t *ctx, const void *data)
+{
+    return ap_ssl_var_lookup(ctx->p, ctx->s, ctx->c, ctx->r, data);
+}
+
+static const char *expr_func(ap_expr_eval_ctx_t *ctx, const void *data, const char *arg)
+{
+    (void)data;
+    return ap_ssl_var_lookup(ctx->p, ctx->s, ctx->c, ctx->r, arg);
+}
+
+int tls_var_expr_lookup(ap_expr_lookup_parms *parms)
+{
+    if (parms->type == AP_EXPR_FUNC_VAR && !strncasecmp(parms->name, "SSL_", 4)) {
+        *parms->func = (const void *)expr_var;
+        *parms->data = parms->name;
+        return OK;
+    }
+    if (parms->type == AP_EXPR_FUNC_STRING && !strcasecmp(parms->name, "SSL")) {
+        *parms->func = (const void *)expr_func;
+        *parms->data = NULL;
+        return OK;
+    }
+    return DECLINED;
 }
 
 int tls_var_fixups(request_rec *r)

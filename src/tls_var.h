@@ -4,10 +4,15 @@
 #define TLS_VAR_H
 
 #include <httpd.h>
+#include <ap_expr.h>
 
 int tls_var_conn_is_ssl(conn_rec *c);
 const char *tls_var_lookup(apr_pool_t *p, server_rec *s, conn_rec *c, request_rec *r,
                            const char *name);
+/* pre_config: the %{NAME}x LogFormat item, as mod_ssl users know it. */
+void tls_var_register_log(apr_pool_t *p);
+/* expr_lookup: %{SSL:NAME} and %{SSL_NAME} in expressions (<If>, Require expr, ...). */
+int tls_var_expr_lookup(ap_expr_lookup_parms *parms);
 /* fixups: HTTPS=on, plus the TLSOptions exports. */
 int tls_var_fixups(request_rec *r);
 /* post_read_request: 421 when the request's vhost has other TLS settings. */

@@ -13,6 +13,12 @@ use crate::config::{mtls_server_config, BySignatureScheme};
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, slice_from_mut, try_mut, try_ref, write_cstr};
 
+/// A plaintext fatal alert record (type 21, version TLS 1.2, length 2, level 2), for refusals
+/// before any key is agreed, where rustls has no call to send one.
+fn alert_record(description: u8) -> [u8; 7] {
+    [21, 3, 3, 0, 2, 2, description]
+}
+
 enum Phase {
     Hello(Acceptor),
     Chosen(Accepted),
@@ -225,8 +231,7 @@ pub extern "C" fn mtls_conn_refuse(conn: *mut mtls_conn, alert_description: u8) 
         if !matches!(conn.phase, Phase::Chosen(_)) {
             return MTLS_WRONG_PHASE;
         }
-        // Alert record: type 21, version TLS 1.2, length 2, level fatal (2), description.
-        conn.pending.extend_from_slice(&[21, 3, 3, 0, 2, 2, alert_description]);
+        conn.pending.extend_from_slice(&alert_record(alert_description));
         conn.phase = Phase::Failed;
         MTLS_OK
     })

@@ -56,6 +56,8 @@ impl mtls_result {
             Error::PeerMisbehaved(_) => MTLS_PEER_MISBEHAVED,
             Error::AlertReceived(_) => MTLS_PEER_ALERT,
             Error::NoCertificatesPresented | Error::InvalidCertificate(_) => MTLS_PEER_CERT,
+            // What rustls says when none of our certificates suits the client's algorithms.
+            Error::General(m) if m == "no server certificate chain resolved" => MTLS_PEER_INCOMPATIBLE,
             _ => MTLS_ERROR,
         }
     }
