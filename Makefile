@@ -8,8 +8,9 @@ APXS    ?= apxs
 CARGO   ?= cargo
 PYTHON  := /usr/bin/python3
 
-# On a Debian 13 host the installed crates do; elsewhere they are fetched into build/crates.
-SYSTEM_CRATES := $(wildcard /usr/share/cargo/registry/rustls-0.23*)
+# On a Debian 13 host with the crates installed (librust-rustls-dev, librust-x509-parser-dev)
+# those do; elsewhere they are fetched into build/crates.
+SYSTEM_CRATES := $(and $(wildcard /usr/share/cargo/registry/rustls-0.23*),$(wildcard /usr/share/cargo/registry/x509-parser-0.17*))
 CRATES  := $(if $(SYSTEM_CRATES),/usr/share/cargo/registry,$(BUILD)/crates)
 
 SRC     := $(wildcard src/*.c)

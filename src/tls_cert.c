@@ -102,6 +102,29 @@ int tls_cert_covers(apr_pool_t *p, const apr_array_header_t *certkeys, const cha
     return 0;
 }
 
+#define TLS_EXPIRY_WARN_DAYS 30
+
+const char *tls_cert_check_expiry(apr_pool_t *p, const mtls_certkey *ck, const char *cert_file)
+{
+    char date[64];
+    apr_time_exp_t tm;
+    apr_size_t len;
+    int64_t not_after, now = (int64_t)apr_time_sec(apr_time_now());
+
+    if (mtls_certkey_not_after(ck, &not_after) != MTLS_OK
+        || not_after > now + TLS_EXPIRY_WARN_DAYS * 86400) {
+        return NULL;
+    }
+    apr_time_exp_gmt(&tm, apr_time_from_sec(not_after));
+    apr_strftime(date, &len, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", &tm);
+    if (not_after <= now) {
+        return apr_psprintf(p, "the certificate in '%s' expired on %s: clients will refuse "
+                            "it; renew it", cert_file, date);
+    }
+    return apr_psprintf(p, "the certificate in '%s' expires on %s, in %d days: renew it soon",
+                        cert_file, date, (int)((not_after - now) / 86400));
+}
+
 const char *tls_cert_leaf_pem(apr_pool_t *p, const mtls_certkey *ck)
 {
     const uint8_t *der;

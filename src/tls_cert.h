@@ -12,6 +12,10 @@ const char *tls_cert_load(tls_global_t *global, apr_pool_t *pconf, apr_pool_t *p
 /* Whether any of the certificates covers host name `name` (wildcard patterns too). */
 int tls_cert_covers(apr_pool_t *p, const apr_array_header_t *certkeys, const char *name);
 
+/* A warning sentence when the certificate in cert_file has expired or expires within 30
+ * days, NULL otherwise. */
+const char *tls_cert_check_expiry(apr_pool_t *p, const mtls_certkey *ck, const char *cert_file);
+
 /* The leaf of a certified key as PEM text. */
 const char *tls_cert_leaf_pem(apr_pool_t *p, const mtls_certkey *ck);
 

@@ -276,6 +276,15 @@ void tls_setup_warn(apr_pool_t *ptemp, server_rec *base)
     server_rec *s;
     int i;
 
+    apr_hash_index_t *hi;
+
+    for (hi = apr_hash_first(ptemp, global->certkeys); hi; hi = apr_hash_next(hi)) {
+        const char *id = apr_hash_this_key(hi), *msg;
+        const char *cert_file = apr_pstrndup(ptemp, id, strcspn(id, "\n"));
+        if ((msg = tls_cert_check_expiry(ptemp, apr_hash_this_val(hi), cert_file))) {
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, "%s", msg);
+        }
+    }
     for (i = 0; i < global->warnings->nelts; ++i) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, "%s",
                      APR_ARRAY_IDX(global->warnings, i, const char *));

@@ -65,6 +65,8 @@ mtls_result mtls_certkey_load(const uint8_t *cert_pem, size_t cert_len,
 void mtls_certkey_free(mtls_certkey *ck);
 /* Whether the leaf is valid for DNS name `name` (NUL-terminated). */
 bool mtls_certkey_covers_name(const mtls_certkey *ck, const char *name);
+/* The leaf's notAfter, in seconds since the Unix epoch. */
+mtls_result mtls_certkey_not_after(const mtls_certkey *ck, int64_t *secs);
 /* Borrows the leaf's DER bytes. */
 mtls_result mtls_certkey_leaf_der(const mtls_certkey *ck, const uint8_t **der, size_t *der_len);
 

@@ -146,3 +146,24 @@ pub extern "C" fn mtls_certkey_leaf_der(
         MTLS_OK
     })
 }
+
+/// The leaf certificate's notAfter, in seconds since the Unix epoch.
+#[no_mangle]
+pub extern "C" fn mtls_certkey_not_after(ck: *const mtls_certkey, secs: *mut i64) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let ck = try_ref!(ck);
+        if secs.is_null() {
+            return MTLS_NULL_PARAM;
+        }
+        let Some(leaf) = ck.key.cert.first() else {
+            return MTLS_CERT_NONE;
+        };
+        match x509_parser::parse_x509_certificate(leaf.as_ref()) {
+            Ok((_, cert)) => {
+                unsafe { *secs = cert.validity().not_after.timestamp() };
+                MTLS_OK
+            }
+            Err(_) => MTLS_CERT_BAD,
+        }
+    })
+}
