@@ -33,6 +33,8 @@ mkdir -p "$apt/etc/apt.conf.d" "$apt/etc/preferences.d" "$apt/lists/partial" \
 cat > "$apt/etc/sources.list" <<SRC
 deb [signed-by=/usr/share/keyrings/debian-archive-keyring.gpg] http://deb.debian.org/debian trixie main
 SRC
+# Everything apt keeps lives under build/apt. The sandbox user is root because the debs land
+# in our build folder, which apt's _apt user may not be allowed to write.
 cat > "$apt/apt.conf" <<CONF
 Dir::Etc "$apt/etc";
 Dir::Etc::SourceList "$apt/etc/sources.list";
@@ -43,9 +45,8 @@ Dir::State "$apt";
 Dir::State::Lists "$apt/lists";
 Dir::State::status "$apt/status";
 Dir::Cache "$apt/cache";
-APT::Architecture "amd64";
+APT::Architecture "$(dpkg --print-architecture)";
 Acquire::Languages "none";
-# The debs land in our build folder, which apt's _apt user may not be able to write.
 APT::Sandbox::User "root";
 CONF
 # The keyring may be missing on minimal images; trixie's is signed by keys bookworm's carries.
