@@ -5,7 +5,8 @@
 MOD_TLS_VERSION := 0.1.0
 BUILD   := $(CURDIR)/build
 APXS    ?= apxs
-CARGO   ?= cargo
+# rustup installs cargo in ~/.cargo/bin, which a fresh shell may not have on PATH.
+CARGO   ?= $(shell command -v cargo 2>/dev/null || echo $(HOME)/.cargo/bin/cargo)
 PYTHON  := /usr/bin/python3
 
 # On a Debian 13 host with the crates installed (librust-rustls-dev, librust-x509-parser-dev)
@@ -24,7 +25,7 @@ CFLAGS_MOD = $(call APXS_Q,CFLAGS) $(call APXS_Q,CFLAGS_SHLIB) -fPIC \
 	-I$(call APXS_Q,INCLUDEDIR) $(call APXS_Q,EXTRA_INCLUDES) -Imtls/include \
 	-DMOD_TLS_VERSION='"$(MOD_TLS_VERSION)"' -Wall -Wextra -Wno-missing-field-initializers
 
-.PHONY: all deps test-deps demo demo-stop test install clean loadtest
+.PHONY: all deps test-deps demo demo-stop test install clean
 
 all: deps $(MODULE)
 
@@ -50,14 +51,14 @@ $(BUILD)/obj/%.o: src/%.c $(HDR) | $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_MOD) -c $< -o $@
 
-# The bridge's symbols stay inside the module: only tls_module is Apache's business.
-$(MODULE): $(OBJ) $(MTLS_A)
-	$(CC) -shared -o $@ $(OBJ) $(MTLS_A) -Wl,--exclude-libs,ALL -Wl,--gc-sections \
-	  -lpthread -ldl -lm
+$(MODULE): $(OBJ) $(MTLS_A) src/mod_tls.map
+	$(CC) -shared -o $@ $(OBJ) $(MTLS_A) -Wl,--version-script=src/mod_tls.map \
+	  -Wl,--gc-sections -lpthread -ldl -lm
 
 install: all
-	install -m 644 $(MODULE) $(call APXS_Q,LIBEXECDIR)/mod_tls.so
-	install -m 644 dist/tls.load dist/tls.conf $(call APXS_Q,SYSCONFDIR)/mods-available/
+	install -d $(DESTDIR)$(call APXS_Q,LIBEXECDIR) $(DESTDIR)$(call APXS_Q,SYSCONFDIR)/mods-available
+	install -m 644 $(MODULE) $(DESTDIR)$(call APXS_Q,LIBEXECDIR)/mod_tls.so
+	install -m 644 dist/tls.load dist/tls.conf $(DESTDIR)$(call APXS_Q,SYSCONFDIR)/mods-available/
 
 demo: all
 	@scripts/demo.sh start

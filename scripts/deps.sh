@@ -3,7 +3,7 @@
 # module; `test`: the test suite's peers. Needs root (apt) when something is missing.
 set -eu
 
-build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates"
+build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates curl openssl"
 test="$build curl openssl nghttp2-client python3-pytest python3-openssl"
 
 case "${1:-build}" in
@@ -27,11 +27,10 @@ if [ -n "$missing" ]; then
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
 fi
 
-if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
-  PATH="$HOME/.cargo/bin:$PATH"
-fi
-if ! command -v cargo >/dev/null 2>&1; then
-  echo "deps: cargo (Rust 1.77 or newer) is needed to build the rustls bridge and is not" \
-       "on PATH; Debian 12's own cargo is too old for rustls 0.23" >&2
+cargo=$(command -v cargo 2>/dev/null || echo "$HOME/.cargo/bin/cargo")
+minor=$("$cargo" --version 2>/dev/null | sed -n 's/^cargo 1\.\([0-9]*\).*/\1/p')
+if [ -z "$minor" ] || [ "$minor" -lt 78 ]; then
+  echo "deps: the rustls bridge needs cargo 1.78 or newer (found: $("$cargo" --version 2>/dev/null ||
+    echo none)); Debian 12's own cargo is too old for rustls 0.23: install a newer toolchain" >&2
   exit 1
 fi

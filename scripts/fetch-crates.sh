@@ -1,8 +1,8 @@
 #!/bin/sh
 # Fetch the Rust crates the bridge needs from Debian 13 (trixie) source packages, through a
 # private apt configuration under build/, and lay them out as an offline cargo registry.
-# The system's apt sources are never touched. On a Debian 13 host with rustls 0.23 installed
-# the system registry is used instead (see Makefile). 
+# The system's apt sources are never touched. On a Debian 13 host with the crates installed
+# the system registry is used instead (see Makefile).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)

@@ -64,6 +64,8 @@ static void tls_register_hooks(apr_pool_t *p)
     ap_hook_expr_lookup(tls_var_expr_lookup, NULL, tls_before_ssl, APR_HOOK_MIDDLE);
 
     /* requests */
+    ap_hook_http_scheme(tls_var_http_scheme, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_default_port(tls_var_default_port, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(tls_var_check_request, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(tls_var_fixups, NULL, NULL, APR_HOOK_MIDDLE);
 }

@@ -6,6 +6,7 @@
 #include <ap_expr.h>
 #include <http_core.h>
 #include <http_log.h>
+#include <http_protocol.h>
 #include <http_ssl.h>
 #include <mod_log_config.h>
 
@@ -162,6 +163,16 @@ int tls_var_fixups(request_rec *r)
     return DECLINED;
 }
 
+const char *tls_var_http_scheme(const request_rec *r)
+{
+    return tls_conn_get(r->connection) ? "https" : NULL;
+}
+
+apr_port_t tls_var_default_port(const request_rec *r)
+{
+    return tls_conn_get(r->connection) ? 443 : 0;
+}
+
 int tls_var_check_request(request_rec *r)
 {
     tls_conn_t *tc = tls_conn_get(r->connection);
@@ -170,10 +181,12 @@ int tls_var_check_request(request_rec *r)
         return DECLINED;
     }
     /* Equal settings share one prebuilt config: then this connection is as good as one made
-     * for r->server (and HTTP/2 clients may reuse it, RFC 7540 9.1.1). */
-    if (tls_conf_srv_get(r->server)->settings != tc->settings) {
+     * for r->server (and HTTP/2 clients may reuse it, RFC 7540 9.1.1), if that vhost also
+     * allows the protocol the connection speaks. */
+    if (tls_conf_srv_get(r->server)->settings != tc->settings
+        || (tc->alpn && !ap_is_allowed_protocol(r->connection, r, r->server, tc->alpn))) {
         ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "tls: request for %s on a connection "
-                      "made for %s (SNI %s), whose TLS settings differ: 421",
+                      "made for %s (SNI %s), whose TLS settings or protocols differ: 421",
                       r->hostname ? r->hostname : "-", tc->server->server_hostname,
                       tc->sni ? tc->sni : "none");
         return HTTP_MISDIRECTED_REQUEST;

@@ -15,6 +15,10 @@ void tls_var_register_log(apr_pool_t *p);
 int tls_var_expr_lookup(ap_expr_lookup_parms *parms);
 /* fixups: HTTPS=on, plus the TLSOptions exports. */
 int tls_var_fixups(request_rec *r);
+/* http_scheme and default_port: "https" and 443 for our connections, so self-referring
+ * URLs (redirects, ap_construct_url) come out right. */
+const char *tls_var_http_scheme(const request_rec *r);
+apr_port_t tls_var_default_port(const request_rec *r);
 /* post_read_request: 421 when the request's vhost has other TLS settings. */
 int tls_var_check_request(request_rec *r);
 

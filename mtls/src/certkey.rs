@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::sign::CertifiedKey;
+use rustls::InconsistentKeys;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 
@@ -50,11 +51,12 @@ fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, (mtls_result, S
     let ck = CertifiedKey::new(chain, signer);
     match ck.keys_match() {
         Ok(()) => Ok(ck),
-        Err(rustls::Error::InconsistentKeys(_)) => {
-            Err((MTLS_KEY_MISMATCH, "the private key does not belong to the certificate".into()))
+        Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+            Err((MTLS_KEY_MISMATCH, "the private key does not match the certificate".into()))
         }
-        // The key type cannot be compared (rare); rustls will still refuse to sign wrongly.
-        Err(_) => Ok(ck),
+        // The key cannot tell its public half (rare): nothing to compare, clients will check.
+        Err(rustls::Error::InconsistentKeys(_)) => Ok(ck),
+        Err(e) => Err((MTLS_CERT_BAD, format!("the certificate does not parse: {e}"))),
     }
 }
 

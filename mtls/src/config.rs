@@ -1,5 +1,6 @@
 //! Server configs: built once per vhost at startup, shared by all its connections.
 
+use std::cell::Cell;
 use std::os::raw::c_char;
 use std::sync::Arc;
 
@@ -13,28 +14,36 @@ use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
 
 /// Picks the first certificate whose key can sign with a scheme the client offered, so one
-/// vhost can serve RSA and ECDSA clients alike. `conn.rs` uses the same rule to report which.
+/// vhost can serve RSA and ECDSA clients alike.
 #[derive(Debug)]
-pub(crate) struct BySignatureScheme {
-    pub(crate) keys: Vec<Arc<CertifiedKey>>,
+struct BySignatureScheme {
+    keys: Vec<Arc<CertifiedKey>>,
 }
 
 impl BySignatureScheme {
-    pub(crate) fn pick(&self, offered: &[SignatureScheme]) -> Option<usize> {
+    fn pick(&self, offered: &[SignatureScheme]) -> Option<usize> {
         self.keys.iter().position(|k| k.key.choose_scheme(offered).is_some())
     }
 }
 
+thread_local! {
+    /// The index the resolver picked in this thread's last call. rustls resolves the
+    /// certificate synchronously inside `Accepted::into_connection`, so `conn.rs` reads it
+    /// right after: what rustls really sent, with the schemes as rustls filtered them.
+    pub(crate) static PICKED: Cell<Option<usize>> = const { Cell::new(None) };
+}
+
 impl ResolvesServerCert for BySignatureScheme {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        self.pick(hello.signature_schemes()).map(|i| self.keys[i].clone())
+        let i = self.pick(hello.signature_schemes());
+        PICKED.with(|p| p.set(i));
+        i.map(|i| self.keys[i].clone())
     }
 }
 
 /// Opaque. Immutable once built; connections keep it alive on their own.
 pub struct mtls_server_config {
     pub(crate) config: Arc<ServerConfig>,
-    pub(crate) certs: Arc<BySignatureScheme>,
 }
 
 /// Opaque. Collects settings until mtls_server_config_builder_build consumes it.
@@ -166,14 +175,13 @@ fn build(b: mtls_server_config_builder) -> Result<mtls_server_config, String> {
     } else {
         &[&rustls::version::TLS13, &rustls::version::TLS12]
     };
-    let certs = Arc::new(BySignatureScheme { keys: b.keys });
     let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
         .with_protocol_versions(versions)
         .map_err(|e| format!("{e} (do the allowed ciphers cover the allowed protocol versions?)"))?
         .with_no_client_auth()
-        .with_cert_resolver(certs.clone());
+        .with_cert_resolver(Arc::new(BySignatureScheme { keys: b.keys }));
     config.ignore_client_order = !b.honor_client_order;
-    Ok(mtls_server_config { config: Arc::new(config), certs })
+    Ok(mtls_server_config { config: Arc::new(config) })
 }
 
 /// Consumes the builder (also on failure) and builds a config.
@@ -221,7 +229,7 @@ pub extern "C" fn mtls_server_config_with_alpn(
         }
         let mut config = (*base.config).clone();
         config.alpn_protocols = if proto.is_empty() { vec![] } else { vec![proto.to_vec()] };
-        let c = mtls_server_config { config: Arc::new(config), certs: base.certs.clone() };
+        let c = mtls_server_config { config: Arc::new(config) };
         unsafe { *out = Box::into_raw(Box::new(c)) };
         MTLS_OK
     })

@@ -4,12 +4,11 @@
 
 use std::io::{ErrorKind, Read, Write};
 use std::os::raw::c_char;
-use std::sync::Arc;
 
 use rustls::server::{Accepted, Acceptor};
-use rustls::{HandshakeKind, ServerConnection, SignatureScheme};
+use rustls::{HandshakeKind, ServerConnection};
 
-use crate::config::{mtls_server_config, BySignatureScheme};
+use crate::config::{mtls_server_config, PICKED};
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, slice_from_mut, try_mut, try_ref, write_cstr};
 
@@ -33,8 +32,8 @@ pub struct mtls_conn {
     pending: Vec<u8>,
     sni: Option<String>,
     alpn: Vec<Vec<u8>>,
-    sig_schemes: Vec<SignatureScheme>,
-    certs: Option<Arc<BySignatureScheme>>,
+    /// Index of the certificate rustls sent, in the config's order.
+    certkey_index: Option<usize>,
     error: String,
 }
 
@@ -74,8 +73,7 @@ pub extern "C" fn mtls_conn_new() -> *mut mtls_conn {
             pending: Vec::new(),
             sni: None,
             alpn: Vec::new(),
-            sig_schemes: Vec::new(),
-            certs: None,
+            certkey_index: None,
             error: String::new(),
         }))
     })
@@ -139,7 +137,6 @@ pub extern "C" fn mtls_conn_process(conn: *mut mtls_conn) -> mtls_result {
                     let hello = accepted.client_hello();
                     conn.sni = hello.server_name().map(str::to_owned);
                     conn.alpn = hello.alpn().map(|it| it.map(<[u8]>::to_vec).collect()).unwrap_or_default();
-                    conn.sig_schemes = hello.signature_schemes().to_vec();
                     conn.phase = Phase::Chosen(accepted);
                     MTLS_HELLO
                 }
@@ -211,9 +208,11 @@ pub extern "C" fn mtls_conn_start(conn: *mut mtls_conn, config: *const mtls_serv
         let Phase::Chosen(accepted) = std::mem::replace(&mut conn.phase, Phase::Failed) else {
             return MTLS_WRONG_PHASE;
         };
-        match accepted.into_connection(config.config.clone()) {
+        PICKED.with(|p| p.set(None));
+        let started = accepted.into_connection(config.config.clone());
+        conn.certkey_index = PICKED.with(|p| p.take());
+        match started {
             Ok(c) => {
-                conn.certs = Some(config.certs.clone());
                 conn.phase = Phase::Traffic(c);
                 MTLS_OK
             }
@@ -402,13 +401,10 @@ pub extern "C" fn mtls_conn_is_resumed(conn: *const mtls_conn) -> bool {
 #[no_mangle]
 pub extern "C" fn mtls_conn_certkey_index(conn: *const mtls_conn) -> i32 {
     ffi_guard!(-1, {
-        let Some(conn) = (unsafe { conn.as_ref() }) else {
-            return -1;
-        };
-        match &conn.certs {
-            Some(certs) => certs.pick(&conn.sig_schemes).map(|i| i as i32).unwrap_or(-1),
-            None => -1,
-        }
+        unsafe { conn.as_ref() }
+            .and_then(|c| c.certkey_index)
+            .map(|i| i as i32)
+            .unwrap_or(-1)
     })
 }
 
