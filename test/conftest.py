@@ -1,0 +1,93 @@
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import harness  # noqa: E402
+
+
+def pytest_configure(config):
+    config.addinivalue_line(
+        'markers', 'needs_module: test loads build/mod_tls.so')
+
+
+@pytest.fixture(scope='session', autouse=True)
+def _cleanup():
+    yield
+    harness.cleanup_tmp()
+
+
+@pytest.fixture(scope='session')
+def module_path():
+    if not os.path.isfile(harness.MODULE_PATH) and not harness.MODSSL:
+        pytest.fail(f'{harness.MODULE_PATH} does not exist: run make first',
+                    pytrace=False)
+    return harness.MODULE_PATH
+
+
+@pytest.fixture(scope='session')
+def ca():
+    return harness.CA()
+
+
+@pytest.fixture(scope='session')
+def docroot():
+    d = harness.mkdtemp('tls-docroot-')
+    return harness.make_docroot(os.path.join(d, 'htdocs'))
+
+
+@pytest.fixture(scope='session')
+def certs(ca):
+    """The commonly used certificates, by purpose."""
+    return {
+        'a': ca.issue(['a.test']),
+        'b': ca.issue(['b.test']),
+        'ab': ca.issue(['a.test', 'b.test']),
+        'a_ec': ca.issue(['a.test'], key_type='ec'),
+    }
+
+
+@pytest.fixture
+def allow_log(request):
+    """Call with regexes of warn-or-worse error log lines this test expects."""
+    allowed = []
+    request.node._allowed_log = allowed
+
+    def add(*patterns):
+        allowed.extend(patterns)
+    return add
+
+
+@pytest.fixture(autouse=True)
+def _error_log_check(request):
+    """Fail a test when any running Apache logged [warn] or worse lines
+    that neither the instance nor the test declared as expected."""
+    yield
+    problems = []
+    allowed = getattr(request.node, '_allowed_log', [])
+    for inst in list(harness.STARTED):
+        bad = inst.bad_log_lines(allowed)
+        inst.consume_log()
+        if inst not in harness.INSTANCES:
+            harness.STARTED.remove(inst)
+        if bad:
+            problems.append(f'{inst.error_log}:\n  ' + '\n  '.join(bad))
+    if problems:
+        pytest.fail('unexpected error log lines:\n' + '\n'.join(problems),
+                    pytrace=False)
+
+
+@pytest.fixture
+def apache_factory(docroot, module_path):
+    """Make Apache instances that are stopped when the test ends."""
+    made = []
+
+    def make(body, **kw):
+        kw.setdefault('docroot', docroot)
+        inst = harness.Apache(body, **kw)
+        made.append(inst)
+        return inst
+    yield make
+    for inst in made:
+        inst.stop()

@@ -1,0 +1,739 @@
+"""Test harness for mod_tls: a throw-away CA, Apache instances in temp dirs,
+and thin client wrappers (curl, openssl s_client, Python ssl).
+
+Everything secret (keys) is generated at test time into temp dirs.
+"""
+import datetime
+import hashlib
+import http.client
+import json
+import os
+import random
+import re
+import shutil
+import signal
+import socket
+import ssl
+import stat
+import subprocess
+import tempfile
+import time
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec, rsa
+from cryptography.x509.oid import NameOID
+
+TEST_DIR = os.path.dirname(os.path.abspath(__file__))
+TOP_DIR = os.path.dirname(TEST_DIR)
+MODULE_PATH = os.path.join(TOP_DIR, 'build', 'mod_tls.so')
+HTTPD = '/usr/sbin/apache2'
+MODULES_DIR = '/usr/lib/apache2/modules'
+KEEP_TMP = bool(os.environ.get('TLS_TEST_KEEP_TMP'))
+# harness self-check only: run the configs with mod_ssl (see modssl_shim.py)
+MODSSL = bool(os.environ.get('TLS_TEST_MODSSL'))
+
+_TMP_DIRS = []
+
+
+def mkdtemp(prefix):
+    """A temp dir readable by the (non-root) Apache children."""
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    _TMP_DIRS.append(d)
+    return d
+
+
+def cleanup_tmp():
+    for inst in list(INSTANCES):
+        inst.stop()
+    if not KEEP_TMP:
+        for d in _TMP_DIRS:
+            shutil.rmtree(d, ignore_errors=True)
+
+
+def write_file(path, data, mode=0o644):
+    if isinstance(data, str):
+        data = data.encode()
+    with open(path, 'wb') as f:
+        f.write(data)
+    os.chmod(path, mode)
+    return path
+
+
+def sha256_file(path):
+    h = hashlib.sha256()
+    with open(path, 'rb') as f:
+        for chunk in iter(lambda: f.read(1 << 20), b''):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# Certificates
+
+def _pem_key(key, passphrase=None):
+    enc = (serialization.BestAvailableEncryption(passphrase.encode())
+           if passphrase else serialization.NoEncryption())
+    return key.private_bytes(serialization.Encoding.PEM,
+                             serialization.PrivateFormat.PKCS8, enc)
+
+
+def _new_key(key_type):
+    if key_type == 'rsa':
+        return rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    if key_type == 'ec':
+        return ec.generate_private_key(ec.SECP256R1())
+    raise ValueError(key_type)
+
+
+class CA:
+    """A throw-away certificate authority living in a temp dir."""
+
+    def __init__(self, name='mod_tls test CA'):
+        self.dir = mkdtemp('tls-ca-')
+        self.key = _new_key('ec')
+        now = datetime.datetime.now(datetime.timezone.utc)
+        subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+        self.cert = (x509.CertificateBuilder()
+                     .subject_name(subject).issuer_name(subject)
+                     .public_key(self.key.public_key())
+                     .serial_number(x509.random_serial_number())
+                     .not_valid_before(now - datetime.timedelta(days=1))
+                     .not_valid_after(now + datetime.timedelta(days=3650))
+                     .add_extension(x509.BasicConstraints(ca=True, path_length=None),
+                                    critical=True)
+                     .add_extension(x509.KeyUsage(
+                         digital_signature=True, key_cert_sign=True, crl_sign=True,
+                         content_commitment=False, key_encipherment=False,
+                         data_encipherment=False, key_agreement=False,
+                         encipher_only=False, decipher_only=False), critical=True)
+                     .sign(self.key, hashes.SHA256()))
+        self.cert_path = write_file(os.path.join(self.dir, 'ca.pem'),
+                                    self.cert.public_bytes(serialization.Encoding.PEM))
+        self._n = 0
+        self._cache = {}
+
+    def issue(self, names, key_type='rsa', days=365, expired=False,
+              passphrase=None, tag=None):
+        """Issue a leaf cert for DNS `names` (first one is also the CN).
+
+        Returns (cert_path, key_path). `expired=True` makes a cert that
+        ended yesterday; a small `days` makes one that expires soon.
+        `passphrase` writes the key encrypted (PKCS#8, AES-256).
+        """
+        if isinstance(names, str):
+            names = [names]
+        ckey = (tuple(names), key_type, days, expired, passphrase, tag)
+        if ckey in self._cache:
+            return self._cache[ckey]
+        key = _new_key(key_type)
+        now = datetime.datetime.now(datetime.timezone.utc)
+        if expired:
+            not_before = now - datetime.timedelta(days=days + 1)
+            not_after = now - datetime.timedelta(days=1)
+        else:
+            not_before = now - datetime.timedelta(days=1)
+            not_after = now + datetime.timedelta(days=days)
+        builder = (x509.CertificateBuilder()
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+                   .issuer_name(self.cert.subject)
+                   .public_key(key.public_key())
+                   .serial_number(x509.random_serial_number())
+                   .not_valid_before(not_before)
+                   .not_valid_after(not_after)
+                   .add_extension(x509.SubjectAlternativeName(
+                       [x509.DNSName(n) for n in names]), critical=False)
+                   .add_extension(x509.BasicConstraints(ca=False, path_length=None),
+                                  critical=True)
+                   .add_extension(x509.ExtendedKeyUsage(
+                       [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+        cert = builder.sign(self.key, hashes.SHA256())
+        self._n += 1
+        base = os.path.join(self.dir, f'{self._n:03d}-{names[0]}-{key_type}')
+        cert_path = write_file(base + '.crt', cert.public_bytes(serialization.Encoding.PEM))
+        key_path = write_file(base + '.key', _pem_key(key, passphrase))
+        self._cache[ckey] = (cert_path, key_path)
+        return cert_path, key_path
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+
+def cert_names(pem):
+    """(subject CN, [SAN DNS names]) of a PEM certificate (str or bytes)."""
+    if isinstance(pem, str):
+        pem = pem.encode()
+    cert = x509.load_pem_x509_certificate(pem)
+    cns = cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+    try:
+        san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+        dns = san.value.get_values_for_type(x509.DNSName)
+    except x509.ExtensionNotFound:
+        dns = []
+    return (cns[0].value if cns else None), dns
+
+
+def pem_of(path):
+    with open(path) as f:
+        return f.read()
+
+
+# --------------------------------------------------------------------------
+# Ports
+
+_USED_PORTS = set()
+
+
+def free_port():
+    """A 127.0.0.1 TCP port below the ephemeral range that nobody uses."""
+    for _ in range(500):
+        port = random.randint(20000, 32000)
+        if port in _USED_PORTS:
+            continue
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        try:
+            s.bind(('127.0.0.1', port))
+        except OSError:
+            continue
+        finally:
+            s.close()
+        _USED_PORTS.add(port)
+        return port
+    raise RuntimeError('no free port found')
+
+
+def wait_port(host, port, timeout=10.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        try:
+            socket.create_connection((host, port), timeout=1).close()
+            return True
+        except OSError:
+            time.sleep(0.05)
+    return False
+
+
+# --------------------------------------------------------------------------
+# Document root
+
+INDEX_HTML = '<html><body>mod_tls test index</body></html>\n'
+
+CGI_SHA256 = """#!/bin/sh
+echo "Content-Type: text/plain"
+echo
+sha256sum | cut -d' ' -f1
+"""
+
+CGI_ENV = """#!/usr/bin/python3
+import json, os, sys
+sys.stdout.write("Content-Type: application/json\\r\\n\\r\\n")
+sys.stdout.write(json.dumps(dict(os.environ)))
+"""
+
+
+def make_docroot(path):
+    os.makedirs(path, exist_ok=True)
+    os.chmod(path, 0o755)
+    write_file(os.path.join(path, 'index.html'), INDEX_HTML)
+    write_file(os.path.join(path, 'hello.txt'), 'Hello, TLS!\n')
+    cgi = os.path.join(path, 'cgi-bin')
+    os.makedirs(cgi, exist_ok=True)
+    os.chmod(cgi, 0o755)
+    write_file(os.path.join(cgi, 'sha256.sh'), CGI_SHA256, 0o755)
+    write_file(os.path.join(cgi, 'env.py'), CGI_ENV, 0o755)
+    return path
+
+
+def make_data_file(docroot, name, size):
+    """A file of `size` pseudo-random bytes in docroot; returns its sha256."""
+    path = os.path.join(docroot, name)
+    if not os.path.exists(path) or os.path.getsize(path) != size:
+        rnd = random.Random(size)
+        block = rnd.randbytes(1 << 20)
+        with open(path + '.part', 'wb') as f:
+            left = size
+            while left > 0:
+                n = min(left, len(block))
+                f.write(block[:n])
+                left -= n
+                block = block[7:] + block[:7]  # vary the content per MiB
+        os.chmod(path + '.part', 0o644)
+        os.replace(path + '.part', path)
+    return sha256_file(path)
+
+
+# --------------------------------------------------------------------------
+# Apache
+
+BASE_MODULES = ['authz_core', 'mime', 'dir', 'env',
+                'headers', 'setenvif', 'rewrite', 'reqtimeout', 'alias']
+
+BAD_LEVELS = re.compile(r'\[(?:[\w_]+:)?(warn|error|crit|alert|emerg)\]')
+
+INSTANCES = []   # running instances
+STARTED = []     # instances whose error log still needs checking
+
+
+class ApacheError(Exception):
+    pass
+
+
+class Apache:
+    """One httpd instance with its own ServerRoot in a temp dir.
+
+    `body` is appended to the generated base config. `expect` is a list of
+    regexes for [warn]/[error] lines this instance is known to log; they
+    are not reported by the error log check.
+    """
+
+    def __init__(self, body, docroot, mpm='event', tls=True, ssl=False,
+                 http2=None, cgi=True, log_level=None,
+                 expect=(), name='httpd'):
+        self.dir = mkdtemp(f'tls-{name}-')
+        self.conf_path = os.path.join(self.dir, 'httpd.conf')
+        self.error_log = os.path.join(self.dir, 'error.log')
+        self.access_log = os.path.join(self.dir, 'access.log')
+        self.pid_file = os.path.join(self.dir, 'httpd.pid')
+        self.docroot = docroot
+        self.mpm = mpm
+        self.expect = list(expect)
+        self.checked_offset = 0
+        self.pid = None
+        if http2 is None:
+            http2 = mpm != 'prefork'
+        if tls and MODSSL:
+            import modssl_shim
+            body = modssl_shim.translate(body, self.dir)
+            tls, ssl = False, True
+            log_level = log_level or 'warn ssl:info'
+        if log_level is None:
+            log_level = 'warn tls:info' if tls else 'warn'
+        modules = [f'mpm_{mpm}'] + BASE_MODULES
+        if http2:
+            modules.append('http2')
+        if cgi:
+            modules.append('cgid')
+        if ssl:
+            modules += ['socache_shmcb', 'ssl']
+        lines = [
+            f'ServerRoot "{self.dir}"',
+            f'PidFile "{self.pid_file}"',
+            f'DefaultRuntimeDir "{self.dir}"',
+            f'Mutex file:{self.dir} default',
+            f'ErrorLog "{self.error_log}"',
+            f'LogLevel {log_level}',
+            'User www-data',
+            'Group www-data',
+            'ServerName localhost',
+        ]
+        for m in modules:
+            lines.append(f'LoadModule {m}_module {MODULES_DIR}/mod_{m}.so')
+        if tls:
+            lines.append(f'LoadModule tls_module {MODULE_PATH}')
+        lines += [
+            'TypesConfig /etc/mime.types',
+            f'DocumentRoot "{docroot}"',
+            'DirectoryIndex index.html',
+            f'<Directory "{docroot}">',
+            '  Options +ExecCGI',
+            '  AllowOverride None',
+            '  Require all granted',
+            '</Directory>',
+            f'ScriptAlias /cgi-bin/ "{docroot}/cgi-bin/"',
+            'LogFormat "%h %l %u %t \\"%r\\" %>s %b" common',
+            f'CustomLog "{self.access_log}" common',
+            'Timeout 60',
+            'KeepAliveTimeout 5',
+        ]
+        if cgi:
+            lines.append(f'ScriptSock "{self.dir}/cgid.sock"')
+        if mpm in ('event', 'worker'):
+            lines += ['StartServers 1', 'ServerLimit 2', 'ThreadsPerChild 25',
+                      'MinSpareThreads 5', 'MaxSpareThreads 50',
+                      'MaxRequestWorkers 50']
+        else:
+            lines += ['StartServers 2', 'MinSpareServers 2', 'MaxSpareServers 5',
+                      'MaxRequestWorkers 20']
+        lines.append('# ---- test body ----')
+        self.body = body
+        self.config = '\n'.join(lines) + '\n' + body.strip('\n') + '\n'
+        write_file(self.conf_path, self.config)
+        self.listens = []
+        for m in re.finditer(r'^\s*Listen\s+(\S+)', body, re.M):
+            addr = m.group(1)
+            if ':' in addr:
+                host, port = addr.rsplit(':', 1)
+            else:
+                host, port = '127.0.0.1', addr
+            self.listens.append((host, int(port)))
+
+    # -- config helpers
+
+    def line_of(self, text, nth=0):
+        """1-based line number in httpd.conf of the nth line containing text."""
+        hits = [i + 1 for i, line in enumerate(self.config.splitlines())
+                if text in line]
+        if len(hits) <= nth:
+            raise KeyError(f'{text!r} not in config')
+        return hits[nth]
+
+    def configtest(self):
+        p = subprocess.run([HTTPD, '-f', self.conf_path, '-t'],
+                           capture_output=True, text=True, timeout=60)
+        return p.returncode, p.stdout + p.stderr
+
+    # -- lifecycle
+
+    def start(self, check=True):
+        """Start the server. With check=False returns (rc, output) and does
+        not raise when the start fails (output = stderr + error log)."""
+        INSTANCES.append(self)
+        if self not in STARTED:
+            STARTED.append(self)
+        p = subprocess.run([HTTPD, '-f', self.conf_path, '-k', 'start'],
+                           capture_output=True, text=True, timeout=60)
+        out = p.stdout + p.stderr
+        ok = p.returncode == 0
+        if ok:
+            # the daemon writes its pid file after detaching
+            deadline = time.time() + 10
+            while time.time() < deadline and self.read_pid() is None:
+                if not self._startup_failed():
+                    time.sleep(0.05)
+                else:
+                    break
+            self.pid = self.read_pid()
+            ok = self.pid is not None
+            for host, port in self.listens:
+                if not ok:
+                    break
+                ok = wait_port(host, port, 10)
+        if not ok:
+            # The daemon may have died after detaching; make sure nothing
+            # is left running, and report everything we know.
+            self.stop()
+            out += self.read_log()
+            if check:
+                raise ApacheError(f'apache failed to start (rc={p.returncode}):\n{out}')
+        return (0 if ok else (p.returncode or 1)), out
+
+    def _startup_failed(self):
+        return 'AH00016' in self.read_log() or 'exiting' in self.read_log()
+
+    def read_pid(self):
+        try:
+            with open(self.pid_file) as f:
+                return int(f.read().strip())
+        except (OSError, ValueError):
+            return None
+
+    @staticmethod
+    def pid_alive(pid):
+        try:
+            with open(f'/proc/{pid}/stat') as f:
+                state = f.read().rsplit(')', 1)[1].split()[0]
+            return state != 'Z'
+        except (OSError, IndexError):
+            return False
+
+    def children(self):
+        """Pids of processes whose parent is the Apache parent."""
+        kids = []
+        if not self.pid:
+            return kids
+        for d in os.listdir('/proc'):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f'/proc/{d}/stat') as f:
+                    fields = f.read().rsplit(')', 1)[1].split()
+                if int(fields[1]) == self.pid and fields[0] != 'Z':
+                    kids.append(int(d))
+            except (OSError, IndexError, ValueError):
+                pass
+        return kids
+
+    def alive(self):
+        return bool(self.pid) and self.pid_alive(self.pid)
+
+    def stop(self, timeout=10):
+        pid = self.read_pid() or self.pid
+        if pid and self.pid_alive(pid):
+            kids = self.children()
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+            deadline = time.time() + timeout
+            while time.time() < deadline and self.pid_alive(pid):
+                time.sleep(0.05)
+            if self.pid_alive(pid):
+                for p in [pid] + kids:
+                    try:
+                        os.kill(p, signal.SIGKILL)
+                    except ProcessLookupError:
+                        pass
+            for k in kids:
+                end = time.time() + 5
+                while time.time() < end and self.pid_alive(k):
+                    time.sleep(0.05)
+        if self in INSTANCES:
+            INSTANCES.remove(self)
+        self.pid = None
+
+    def __enter__(self):
+        self.start()
+        return self
+
+    def __exit__(self, *exc):
+        self.stop()
+
+    # -- logs
+
+    def read_log(self, offset=0):
+        try:
+            with open(self.error_log, errors='replace') as f:
+                f.seek(offset)
+                return f.read()
+        except OSError:
+            return ''
+
+    def log_lines(self, offset=0):
+        return self.read_log(offset).splitlines()
+
+    def consume_log(self):
+        """Mark everything logged so far as checked."""
+        self.checked_offset = self.log_size()
+
+    def log_size(self):
+        try:
+            return os.path.getsize(self.error_log)
+        except OSError:
+            return 0
+
+    def bad_log_lines(self, allowed=(), offset=None):
+        """warn-or-worse lines since offset (default: since the last check)
+        not matching one of the allowed regexes."""
+        if offset is None:
+            offset = self.checked_offset
+        pats = [re.compile(p) for p in list(self.expect) + list(allowed)]
+        bad = []
+        for line in self.log_lines(offset):
+            if not BAD_LEVELS.search(line):
+                continue
+            if any(p.search(line) for p in pats):
+                continue
+            bad.append(line)
+        return bad
+
+    def read_access_log(self):
+        try:
+            with open(self.access_log, errors='replace') as f:
+                return f.read()
+        except OSError:
+            return ''
+
+
+def conf_location_re(conf_path, line):
+    """Regex matching a reference to conf_path line `line`, either as
+    'httpd.conf:NN' or Apache's 'line NN of .../httpd.conf'."""
+    name = re.escape(os.path.basename(conf_path))
+    return re.compile(rf'{name}:{line}\b|line {line} of \S*{name}')
+
+
+# --------------------------------------------------------------------------
+# Clients
+
+class CurlResult:
+    def __init__(self, rc, body, stderr, infos):
+        self.rc = rc
+        self.body = body
+        self.stderr = stderr
+        self.infos = infos
+        self.info = infos[-1] if infos else {}
+
+    @property
+    def status(self):
+        return self.info.get('http_code') or self.info.get('response_code')
+
+    @property
+    def http_version(self):
+        return self.info.get('http_version')
+
+    @property
+    def text(self):
+        return self.body.decode(errors='replace')
+
+    def __repr__(self):
+        return (f'CurlResult(rc={self.rc}, status={self.status}, '
+                f'version={self.http_version}, stderr={self.stderr.strip()!r})')
+
+
+_CURL_SEP = b'\n@@CURL-INFO@@'
+
+
+def curl(ca, port, path='/', host='a.test', args=(), urls=None, timeout=60,
+         input=None):
+    """Run curl against https://host:port/path with host resolved to
+    127.0.0.1 and the test CA trusted. Extra curl options in `args`."""
+    if urls is None:
+        urls = [f'https://{host}:{port}{path}']
+    cmd = ['curl', '-sS', '--resolve', f'{host}:{port}:127.0.0.1',
+           '--cacert', ca.cert_path, '--max-time', str(timeout),
+           '-w', _CURL_SEP.decode() + '%{json}'] + list(args) + list(urls)
+    p = subprocess.run(cmd, capture_output=True, input=input, timeout=timeout + 30)
+    parts = p.stdout.split(_CURL_SEP)
+    bodies = [parts[0]]
+    infos = []
+    dec = json.JSONDecoder()
+    for part in parts[1:]:
+        text = part.decode('latin-1')
+        obj, end = dec.raw_decode(text)
+        infos.append(obj)
+        bodies.append(text[end:].encode('latin-1'))
+    body = bodies[0] if len(urls) == 1 else b''.join(bodies)
+    return CurlResult(p.returncode, body, p.stderr.decode(errors='replace'), infos)
+
+
+class SClientResult:
+    def __init__(self, rc, stdout, stderr):
+        self.rc = rc
+        self.stdout = stdout
+        self.stderr = stderr
+        out = stdout
+
+        def find(rx, text=out):
+            m = re.search(rx, text, re.M)
+            return m.group(1) if m else None
+        m = re.search(r'^New, (\S+), Cipher is (\S+)', out, re.M)
+        self.protocol = m.group(1) if m else None
+        self.cipher = m.group(2) if m else None
+        if self.cipher == '(NONE)':
+            self.protocol = self.cipher = None
+        self.subject = find(r'^subject=(.*)$')
+        self.pubkey_bits = find(r'^Server public key is (\d+) bit')
+        self.peer_sig_type = find(r'^Peer signature type: (\S+)')
+        self.alpn = find(r'^ALPN protocol: (\S+)')
+        self.verify_code = find(r'Verify return code: (\d+)')
+        m = re.search(r'-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----',
+                      out, re.S)
+        self.cert_pem = m.group(0) if m else None
+
+    @property
+    def handshake_ok(self):
+        return self.protocol is not None
+
+    @property
+    def names(self):
+        return cert_names(self.cert_pem) if self.cert_pem else (None, [])
+
+    def __repr__(self):
+        return (f'SClientResult(rc={self.rc}, protocol={self.protocol}, '
+                f'cipher={self.cipher}, subject={self.subject}, '
+                f'stderr={self.stderr.strip()[-500:]!r})')
+
+
+def s_client(ca, port, servername='a.test', args=(), input=b'', timeout=20,
+             host='127.0.0.1', verify=True):
+    """openssl s_client against host:port. servername=None sends no SNI.
+    `input` is written to the connection; with input the server's answer
+    is read until it closes (-ign_eof)."""
+    cmd = ['openssl', 's_client', '-connect', f'{host}:{port}',
+           '-CAfile', ca.cert_path]
+    if verify:
+        cmd.append('-verify_return_error')
+    if servername:
+        cmd += ['-servername', servername]
+    else:
+        cmd += ['-noservername']
+    if input:
+        cmd.append('-ign_eof')
+    cmd += list(args)
+    if isinstance(input, str):
+        input = input.encode()
+    p = subprocess.run(cmd, capture_output=True, input=input, timeout=timeout)
+    return SClientResult(p.returncode, p.stdout.decode(errors='replace'),
+                         p.stderr.decode(errors='replace'))
+
+
+def ssl_context(ca, min_version=None, max_version=None, alpn=None,
+                ciphers=None, check_hostname=True):
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.load_verify_locations(ca.cert_path)
+    ctx.check_hostname = check_hostname
+    if min_version:
+        ctx.minimum_version = min_version
+    if max_version:
+        ctx.maximum_version = max_version
+    if alpn:
+        ctx.set_alpn_protocols(list(alpn))
+    if ciphers:
+        ctx.set_ciphers(ciphers)
+    return ctx
+
+
+def tls_connect(ca, port, servername='a.test', timeout=10, host='127.0.0.1',
+                **ctx_args):
+    """A connected, handshaken ssl.SSLSocket to host:port."""
+    if not servername:
+        ctx_args.setdefault('check_hostname', False)
+    ctx = ssl_context(ca, **ctx_args)
+    raw = socket.create_connection((host, port), timeout=timeout)
+    try:
+        return ctx.wrap_socket(raw, server_hostname=servername or None)
+    except Exception:
+        raw.close()
+        raise
+
+
+def tls_info(ca, port, servername='a.test', **kw):
+    """Handshake and return version, cipher, alpn and the peer cert names."""
+    with tls_connect(ca, port, servername, **kw) as s:
+        der = s.getpeercert(binary_form=True)
+        pem = ssl.DER_cert_to_PEM_cert(der)
+        cn, dns = cert_names(pem)
+        return {'version': s.version(), 'cipher': s.cipher()[0],
+                'alpn': s.selected_alpn_protocol(), 'cn': cn, 'names': dns,
+                'cert_pem': pem}
+
+
+class HTTPSConn(http.client.HTTPSConnection):
+    """http.client over TLS to 127.0.0.1:port with a chosen SNI name,
+    independent of the Host header."""
+
+    def __init__(self, ca, port, servername='a.test', timeout=30, **ctx_args):
+        if not servername:
+            ctx_args.setdefault('check_hostname', False)
+        ctx = ssl_context(ca, **ctx_args)
+        super().__init__('127.0.0.1', port, timeout=timeout, context=ctx)
+        self._sni = servername
+
+    def connect(self):
+        raw = socket.create_connection((self.host, self.port), self.timeout)
+        self.sock = self._context.wrap_socket(raw, server_hostname=self._sni or None)
+
+
+def https_get(ca, port, path='/', servername='a.test', host=None, headers=None,
+              **ctx_args):
+    """(status, headers dict, body) of one GET; Host defaults to servername."""
+    conn = HTTPSConn(ca, port, servername, **ctx_args)
+    try:
+        hdrs = dict(headers or {})
+        hdrs['Host'] = host or servername or '127.0.0.1'
+        conn.request('GET', path, headers=hdrs)
+        r = conn.getresponse()
+        return r.status, dict(r.getheaders()), r.read()
+    finally:
+        conn.close()
+
+
+def http_get(port, path='/', host='127.0.0.1', hostname='localhost', timeout=10):
+    """A plain-HTTP GET (no TLS)."""
+    conn = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        conn.request('GET', path, headers={'Host': hostname})
+        r = conn.getresponse()
+        return r.status, r.read()
+    finally:
+        conn.close()

@@ -1,0 +1,163 @@
+"""SNI: selecting the virtual host, strict SNI, default vhost, 421."""
+import ssl
+
+import pytest
+
+import harness
+
+
+def _sni_body(port, ca, strict=None):
+    a_cert, a_key = ca.issue(['a.test'])
+    b_cert, b_key = ca.issue(['b.test', 'www.b.test'])
+    cd_cert, cd_key = ca.issue(['c.test', 'd.test'])
+    strict_line = f'TLSStrictSNI {strict}' if strict else ''
+    return f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+{strict_line}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  TLSCertificate {a_cert} {a_key}
+  Header always set X-VHost a
+</VirtualHost>
+<VirtualHost 127.0.0.1:{port}>
+  ServerName b.test
+  ServerAlias www.b.test
+  TLSCertificate {b_cert} {b_key}
+  Header always set X-VHost b
+</VirtualHost>
+<VirtualHost 127.0.0.1:{port}>
+  ServerName c.test
+  TLSCertificate {cd_cert} {cd_key}
+  Header always set X-VHost c
+</VirtualHost>
+<VirtualHost 127.0.0.1:{port}>
+  ServerName d.test
+  TLSCertificate {cd_cert} {cd_key}
+  Header always set X-VHost d
+</VirtualHost>
+"""
+
+
+def _start(docroot, ca, strict, name):
+    port = harness.free_port()
+    a = harness.Apache(_sni_body(port, ca, strict), docroot, name=name)
+    a.port = port
+    a.start()
+    return a
+
+
+@pytest.fixture(scope='module')
+def strict(docroot, module_path, ca):
+    # TLSStrictSNI not given: on is the default
+    a = _start(docroot, ca, None, 'sni-strict')
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope='module')
+def lax(docroot, module_path, ca):
+    a = _start(docroot, ca, 'off', 'sni-lax')
+    yield a
+    a.stop()
+
+
+@pytest.mark.parametrize('name,names,vhost', [
+    ('a.test', ['a.test'], 'a'),
+    ('b.test', ['b.test', 'www.b.test'], 'b'),
+    ('www.b.test', ['b.test', 'www.b.test'], 'b'),
+    ('c.test', ['c.test', 'd.test'], 'c'),
+    ('d.test', ['c.test', 'd.test'], 'd'),
+])
+def test_sni_selects_vhost(ca, strict, name, names, vhost):
+    info = harness.tls_info(ca, strict.port, name)
+    assert info['names'] == names
+    status, headers, body = harness.https_get(ca, strict.port, '/hello.txt', name)
+    assert status == 200
+    assert headers.get('X-VHost') == vhost
+    r = harness.s_client(ca, strict.port, name)
+    assert r.handshake_ok, r
+    assert r.names[1] == names
+
+
+def test_sni_case_insensitive(ca, strict):
+    info = harness.tls_info(ca, strict.port, 'B.Test')
+    assert info['names'] == ['b.test', 'www.b.test']
+
+
+def test_curl_sni(ca, strict):
+    for host, vhost in (('a.test', 'a'), ('b.test', 'b')):
+        r = harness.curl(ca, strict.port, '/hello.txt', host=host,
+                         args=['--http1.1', '-D', '-'])
+        assert r.rc == 0, r
+        assert r.status == 200
+        assert f'x-vhost: {vhost}' in r.text.lower()
+
+
+def test_strict_unknown_name_refused_python(ca, strict):
+    with pytest.raises(ssl.SSLError) as exc:
+        harness.tls_info(ca, strict.port, 'unknown.test', check_hostname=False)
+    assert 'UNRECOGNIZED_NAME' in str(exc.value).upper()
+
+
+def test_strict_unknown_name_refused_s_client(ca, strict):
+    r = harness.s_client(ca, strict.port, 'unknown.test', verify=False)
+    assert not r.handshake_ok, r
+    assert ('unrecognized name' in r.stderr or 'alert number 112' in r.stderr), r.stderr
+
+
+@pytest.mark.parametrize('which', ['strict', 'lax'])
+def test_no_sni_gets_default_vhost(ca, request, which):
+    server = request.getfixturevalue(which)
+    info = harness.tls_info(ca, server.port, None)
+    assert info['names'] == ['a.test']
+    r = harness.s_client(ca, server.port, None)
+    assert r.handshake_ok, r
+    assert r.names[1] == ['a.test']
+    status, headers, _ = harness.https_get(ca, server.port, '/hello.txt', None)
+    assert status == 200
+    assert headers.get('X-VHost') == 'a'
+
+
+def test_lax_unknown_name_gets_default(ca, lax):
+    info = harness.tls_info(ca, lax.port, 'unknown.test', check_hostname=False)
+    assert info['names'] == ['a.test']
+    status, headers, _ = harness.https_get(ca, lax.port, '/hello.txt', 'unknown.test',
+                                           check_hostname=False)
+    assert status == 200
+    assert headers.get('X-VHost') == 'a'
+
+
+def test_lax_known_names_still_selected(ca, lax):
+    assert harness.tls_info(ca, lax.port, 'b.test')['names'] == ['b.test', 'www.b.test']
+
+
+@pytest.mark.parametrize('sni,host', [('a.test', 'b.test'), ('b.test', 'a.test'),
+                                      ('a.test', 'c.test')])
+def test_misdirected_request(ca, strict, sni, host):
+    status, _, _ = harness.https_get(ca, strict.port, '/hello.txt', sni, host=host)
+    assert status == 421
+
+
+def test_misdirected_request_curl(ca, strict):
+    r = harness.curl(ca, strict.port, '/hello.txt', host='a.test',
+                     args=['--http1.1', '-H', 'Host: b.test'])
+    assert r.rc == 0, r
+    assert r.status == 421
+
+
+@pytest.mark.parametrize('sni,host,vhost', [('c.test', 'd.test', 'd'),
+                                            ('d.test', 'c.test', 'c'),
+                                            ('b.test', 'www.b.test', 'b')])
+def test_same_tls_settings_allowed(ca, strict, sni, host, vhost):
+    status, headers, body = harness.https_get(ca, strict.port, '/hello.txt', sni, host=host)
+    assert status == 200
+    assert headers.get('X-VHost') == vhost
+    assert body == b'Hello, TLS!\n'
+
+
+def test_host_header_with_port(ca, strict):
+    status, headers, _ = harness.https_get(ca, strict.port, '/hello.txt', 'b.test',
+                                           host=f'b.test:{strict.port}')
+    assert status == 200
+    assert headers.get('X-VHost') == 'b'

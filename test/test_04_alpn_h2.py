@@ -1,0 +1,120 @@
+"""ALPN and HTTP/2 via Apache's Protocols directive."""
+import re
+import subprocess
+
+import pytest
+
+import harness
+
+
+@pytest.fixture(scope='module')
+def server(docroot, module_path, ca):
+    port = harness.free_port()
+    a_cert, a_key = ca.issue(['a.test'])
+    b_cert, b_key = ca.issue(['b.test'])
+    a = harness.Apache(f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  Protocols h2 http/1.1
+  TLSCertificate {a_cert} {a_key}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{port}>
+  ServerName b.test
+  Protocols http/1.1
+  TLSCertificate {b_cert} {b_key}
+</VirtualHost>
+""", docroot, name='alpn')
+    a.port = port
+    a.start()
+    yield a
+    a.stop()
+
+
+def test_curl_h2(ca, server):
+    r = harness.curl(ca, server.port, '/index.html', args=['--http2'])
+    assert r.rc == 0, r
+    assert (r.status, r.http_version) == (200, '2')
+    assert r.text == harness.INDEX_HTML
+
+
+def test_curl_h1(ca, server):
+    r = harness.curl(ca, server.port, '/index.html', args=['--http1.1'])
+    assert r.rc == 0, r
+    assert (r.status, r.http_version) == (200, '1.1')
+    assert r.text == harness.INDEX_HTML
+
+
+@pytest.mark.parametrize('tls', ['1.2', '1.3'])
+def test_curl_h2_tls_versions(ca, server, tls):
+    r = harness.curl(ca, server.port, '/hello.txt',
+                     args=['--http2', f'--tlsv{tls}', '--tls-max', tls])
+    assert r.rc == 0, r
+    assert (r.status, r.http_version) == (200, '2')
+
+
+def test_python_alpn(ca, server):
+    assert harness.tls_info(ca, server.port, 'a.test', alpn=['h2', 'http/1.1'])['alpn'] == 'h2'
+    assert harness.tls_info(ca, server.port, 'a.test', alpn=['http/1.1'])['alpn'] == 'http/1.1'
+
+
+def test_s_client_alpn(ca, server):
+    r = harness.s_client(ca, server.port, 'a.test', ['-alpn', 'h2,http/1.1'])
+    assert r.handshake_ok, r
+    assert r.alpn == 'h2'
+
+
+def test_h2load_many_streams(ca, server):
+    n = 200
+    p = subprocess.run(['h2load', '-n', str(n), '-c', '2', '-m', '20',
+                        f'--connect-to=127.0.0.1:{server.port}',
+                        f'https://a.test:{server.port}/hello.txt'],
+                       capture_output=True, text=True, timeout=120)
+    out = p.stdout + p.stderr
+    assert p.returncode == 0, out
+    assert re.search(r'Application protocol: h2', out), out
+    m = re.search(r'status codes: (\d+) 2xx, (\d+) 3xx, (\d+) 4xx, (\d+) 5xx', out)
+    assert m, out
+    assert [int(x) for x in m.groups()] == [n, 0, 0, 0], out
+    m = re.search(r'requests: (\d+) total, (\d+) started, (\d+) done, (\d+) succeeded, '
+                  r'(\d+) failed, (\d+) errored', out)
+    assert m, out
+    assert int(m.group(4)) == n and int(m.group(5)) == 0 and int(m.group(6)) == 0, out
+
+
+def test_curl_h2_multiplexed(ca, server):
+    urls = [f'https://a.test:{server.port}/hello.txt'] * 20
+    r = harness.curl(ca, server.port, urls=urls, args=['--http2', '--parallel',
+                                                       '--parallel-max', '20'])
+    assert r.rc == 0, r
+    assert len(r.infos) == 20
+    assert all(i['http_code'] == 200 and i['http_version'] == '2' for i in r.infos)
+    assert sum(i['num_connects'] for i in r.infos) < 20
+
+
+def test_h1_only_vhost_curl(ca, server):
+    r = harness.curl(ca, server.port, '/index.html', host='b.test', args=['--http2'])
+    assert r.rc == 0, r
+    assert (r.status, r.http_version) == (200, '1.1')
+
+
+def test_h1_only_vhost_s_client(ca, server):
+    r = harness.s_client(ca, server.port, 'b.test', ['-alpn', 'h2'])
+    # the server must not pick h2; refusing the handshake would be allowed
+    # by RFC 7301 too, but it must not negotiate h2
+    assert r.alpn is None, r
+    if r.handshake_ok:
+        assert 'No ALPN negotiated' in r.stdout
+
+
+def test_h1_only_vhost_python(ca, server):
+    info = harness.tls_info(ca, server.port, 'b.test', alpn=['h2', 'http/1.1'])
+    assert info['alpn'] == 'http/1.1'
+
+
+def test_no_alpn_is_http1(ca, server):
+    info = harness.tls_info(ca, server.port, 'a.test')
+    assert info['alpn'] is None
+    status, _, body = harness.https_get(ca, server.port, '/hello.txt')
+    assert status == 200 and body == b'Hello, TLS!\n'

@@ -1,0 +1,131 @@
+"""Larger transfers in both directions, over HTTP/1.1 and HTTP/2, and many
+requests on one connection."""
+import hashlib
+import json
+import os
+
+import pytest
+
+import harness
+
+SIZES = {'1k': 1024, '1m': 1 << 20, '10m': 10 << 20, '100m': 100 << 20}
+UPLOAD_SIZE = 50 << 20
+
+
+@pytest.fixture(scope='module')
+def files(docroot):
+    sums = {}
+    for name, size in SIZES.items():
+        sums[name] = harness.make_data_file(docroot, f'data-{name}.bin', size)
+    return sums
+
+
+@pytest.fixture(scope='module')
+def upload_file(docroot):
+    d = harness.mkdtemp('tls-upload-')
+    path = os.path.join(d, 'upload.bin')
+    with open(path, 'wb') as f:
+        f.write(os.urandom(UPLOAD_SIZE))
+    return path, harness.sha256_file(path)
+
+
+@pytest.fixture(scope='module')
+def server(docroot, module_path, certs):
+    cert, key = certs['a']
+    port = harness.free_port()
+    a = harness.Apache(f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+MaxKeepAliveRequests 0
+KeepAliveTimeout 30
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  Protocols h2 http/1.1
+  TLSCertificate {cert} {key}
+</VirtualHost>
+""", docroot, name='transfer')
+    a.port = port
+    a.start()
+    yield a
+    a.stop()
+
+
+PROTOS = {'h1': '--http1.1', 'h2': '--http2'}
+
+
+@pytest.mark.parametrize('size', list(SIZES))
+@pytest.mark.parametrize('proto', list(PROTOS))
+def test_download(ca, server, files, size, proto):
+    out = os.path.join(server.dir, f'download-{size}-{proto}.bin')
+    r = harness.curl(ca, server.port, f'/data-{size}.bin',
+                     args=[PROTOS[proto], '-o', out], timeout=60)
+    try:
+        assert r.rc == 0, r
+        assert r.status == 200
+        assert r.http_version == ('2' if proto == 'h2' else '1.1')
+        assert os.path.getsize(out) == SIZES[size]
+        assert harness.sha256_file(out) == files[size]
+    finally:
+        if os.path.exists(out):
+            os.unlink(out)
+
+
+@pytest.mark.parametrize('proto', list(PROTOS))
+def test_upload(ca, server, upload_file, proto):
+    path, digest = upload_file
+    r = harness.curl(ca, server.port, '/cgi-bin/sha256.sh',
+                     args=[PROTOS[proto], '--data-binary', f'@{path}',
+                           '-H', 'Content-Type: application/octet-stream'],
+                     timeout=60)
+    assert r.rc == 0, r
+    assert r.status == 200
+    assert r.http_version == ('2' if proto == 'h2' else '1.1')
+    assert r.text.strip() == digest
+
+
+@pytest.mark.parametrize('proto', list(PROTOS))
+def test_small_upload(ca, server, proto):
+    data = b'x' * 1000 + b'\n'
+    r = harness.curl(ca, server.port, '/cgi-bin/sha256.sh',
+                     args=[PROTOS[proto], '--data-binary', '@-'], input=data)
+    assert (r.rc, r.status) == (0, 200), r
+    assert r.text.strip() == hashlib.sha256(data).hexdigest()
+
+
+def test_many_requests_one_connection(ca, server):
+    connects = []
+
+    class Conn(harness.HTTPSConn):
+        def connect(self):
+            connects.append(1)
+            super().connect()
+
+    conn = Conn(ca, server.port, 'a.test')
+    try:
+        for i in range(1000):
+            path = '/hello.txt' if i % 2 else '/index.html'
+            conn.request('GET', path, headers={'Host': 'a.test'})
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status == 200, (i, r.status)
+            assert body == (b'Hello, TLS!\n' if i % 2 else harness.INDEX_HTML.encode())
+            assert not r.will_close, i
+    finally:
+        conn.close()
+    assert len(connects) == 1
+
+
+def test_many_requests_curl_keepalive(ca, server):
+    urls = [f'https://a.test:{server.port}/hello.txt'] * 100
+    r = harness.curl(ca, server.port, urls=urls, args=['--http1.1'])
+    assert r.rc == 0, r
+    assert len(r.infos) == 100
+    assert all(i['http_code'] == 200 for i in r.infos)
+    assert sum(i['num_connects'] for i in r.infos) == 1
+
+
+def test_cgi_env_over_h2(ca, server):
+    r = harness.curl(ca, server.port, '/cgi-bin/env.py', args=['--http2'])
+    assert (r.rc, r.status, r.http_version) == (0, 200, '2'), r
+    env = json.loads(r.body)
+    assert env['SERVER_PROTOCOL'] == 'HTTP/2.0'

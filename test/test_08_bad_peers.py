@@ -1,0 +1,172 @@
+"""Misbehaving clients must not harm the server: after each one a good request
+still works, the Apache processes are the same and no child crashed, and the
+error log notes the failed connection with the client address."""
+import os
+import re
+import socket
+import ssl
+import struct
+import time
+
+import pytest
+
+import harness
+
+
+@pytest.fixture(scope='module')
+def server(docroot, module_path, certs):
+    cert, key = certs['a']
+    port = harness.free_port()
+    a = harness.Apache(f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  Protocols h2 http/1.1
+  TLSCertificate {cert} {key}
+</VirtualHost>
+""", docroot, name='badpeers')
+    a.port = port
+    a.start()
+    yield a
+    a.stop()
+
+
+def client_hello(ca):
+    """The bytes of a real TLS ClientHello for a.test."""
+    ctx = harness.ssl_context(ca)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname='a.test')
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    data = outgoing.read()
+    assert data[0] == 0x16 and len(data) > 100
+    return data
+
+
+def send_and_wait_close(port, data, timeout=15):
+    """Send data, then read until the server closes. Returns what was read."""
+    s = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+    got = b''
+    try:
+        s.sendall(data)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        else:
+            pytest.fail('server did not close the connection')
+    finally:
+        s.close()
+    return got
+
+
+def send_and_close(port, data):
+    s = socket.create_connection(('127.0.0.1', port), timeout=10)
+    s.sendall(data)
+    s.close()
+
+
+@pytest.fixture
+def check_survives(server, ca, request):
+    """Run around a bad client: yields, then verifies the server."""
+    pid = server.read_pid()
+    assert pid and server.alive()
+    offset = server.log_size()
+    yield
+    # the failed connection is logged with the client address
+    deadline = time.time() + 5
+    while time.time() < deadline:
+        new = server.read_log(offset)
+        if '127.0.0.1' in new:
+            break
+        time.sleep(0.1)
+    new = server.read_log(offset)
+    assert '127.0.0.1' in new, f'no log line with the client address:\n{new}'
+    status, _, body = harness.https_get(ca, server.port, '/hello.txt')
+    assert (status, body) == (200, b'Hello, TLS!\n')
+    r = harness.curl(ca, server.port, '/hello.txt', args=['--http2'])
+    assert (r.rc, r.status) == (0, 200), r
+    assert server.read_pid() == pid
+    assert server.alive()
+    assert server.children(), 'no child processes left'
+    log = server.read_log()
+    assert not re.search(r'exit signal|AH00052|segmentation|Segmentation', log), log
+    allowed = getattr(request.node, '_allowed_log', [])
+    bad = [line for line in server.log_lines(offset)
+           if re.search(r'\[(\w+:)?(error|crit|alert|emerg)\]', line)
+           and not any(re.search(p, line) for p in allowed)]
+    assert not bad, '\n'.join(bad)
+
+
+def test_garbage(server, check_survives):
+    data = bytes(range(256)) * 8
+    got = send_and_wait_close(server.port, data)
+    assert b'Hello' not in got
+
+
+def test_plain_http(server, check_survives):
+    got = send_and_wait_close(server.port, b'GET / HTTP/1.0\r\n\r\n')
+    assert harness.INDEX_HTML.encode() not in got
+
+
+def test_truncated_client_hello(server, ca, check_survives):
+    send_and_close(server.port, client_hello(ca)[:20])
+
+
+def test_oversized_record(server, check_survives):
+    # a handshake record claiming 65535 bytes, more than TLS allows
+    header = struct.pack('!BHH', 0x16, 0x0301, 0xffff)
+    got = send_and_wait_close(server.port, header + b'\x01' + os.urandom(200))
+    assert b'Hello' not in got
+
+
+def test_garbage_handshake_length(server, check_survives):
+    # a well-sized record carrying a ClientHello whose inner length is wrong
+    body = b'\x01' + struct.pack('!I', 0xfffff0)[1:] + b'\x03\x03' + os.urandom(60)
+    header = struct.pack('!BHH', 0x16, 0x0301, len(body))
+    send_and_wait_close(server.port, header + body)
+
+
+def test_client_hello_then_garbage(server, ca, check_survives):
+    hello = client_hello(ca)
+    got = send_and_wait_close(server.port, hello + b'\x17\x03\x03\x00\x10' + b'\x00' * 16)
+    assert got[:1] in (b'', b'\x15', b'\x16')
+
+
+def test_old_protocol_only(server, ca, check_survives):
+    r = harness.s_client(ca, server.port, 'a.test',
+                         ['-tls1_1', '-cipher', 'DEFAULT:@SECLEVEL=0'])
+    assert 'no protocols available' not in r.stderr, r.stderr
+    assert not r.handshake_ok, r
+
+
+def test_reset_mid_upload(server, ca, check_survives, allow_log):
+    # mod_cgid itself logs an [error] when the request body breaks off; that
+    # is not a mod_tls matter
+    allow_log(r'\[cgid:error\].*AH01270')
+    size = 50 << 20
+    ctx = harness.ssl_context(ca)
+    raw = socket.create_connection(('127.0.0.1', server.port), timeout=10)
+    s = ctx.wrap_socket(raw, server_hostname='a.test')
+    s.sendall(b'POST /cgi-bin/sha256.sh HTTP/1.1\r\nHost: a.test\r\n'
+              b'Content-Type: application/octet-stream\r\n'
+              b'Content-Length: %d\r\n\r\n' % size)
+    chunk = b'\x5a' * 65536
+    for _ in range(80):   # 5 MiB of 50
+        s.sendall(chunk)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+    s.close()
+
+
+def test_many_bad_clients(server, ca, check_survives):
+    hello = client_hello(ca)
+    for i in range(30):
+        send_and_close(server.port, hello[:10 + i * 7])
+    for i in range(10):
+        send_and_close(server.port, os.urandom(100))

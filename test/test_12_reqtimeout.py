@@ -1,0 +1,76 @@
+"""mod_reqtimeout's handshake stage applies to the TLS handshake."""
+import socket
+import time
+
+import pytest
+
+import harness
+
+
+@pytest.fixture(scope='module')
+def server(docroot, module_path, certs):
+    cert, key = certs['a']
+    port = harness.free_port()
+    a = harness.Apache(f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+Timeout 60
+# without this Linux's TCP_DEFER_ACCEPT hides a silent client from Apache
+AcceptFilter http none
+AcceptFilter https none
+RequestReadTimeout handshake=2 header=20-40,MinRate=500 body=20,MinRate=500
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  Protocols http/1.1
+  TLSCertificate {cert} {key}
+</VirtualHost>
+""", docroot, name='reqtimeout')
+    a.port = port
+    a.start()
+    yield a
+    a.stop()
+
+
+def _closed_after(port, data=b'', limit=15):
+    """Seconds until the server closes a connection that sent `data`."""
+    s = socket.create_connection(('127.0.0.1', port), timeout=limit)
+    start = time.time()
+    try:
+        if data:
+            s.sendall(data)
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except ConnectionResetError:
+                break
+            except socket.timeout:
+                pytest.fail(f'connection still open after {limit}s')
+            if not chunk:
+                break
+    finally:
+        s.close()
+    return time.time() - start
+
+
+def test_silent_client_closed(server):
+    elapsed = _closed_after(server.port)
+    assert 1.5 <= elapsed <= 6, elapsed
+
+
+def test_stalled_handshake_closed(server, ca):
+    import ssl
+    ctx = harness.ssl_context(ca)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname='a.test')
+    try:
+        obj.do_handshake()
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    elapsed = _closed_after(server.port, hello[:30])
+    assert 1.5 <= elapsed <= 6, elapsed
+
+
+def test_normal_request_unaffected(ca, server):
+    r = harness.curl(ca, server.port, '/hello.txt', args=['--http1.1'])
+    assert (r.rc, r.status, r.body) == (0, 200, b'Hello, TLS!\n'), r
