@@ -7,10 +7,12 @@
 #include <http_request.h>
 #include <http_ssl.h>
 
+#include "tls_cache.h"
 #include "tls_conf.h"
 #include "tls_conn.h"
 #include "tls_filter.h"
 #include "tls_setup.h"
+#include "tls_ticket.h"
 #include "tls_var.h"
 
 static int tls_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp)
@@ -18,6 +20,8 @@ static int tls_pre_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp
     (void)plog;
     (void)ptemp;
     tls_var_register_log(pconf);
+    tls_cache_register_mutex(pconf);
+    tls_ticket_register_mutex(pconf);
     return OK;
 }
 
@@ -31,10 +35,22 @@ static int tls_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
 static int tls_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptemp,
                            server_rec *s)
 {
-    (void)pconf;
+    tls_global_t *g = tls_conf_srv_get(s)->global;
+
     (void)plog;
     tls_setup_warn(ptemp, s);
+    if (tls_cache_init(g, pconf, s) != APR_SUCCESS || tls_ticket_init(g, pconf, s) != APR_SUCCESS) {
+        return !OK;
+    }
     return OK;
+}
+
+static void tls_child_init(apr_pool_t *p, server_rec *s)
+{
+    tls_global_t *g = tls_conf_srv_get(s)->global;
+
+    tls_cache_child_init(g, p, s);
+    tls_ticket_child_init(g, p, s);
 }
 
 /* Our %x and expression lookups ask every TLS module; mod_ssl's only know its own. */
@@ -51,6 +67,7 @@ static void tls_register_hooks(apr_pool_t *p)
     ap_hook_pre_config(tls_pre_config, tls_after_ssl, NULL, APR_HOOK_LAST);
     ap_hook_check_config(tls_check_config, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_config(tls_post_config, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_child_init(tls_child_init, NULL, NULL, APR_HOOK_MIDDLE);
 
     /* connections: before mod_http2 and the core look at them */
     ap_hook_pre_connection(tls_conn_pre_connection, NULL, NULL, APR_HOOK_MIDDLE);

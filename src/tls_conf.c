@@ -1,6 +1,8 @@
 /* tls_conf.c: the TLS* directives. Values start unset and merge field by field, so a vhost
  * inherits exactly what it does not say itself; defaults live in the tls_conf_* getters. */
 #include <httpd.h>
+#include <stdlib.h>
+
 #include <apr_strings.h>
 #include <http_log.h>
 
@@ -23,6 +25,9 @@ void *tls_conf_create_srv(apr_pool_t *p, server_rec *s)
         cycle_global->settings = apr_hash_make(p);
         cycle_global->certkeys = apr_hash_make(p);
         cycle_global->warnings = apr_array_make(p, 4, sizeof(const char *));
+        cycle_global->cache_timeout = TLS_UNSET;
+        cycle_global->tickets = TLS_UNSET;
+        cycle_global->ticket_rotation = TLS_UNSET;
     }
     sc->global = cycle_global;
     sc->min_version = TLS_UNSET;
@@ -91,6 +96,21 @@ int tls_conf_honor_client_order(const tls_srv_conf_t *sc)
 int tls_conf_min_version(const tls_srv_conf_t *sc)
 {
     return sc->min_version == TLS_UNSET ? 0x0303 : sc->min_version;
+}
+
+int tls_conf_cache_timeout(const tls_global_t *g)
+{
+    return g->cache_timeout == TLS_UNSET ? 300 : g->cache_timeout;
+}
+
+int tls_conf_tickets(const tls_global_t *g)
+{
+    return g->tickets == TLS_UNSET ? TLS_TICKETS_ON : g->tickets;
+}
+
+int tls_conf_ticket_rotation(const tls_global_t *g)
+{
+    return g->ticket_rotation == TLS_UNSET ? 12 * 3600 : g->ticket_rotation;
 }
 
 static tls_where_t where_of(cmd_parms *cmd)
@@ -270,6 +290,87 @@ static const char *set_options(cmd_parms *cmd, void *dcv, const char *arg)
     return NULL;
 }
 
+static const char *set_seconds(cmd_parms *cmd, const char *arg, int min, int *field)
+{
+    char *end;
+    long v = strtol(arg, &end, 10);
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    if (err) {
+        return err;
+    }
+    if (*end || end == arg || v < min || v > 30 * 86400) {
+        return apr_psprintf(cmd->pool, "%s '%s': give a number of seconds, at least %d",
+                            cmd->cmd->name, arg, min);
+    }
+    *field = (int)v;
+    return NULL;
+}
+
+static const char *set_cache(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_global_t *g = tls_conf_srv_get(cmd->server)->global;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    g->cache_spec = arg;
+    g->cache_where = where_of(cmd);
+    return NULL;
+}
+
+static const char *set_cache_timeout(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return set_seconds(cmd, arg, 1, &tls_conf_srv_get(cmd->server)->global->cache_timeout);
+}
+
+static const char *set_tickets(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_global_t *g = tls_conf_srv_get(cmd->server)->global;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    if (!strcasecmp(arg, "on")) {
+        g->tickets = TLS_TICKETS_ON;
+    }
+    else if (!strcasecmp(arg, "off")) {
+        g->tickets = TLS_TICKETS_OFF;
+    }
+    else if (!strcasecmp(arg, "shared")) {
+        g->tickets = TLS_TICKETS_SHARED;
+    }
+    else {
+        return "TLSSessionTickets: use on, off or shared";
+    }
+    return NULL;
+}
+
+static const char *set_ticket_key_file(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_global_t *g = tls_conf_srv_get(cmd->server)->global;
+    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+
+    (void)dc;
+    if (err) {
+        return err;
+    }
+    g->ticket_key_file = ap_server_root_relative(cmd->pool, arg);
+    g->ticket_key_where = where_of(cmd);
+    return g->ticket_key_file ? NULL : "TLSSessionTicketKeyFile: invalid file path";
+}
+
+static const char *set_ticket_rotation(cmd_parms *cmd, void *dc, const char *arg)
+{
+    (void)dc;
+    return set_seconds(cmd, arg, 1, &tls_conf_srv_get(cmd->server)->global->ticket_rotation);
+}
+
 const command_rec tls_conf_cmds[] = {
     AP_INIT_ITERATE("TLSEngine", set_engine, NULL, RSRC_CONF,
         "[address:]port of a Listen to serve with TLS"),
@@ -287,5 +388,15 @@ const command_rec tls_conf_cmds[] = {
         "on: refuse SNI names no vhost serves (default), off: use the default vhost"),
     AP_INIT_ITERATE("TLSOptions", set_options, NULL, RSRC_CONF | OR_OPTIONS,
         "[+-]StdEnvVars [+-]ExportCertData"),
+    AP_INIT_TAKE1("TLSSessionCache", set_cache, NULL, RSRC_CONF,
+        "none, default, or provider:args of a mod_socache provider (shmcb, redis, memcache, dbm)"),
+    AP_INIT_TAKE1("TLSSessionCacheTimeout", set_cache_timeout, NULL, RSRC_CONF,
+        "seconds a session may be resumed (default 300)"),
+    AP_INIT_TAKE1("TLSSessionTickets", set_tickets, NULL, RSRC_CONF,
+        "on (default), off, or shared (keys rotated through the session cache)"),
+    AP_INIT_TAKE1("TLSSessionTicketKeyFile", set_ticket_key_file, NULL, RSRC_CONF,
+        "file of 48-byte ticket keys, the first one current"),
+    AP_INIT_TAKE1("TLSSessionTicketKeyRotation", set_ticket_rotation, NULL, RSRC_CONF,
+        "seconds between new ticket keys (default 43200)"),
     { NULL }
 };

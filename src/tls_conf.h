@@ -41,12 +41,30 @@ typedef struct {
     apr_hash_t *by_alpn;               /* protocol name -> mtls_server_config* */
 } tls_settings_t;
 
+typedef enum {
+    TLS_TICKETS_OFF = 0,
+    TLS_TICKETS_ON = 1,          /* keys shared by this server's processes */
+    TLS_TICKETS_SHARED = 2       /* keys shared through the session cache (a fleet) */
+} tls_tickets_e;
+
+typedef struct tls_cache tls_cache_t;
+typedef struct tls_tickets tls_tickets_t;
+
 /* Module-wide state, one per configuration cycle, shared by all server configs. */
 typedef struct {
     apr_array_header_t *engines;       /* tls_engine_t */
     apr_hash_t *settings;              /* key text -> tls_settings_t* */
     apr_hash_t *certkeys;              /* "cert\nkey" -> mtls_certkey*, loaded once */
     apr_array_header_t *warnings;      /* sentences to log once the error log is open */
+    const char *cache_spec;            /* TLSSessionCache; NULL: default */
+    tls_where_t cache_where;
+    int cache_timeout;                 /* seconds; TLS_UNSET: 300 */
+    int tickets;                       /* tls_tickets_e; TLS_UNSET: on */
+    const char *ticket_key_file;       /* NULL: keys made and rotated here */
+    tls_where_t ticket_key_where;
+    int ticket_rotation;               /* seconds; TLS_UNSET: 12 hours */
+    tls_cache_t *cache;                /* NULL: no shared session cache */
+    tls_tickets_t *ticket_keys;        /* NULL: no tickets */
 } tls_global_t;
 
 typedef struct {
@@ -80,5 +98,8 @@ tls_dir_conf_t *tls_conf_dir_get(request_rec *r);
 int tls_conf_strict_sni(const tls_srv_conf_t *sc);
 int tls_conf_honor_client_order(const tls_srv_conf_t *sc);
 int tls_conf_min_version(const tls_srv_conf_t *sc);
+int tls_conf_cache_timeout(const tls_global_t *g);
+int tls_conf_tickets(const tls_global_t *g);
+int tls_conf_ticket_rotation(const tls_global_t *g);
 
 #endif

@@ -11,6 +11,7 @@
 #include "tls_conn.h"
 #include "tls_filter.h"
 #include "tls_setup.h"
+#include "tls_ticket.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -81,6 +82,7 @@ int tls_conn_pre_connection(conn_rec *c, void *csd)
         c->aborted = 1;
         return DONE;
     }
+    mtls_conn_set_userdata(tc->rc, tc);
     apr_pool_cleanup_register(c->pool, tc, conn_cleanup, apr_pool_cleanup_null);
     ap_set_module_config(c->conn_config, &tls_module, tc);
     tls_filter_add(tc);
@@ -217,6 +219,7 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc)
         tls_conn_transit(tc, TLS_ST_FAILED);
         return APR_ECONNABORTED;
     }
+    tls_ticket_refresh(tls_conf_srv_get(c->base_server)->global, c);
     rr = mtls_conn_start(tc->rc, choose_config(tc));
     if (rr != MTLS_OK) {
         return tls_conn_fail(tc, rr, "handshake start");

@@ -8,8 +8,10 @@
 #include <http_log.h>
 #include <http_protocol.h>
 
+#include "tls_cache.h"
 #include "tls_cert.h"
 #include "tls_setup.h"
+#include "tls_ticket.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -163,6 +165,8 @@ static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, tls_srv_
     mtls_server_config_builder_set_min_version(b, (uint16_t)tls_conf_min_version(sc));
     mtls_server_config_builder_set_suites(b, (const uint16_t *)suites->elts, (size_t)suites->nelts);
     mtls_server_config_builder_set_honor_client_order(b, tls_conf_honor_client_order(sc));
+    tls_cache_configure(sc->global, b);
+    tls_ticket_configure(sc->global, b);
     detail[0] = '\0';
     if (mtls_server_config_builder_build(b, &st->config, detail, sizeof(detail)) != MTLS_OK) {
         return apr_psprintf(ptemp, "the TLS settings cannot work: %s", detail);
@@ -210,7 +214,13 @@ int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
 {
     tls_global_t *global = tls_conf_srv_get(base)->global;
     int i, main_needed = 0;
+    const char *err;
     server_rec *s;
+
+    if ((err = tls_cache_create(global, pconf, ptemp))
+        || (err = tls_ticket_create(global, pconf, ptemp))) {
+        return fail(base, err);
+    }
 
     for (i = 0; i < global->engines->nelts; ++i) {
         const tls_engine_t *e = &APR_ARRAY_IDX(global->engines, i, tls_engine_t);
@@ -229,7 +239,6 @@ int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
         tls_srv_conf_t *sc = tls_conf_srv_get(s);
         const tls_engine_t *e = s->is_virtual ? vhost_engine(global, s) : NULL;
         tls_settings_t *st;
-        const char *err;
 
         sc->settings = NULL;
         if (s->is_virtual ? !e : (!main_needed && !sc->certs)) {

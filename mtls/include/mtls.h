@@ -86,6 +86,31 @@ mtls_result mtls_server_config_builder_set_suites(mtls_server_config_builder *b,
                                                   const uint16_t *ids, size_t n);
 mtls_result mtls_server_config_builder_set_honor_client_order(mtls_server_config_builder *b,
                                                               bool honor);
+/* Session state callbacks. They run inside mtls_conn_start/mtls_conn_process with the
+ * userdata given by mtls_conn_set_userdata. get: 0 and *out_len when found (it fits buf). */
+typedef int (*mtls_session_get_cb)(void *userdata, const uint8_t *key, size_t key_len,
+                                   uint8_t *buf, size_t buf_len, size_t *out_len);
+typedef int (*mtls_session_put_cb)(void *userdata, const uint8_t *key, size_t key_len,
+                                   const uint8_t *val, size_t val_len);
+typedef void (*mtls_session_remove_cb)(void *userdata, const uint8_t *key, size_t key_len);
+/* Server-side session state through the callbacks; all NULL: none at all. Without this call,
+ * rustls keeps a small cache in each process. */
+mtls_result mtls_server_config_builder_set_session_store(mtls_server_config_builder *b,
+                                                         mtls_session_get_cb get,
+                                                         mtls_session_put_cb put,
+                                                         mtls_session_remove_cb remove);
+
+/* Tickets: sealed (AES-256-GCM) with the first of the keys given, opened with any. */
+typedef struct mtls_ticketer mtls_ticketer;
+#define MTLS_TICKET_KEY_LEN 48       /* 16 bytes key name, 32 bytes AES key */
+mtls_ticketer *mtls_ticketer_new(uint32_t lifetime_secs);
+/* n keys of MTLS_TICKET_KEY_LEN bytes; the ticketer copies them. */
+mtls_result mtls_ticketer_set_keys(const mtls_ticketer *t, const uint8_t *keys, size_t n);
+/* Configs using the ticketer keep it alive. */
+void mtls_ticketer_free(mtls_ticketer *t);
+mtls_result mtls_server_config_builder_set_ticketer(mtls_server_config_builder *b,
+                                                    const mtls_ticketer *t);
+
 /* Consumes b, also on failure; err gets a sentence on failure. */
 mtls_result mtls_server_config_builder_build(mtls_server_config_builder *b,
                                              const mtls_server_config **out,
@@ -107,6 +132,8 @@ void mtls_server_config_free(const mtls_server_config *c);
 typedef struct mtls_conn mtls_conn;
 
 mtls_conn *mtls_conn_new(void);
+/* What the session callbacks get as userdata for this connection. */
+void mtls_conn_set_userdata(mtls_conn *conn, void *userdata);
 void mtls_conn_free(mtls_conn *conn);
 /* len 0 tells of the transport's EOF. *n_read may be < len: process, then offer the rest. */
 mtls_result mtls_conn_read_tls(mtls_conn *conn, const uint8_t *buf, size_t len, size_t *n_read);

@@ -10,6 +10,9 @@ use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, SignatureScheme, SupportedCipherSuite};
 
 use crate::certkey::mtls_certkey;
+use crate::session::{
+    mtls_session_get_cb, mtls_session_put_cb, mtls_session_remove_cb, mtls_ticketer, CallbackStore, Ticketer,
+};
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
 
@@ -52,6 +55,9 @@ pub struct mtls_server_config_builder {
     tls13_only: bool,
     suites: Option<Vec<u16>>,
     honor_client_order: bool,
+    /// None: rustls' per-process memory cache; Some(None): no server-side state at all.
+    store: Option<Option<Arc<CallbackStore>>>,
+    ticketer: Option<Arc<Ticketer>>,
 }
 
 /// The cipher suites rustls offers here, in its default preference order.
@@ -79,6 +85,8 @@ pub extern "C" fn mtls_server_config_builder_new() -> *mut mtls_server_config_bu
             tls13_only: false,
             suites: None,
             honor_client_order: true,
+            store: None,
+            ticketer: None,
         }))
     })
 }
@@ -148,6 +156,39 @@ pub extern "C" fn mtls_server_config_builder_set_honor_client_order(
     })
 }
 
+/// Server-side session state through these callbacks (see mtls_conn_set_userdata); all three
+/// NULL: keep no server-side state. Without this call: a small per-process memory cache.
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_set_session_store(
+    b: *mut mtls_server_config_builder,
+    get: Option<mtls_session_get_cb>,
+    put: Option<mtls_session_put_cb>,
+    remove: Option<mtls_session_remove_cb>,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        b.store = match (get, put, remove) {
+            (Some(get), Some(put), Some(remove)) => Some(Some(Arc::new(CallbackStore { get, put, remove }))),
+            (None, None, None) => Some(None),
+            _ => return MTLS_NULL_PARAM,
+        };
+        MTLS_OK
+    })
+}
+
+/// Issues and accepts tickets sealed by `t` (the config keeps its own reference).
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_set_ticketer(
+    b: *mut mtls_server_config_builder,
+    t: *const mtls_ticketer,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        b.ticketer = Some(try_ref!(t).inner.clone());
+        MTLS_OK
+    })
+}
+
 /// Frees a builder that was never built; NULL is allowed.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_free(b: *mut mtls_server_config_builder) {
@@ -181,6 +222,14 @@ fn build(b: mtls_server_config_builder) -> Result<mtls_server_config, String> {
         .with_no_client_auth()
         .with_cert_resolver(Arc::new(BySignatureScheme { keys: b.keys }));
     config.ignore_client_order = !b.honor_client_order;
+    match b.store {
+        Some(Some(store)) => config.session_storage = store,
+        Some(None) => config.session_storage = Arc::new(rustls::server::NoServerSessionStorage {}),
+        None => {}
+    }
+    if let Some(t) = b.ticketer {
+        config.ticketer = t;
+    }
     Ok(mtls_server_config { config: Arc::new(config) })
 }
 

@@ -3,13 +3,14 @@
 //! once; rustls keeps the buffered bytes and continues with the chosen config.
 
 use std::io::{ErrorKind, Read, Write};
-use std::os::raw::c_char;
+use std::os::raw::{c_char, c_void};
 
 use rustls::server::{Accepted, Acceptor};
 use rustls::{HandshakeKind, ServerConnection};
 
 use crate::config::{mtls_server_config, PICKED};
 use crate::result::mtls_result::{self, *};
+use crate::session::with_userdata;
 use crate::{ffi_guard, slice_from, slice_from_mut, try_mut, try_ref, write_cstr};
 
 /// A plaintext fatal alert record (type 21, version TLS 1.2, length 2, level 2), for refusals
@@ -34,6 +35,8 @@ pub struct mtls_conn {
     alpn: Vec<Vec<u8>>,
     /// Index of the certificate rustls sent, in the config's order.
     certkey_index: Option<usize>,
+    /// Handed to the session store callbacks while rustls works on this connection.
+    userdata: *mut c_void,
     error: String,
 }
 
@@ -74,8 +77,19 @@ pub extern "C" fn mtls_conn_new() -> *mut mtls_conn {
             sni: None,
             alpn: Vec::new(),
             certkey_index: None,
+            userdata: std::ptr::null_mut(),
             error: String::new(),
         }))
+    })
+}
+
+/// The pointer the session store callbacks get for this connection.
+#[no_mangle]
+pub extern "C" fn mtls_conn_set_userdata(conn: *mut mtls_conn, userdata: *mut c_void) {
+    ffi_guard!((), {
+        if let Some(c) = unsafe { conn.as_mut() } {
+            c.userdata = userdata;
+        }
     })
 }
 
@@ -143,7 +157,7 @@ pub extern "C" fn mtls_conn_process(conn: *mut mtls_conn) -> mtls_result {
                 Err((e, alert)) => conn.fail_with_alert(e, alert),
             },
             Phase::Chosen(_) => MTLS_HELLO,
-            Phase::Traffic(c) => match c.process_new_packets() {
+            Phase::Traffic(c) => match with_userdata(conn.userdata, || c.process_new_packets()) {
                 Ok(_) => MTLS_OK,
                 Err(e) => conn.fail(e),
             },
@@ -209,7 +223,7 @@ pub extern "C" fn mtls_conn_start(conn: *mut mtls_conn, config: *const mtls_serv
             return MTLS_WRONG_PHASE;
         };
         PICKED.with(|p| p.set(None));
-        let started = accepted.into_connection(config.config.clone());
+        let started = with_userdata(conn.userdata, || accepted.into_connection(config.config.clone()));
         conn.certkey_index = PICKED.with(|p| p.take());
         match started {
             Ok(c) => {

@@ -10,11 +10,13 @@ mod certkey;
 mod config;
 mod conn;
 mod result;
+mod session;
 
 pub use certkey::*;
 pub use config::*;
 pub use conn::*;
 pub use result::*;
+pub use session::*;
 
 use std::os::raw::c_char;
 

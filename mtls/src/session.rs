@@ -1,0 +1,215 @@
+//! Session resumption. Server-side session state (TLS 1.2 session ids, TLS 1.3 stateful
+//! tickets) goes through C callbacks, so Apache's socache providers hold it for all processes
+//! and servers. Tickets are sealed with keys the C side gives and rotates, so every process
+//! (and every server sharing them) can open every other's tickets.
+
+use std::cell::Cell;
+use std::os::raw::{c_int, c_void};
+use std::ptr;
+use std::sync::{Arc, RwLock};
+
+use ring::aead::{Aad, LessSafeKey, Nonce, UnboundKey, AES_256_GCM, NONCE_LEN};
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls::server::{ProducesTickets, StoresServerSessions};
+use zeroize::Zeroizing;
+
+use crate::result::mtls_result::{self, *};
+use crate::{ffi_guard, slice_from, try_ref};
+
+/// Looks a session up: 0 and `*out_len` set when found (it fits in `buf`), non-zero otherwise.
+pub type mtls_session_get_cb = extern "C" fn(
+    userdata: *mut c_void,
+    key: *const u8,
+    key_len: usize,
+    buf: *mut u8,
+    buf_len: usize,
+    out_len: *mut usize,
+) -> c_int;
+/// Stores a session: 0 when stored.
+pub type mtls_session_put_cb =
+    extern "C" fn(userdata: *mut c_void, key: *const u8, key_len: usize, val: *const u8, val_len: usize) -> c_int;
+/// Removes a session (TLS 1.3 tickets are single use).
+pub type mtls_session_remove_cb = extern "C" fn(userdata: *mut c_void, key: *const u8, key_len: usize);
+
+/// Largest session value we fetch; rustls' encoded sessions are far smaller.
+const SESSION_MAX: usize = 8192;
+
+thread_local! {
+    /// The connection's userdata while rustls may call the store: rustls' store API has no
+    /// per-connection argument, and its calls happen synchronously inside ours.
+    static USERDATA: Cell<*mut c_void> = const { Cell::new(ptr::null_mut()) };
+}
+
+/// Runs `f` with `userdata` visible to the store callbacks.
+pub(crate) fn with_userdata<R>(userdata: *mut c_void, f: impl FnOnce() -> R) -> R {
+    let old = USERDATA.with(|u| u.replace(userdata));
+    let r = f();
+    USERDATA.with(|u| u.set(old));
+    r
+}
+
+#[derive(Debug)]
+pub(crate) struct CallbackStore {
+    pub(crate) get: mtls_session_get_cb,
+    pub(crate) put: mtls_session_put_cb,
+    pub(crate) remove: mtls_session_remove_cb,
+}
+
+impl StoresServerSessions for CallbackStore {
+    fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
+        let ud = USERDATA.with(|u| u.get());
+        !ud.is_null() && (self.put)(ud, key.as_ptr(), key.len(), value.as_ptr(), value.len()) == 0
+    }
+
+    fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let ud = USERDATA.with(|u| u.get());
+        if ud.is_null() {
+            return None;
+        }
+        let mut buf = vec![0u8; SESSION_MAX];
+        let mut len = 0usize;
+        if (self.get)(ud, key.as_ptr(), key.len(), buf.as_mut_ptr(), buf.len(), &mut len) != 0 || len > buf.len() {
+            return None;
+        }
+        buf.truncate(len);
+        Some(buf)
+    }
+
+    fn take(&self, key: &[u8]) -> Option<Vec<u8>> {
+        let v = self.get(key)?;
+        let ud = USERDATA.with(|u| u.get());
+        (self.remove)(ud, key.as_ptr(), key.len());
+        Some(v)
+    }
+
+    fn can_cache(&self) -> bool {
+        true
+    }
+}
+
+/// Bytes of one ticket key as the C side hands it over: a 16-byte name, a 32-byte AES key.
+pub const MTLS_TICKET_KEY_LEN: usize = 48;
+const NAME_LEN: usize = 16;
+const TAG_LEN: usize = 16;
+
+struct TicketKey {
+    name: [u8; NAME_LEN],
+    key: LessSafeKey,
+}
+
+/// Seals tickets with the first key, opens them with any. Cheap to swap keys under the lock.
+pub(crate) struct Ticketer {
+    keys: RwLock<Vec<TicketKey>>,
+    lifetime: u32,
+    rng: SystemRandom,
+}
+
+impl std::fmt::Debug for Ticketer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ticketer").field("lifetime", &self.lifetime).finish()
+    }
+}
+
+impl ProducesTickets for Ticketer {
+    fn enabled(&self) -> bool {
+        true
+    }
+
+    fn lifetime(&self) -> u32 {
+        self.lifetime
+    }
+
+    fn encrypt(&self, plain: &[u8]) -> Option<Vec<u8>> {
+        let keys = self.keys.read().ok()?;
+        let k = keys.first()?;
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng.fill(&mut nonce).ok()?;
+        let mut out = Vec::with_capacity(NAME_LEN + NONCE_LEN + plain.len() + TAG_LEN);
+        out.extend_from_slice(&k.name);
+        out.extend_from_slice(&nonce);
+        out.extend_from_slice(plain);
+        let tag = k
+            .key
+            .seal_in_place_separate_tag(
+                Nonce::assume_unique_for_key(nonce),
+                Aad::from(&k.name),
+                &mut out[NAME_LEN + NONCE_LEN..],
+            )
+            .ok()?;
+        out.extend_from_slice(tag.as_ref());
+        Some(out)
+    }
+
+    fn decrypt(&self, cipher: &[u8]) -> Option<Vec<u8>> {
+        if cipher.len() < NAME_LEN + NONCE_LEN + TAG_LEN {
+            return None;
+        }
+        let (name, rest) = cipher.split_at(NAME_LEN);
+        let (nonce, sealed) = rest.split_at(NONCE_LEN);
+        let keys = self.keys.read().ok()?;
+        let k = keys.iter().find(|k| k.name[..] == *name)?;
+        let nonce = Nonce::try_assume_unique_for_key(nonce).ok()?;
+        let mut buf = sealed.to_vec();
+        let plain = k.key.open_in_place(nonce, Aad::from(&k.name), &mut buf).ok()?;
+        Some(plain.to_vec())
+    }
+}
+
+/// Opaque. Shared by the configs it is given to; C frees its own handle once.
+pub struct mtls_ticketer {
+    pub(crate) inner: Arc<Ticketer>,
+}
+
+/// A ticketer without keys (it seals nothing until mtls_ticketer_set_keys); tickets claim
+/// `lifetime_secs` of validity.
+#[no_mangle]
+pub extern "C" fn mtls_ticketer_new(lifetime_secs: u32) -> *mut mtls_ticketer {
+    ffi_guard!(ptr::null_mut(), {
+        Box::into_raw(Box::new(mtls_ticketer {
+            inner: Arc::new(Ticketer {
+                keys: RwLock::new(Vec::new()),
+                lifetime: lifetime_secs,
+                rng: SystemRandom::new(),
+            }),
+        }))
+    })
+}
+
+/// Replaces the keys: `n` keys of MTLS_TICKET_KEY_LEN bytes each, the first one seals, all
+/// open. The caller may zero its copy afterwards.
+#[no_mangle]
+pub extern "C" fn mtls_ticketer_set_keys(t: *const mtls_ticketer, keys: *const u8, n: usize) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let t = try_ref!(t);
+        let Some(bytes) = slice_from(keys, n * MTLS_TICKET_KEY_LEN) else {
+            return MTLS_NULL_PARAM;
+        };
+        let mut parsed = Vec::with_capacity(n);
+        for chunk in bytes.chunks_exact(MTLS_TICKET_KEY_LEN) {
+            let secret = Zeroizing::new(chunk[NAME_LEN..].to_vec());
+            let Ok(unbound) = UnboundKey::new(&AES_256_GCM, &secret) else {
+                return MTLS_INVALID;
+            };
+            let mut name = [0u8; NAME_LEN];
+            name.copy_from_slice(&chunk[..NAME_LEN]);
+            parsed.push(TicketKey { name, key: LessSafeKey::new(unbound) });
+        }
+        match t.inner.keys.write() {
+            Ok(mut k) => {
+                *k = parsed;
+                MTLS_OK
+            }
+            Err(_) => MTLS_ERROR,
+        }
+    })
+}
+
+/// Frees a handle; configs that use the ticketer keep it alive. NULL is allowed.
+#[no_mangle]
+pub extern "C" fn mtls_ticketer_free(t: *mut mtls_ticketer) {
+    ffi_guard!((), {
+        if !t.is_null() {
+            drop(unsafe { Box::from_raw(t) });
+        }
+    })
+}

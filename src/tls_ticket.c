@@ -1,0 +1,314 @@
+/* tls_ticket.c: session ticket keys. The parent puts the first keys into shared memory; any
+ * child that finds the current key older than TLSSessionTicketKeyRotation makes a new one
+ * there (under a mutex), and every child copies the keys into its ticketer when their
+ * generation changes. Older keys stay for opening tickets, so rotation loses no resumption.
+ * With `TLSSessionTickets shared` the keys live in the session cache, so a fleet of servers
+ * rotates together; with a key file they are the admin's, rotated by a graceful restart. */
+#include <httpd.h>
+#include <string.h>
+#include <apr_atomic.h>
+#include <apr_shm.h>
+#include <apr_strings.h>
+#include <http_log.h>
+#include <util_mutex.h>
+
+#include "tls_cache.h"
+#include "tls_ticket.h"
+
+APLOG_USE_MODULE(tls);
+
+#define TLS_TICKET_KEYS      3                   /* current and two previous */
+#define TLS_TICKET_MUTEX     "tls-ticket-keys"
+#define TLS_TICKET_CACHE_ID  "mod_tls:ticket-keys"
+#define TLS_TICKET_POLL      apr_time_from_sec(5) /* shared: how often a child asks the cache */
+#define TLS_TICKET_STAMP     8                   /* rotation time in front of cached keys */
+
+typedef struct {
+    apr_uint32_t generation;           /* changes with every new set of keys */
+    apr_uint32_t nkeys;
+    apr_time_t rotated_at;             /* when keys[0] became current */
+    unsigned char keys[TLS_TICKET_KEYS][MTLS_TICKET_KEY_LEN];
+} tls_ticket_shm_t;
+
+struct tls_tickets {
+    int mode;                          /* tls_tickets_e */
+    apr_interval_time_t rotation;      /* 0: never (key file) */
+    apr_interval_time_t lifetime;
+    mtls_ticketer *ticketer;           /* in every config; each process sets its keys */
+    unsigned char *file_keys;          /* TLSSessionTicketKeyFile's keys, until init */
+    apr_size_t file_nkeys;
+    tls_ticket_shm_t *shared;          /* this server's processes */
+    apr_global_mutex_t *mutex;
+    apr_uint32_t seen;                 /* per process: generation in the ticketer */
+    apr_time_t next_poll;              /* per process, shared mode */
+    tls_cache_t *cache;
+    server_rec *s;
+};
+
+void tls_ticket_register_mutex(apr_pool_t *pconf)
+{
+    ap_mutex_register(pconf, TLS_TICKET_MUTEX, NULL, APR_LOCK_DEFAULT, 0);
+}
+
+static apr_status_t ticketer_cleanup(void *data)
+{
+    mtls_ticketer_free(data);
+    return APR_SUCCESS;
+}
+
+/* Key bytes are zeroed before their memory goes; registered after it is allocated, so it runs
+ * before the memory is freed or unmapped. */
+static apr_status_t wipe_file_keys(void *data)
+{
+    tls_tickets_t *tk = data;
+
+    explicit_bzero(tk->file_keys, tk->file_nkeys * MTLS_TICKET_KEY_LEN);
+    return APR_SUCCESS;
+}
+
+static apr_status_t wipe_shared_keys(void *data)
+{
+    tls_tickets_t *tk = data;
+
+    explicit_bzero(tk->shared->keys, sizeof(tk->shared->keys));
+    tk->shared = NULL;
+    return APR_SUCCESS;
+}
+
+static const char *read_key_file(tls_tickets_t *tk, const tls_global_t *g, apr_pool_t *pconf,
+                                 apr_pool_t *ptemp)
+{
+    const char *path = g->ticket_key_file;
+    unsigned char buf[TLS_TICKET_KEYS * MTLS_TICKET_KEY_LEN + 1];
+    apr_size_t len = 0;
+    apr_file_t *f;
+    apr_status_t rv;
+    char ebuf[256];
+
+    rv = apr_file_open(&f, path, APR_FOPEN_READ | APR_FOPEN_BINARY, 0, ptemp);
+    if (rv == APR_SUCCESS) {
+        rv = apr_file_read_full(f, buf, sizeof(buf), &len);
+        apr_file_close(f);
+        rv = APR_STATUS_IS_EOF(rv) ? APR_SUCCESS : rv;
+    }
+    if (rv != APR_SUCCESS) {
+        return apr_psprintf(ptemp, "%s:%u: TLSSessionTicketKeyFile: cannot read '%s' (%s)",
+                            g->ticket_key_where.file, g->ticket_key_where.line, path,
+                            apr_strerror(rv, ebuf, sizeof(ebuf)));
+    }
+    if (len == 0 || len % MTLS_TICKET_KEY_LEN || len > TLS_TICKET_KEYS * MTLS_TICKET_KEY_LEN) {
+        explicit_bzero(buf, sizeof(buf));
+        return apr_psprintf(ptemp, "%s:%u: TLSSessionTicketKeyFile: '%s' has %" APR_SIZE_T_FMT
+                            " bytes; it must hold 1 to %d keys of %d random bytes each, the "
+                            "current one first (make one with: openssl rand %d > '%s')",
+                            g->ticket_key_where.file, g->ticket_key_where.line, path, len,
+                            TLS_TICKET_KEYS, MTLS_TICKET_KEY_LEN, MTLS_TICKET_KEY_LEN, path);
+    }
+    tk->file_nkeys = len / MTLS_TICKET_KEY_LEN;
+    tk->file_keys = apr_pmemdup(pconf, buf, len);
+    apr_pool_cleanup_register(pconf, tk, wipe_file_keys, apr_pool_cleanup_null);
+    explicit_bzero(buf, sizeof(buf));
+    return NULL;
+}
+
+const char *tls_ticket_create(tls_global_t *g, apr_pool_t *pconf, apr_pool_t *ptemp)
+{
+    tls_tickets_t *tk;
+    const char *err;
+
+    g->ticket_keys = NULL;
+    if (tls_conf_tickets(g) == TLS_TICKETS_OFF) {
+        return NULL;
+    }
+    if (tls_conf_tickets(g) == TLS_TICKETS_SHARED && !g->cache) {
+        return "TLSSessionTickets shared: the keys travel through the session cache, but "
+               "there is none; set TLSSessionCache to one the servers share (redis or memcache)";
+    }
+    tk = apr_pcalloc(pconf, sizeof(*tk));
+    tk->mode = tls_conf_tickets(g);
+    tk->lifetime = apr_time_from_sec(tls_conf_cache_timeout(g));
+    tk->rotation = apr_time_from_sec(tls_conf_ticket_rotation(g));
+    tk->cache = g->cache;
+    if (g->ticket_key_file) {
+        if ((err = read_key_file(tk, g, pconf, ptemp))) {
+            return err;
+        }
+        tk->rotation = 0;
+        tk->mode = TLS_TICKETS_ON;
+    }
+    tk->ticketer = mtls_ticketer_new((uint32_t)tls_conf_cache_timeout(g));
+    if (!tk->ticketer) {
+        return "TLSSessionTickets: cannot create the ticket encrypter";
+    }
+    apr_pool_cleanup_register(pconf, tk->ticketer, ticketer_cleanup, apr_pool_cleanup_null);
+    g->ticket_keys = tk;
+    return NULL;
+}
+
+void tls_ticket_configure(const tls_global_t *g, mtls_server_config_builder *b)
+{
+    if (g->ticket_keys) {
+        mtls_server_config_builder_set_ticketer(b, g->ticket_keys->ticketer);
+    }
+}
+
+/* Puts a fresh random key in front, keeping the newest older ones. */
+static apr_status_t push_new_key(unsigned char (*keys)[MTLS_TICKET_KEY_LEN], apr_uint32_t *n)
+{
+    apr_uint32_t keep = *n < TLS_TICKET_KEYS ? *n : TLS_TICKET_KEYS - 1;
+
+    memmove(keys[1], keys[0], keep * MTLS_TICKET_KEY_LEN);
+    *n = keep + 1;
+    return apr_generate_random_bytes(keys[0], MTLS_TICKET_KEY_LEN);
+}
+
+apr_status_t tls_ticket_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s)
+{
+    tls_tickets_t *tk = g->ticket_keys;
+    apr_shm_t *shm;
+    apr_status_t rv;
+
+    if (!tk) {
+        return APR_SUCCESS;
+    }
+    tk->s = s;
+    rv = apr_shm_create(&shm, sizeof(tls_ticket_shm_t), NULL, pconf);
+    if (rv == APR_SUCCESS) {
+        rv = ap_global_mutex_create(&tk->mutex, NULL, TLS_TICKET_MUTEX, NULL, s, pconf, 0);
+    }
+    if (rv != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "TLSSessionTickets: cannot set up the "
+                     "shared memory or mutex for ticket keys");
+        return rv;
+    }
+    tk->shared = apr_shm_baseaddr_get(shm);
+    memset(tk->shared, 0, sizeof(*tk->shared));
+    apr_pool_cleanup_register(pconf, tk, wipe_shared_keys, apr_pool_cleanup_null);
+    if (tk->file_keys) {
+        memcpy(tk->shared->keys, tk->file_keys, tk->file_nkeys * MTLS_TICKET_KEY_LEN);
+        tk->shared->nkeys = (apr_uint32_t)tk->file_nkeys;
+    }
+    else if ((rv = push_new_key(tk->shared->keys, &tk->shared->nkeys)) != APR_SUCCESS) {
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "TLSSessionTickets: no random bytes");
+        return rv;
+    }
+    tk->shared->rotated_at = apr_time_now();
+    tk->shared->generation = 1;
+    tk->seen = 0;
+    tk->next_poll = 0;
+    return APR_SUCCESS;
+}
+
+void tls_ticket_child_init(tls_global_t *g, apr_pool_t *p, server_rec *s)
+{
+    tls_tickets_t *tk = g->ticket_keys;
+    apr_status_t rv;
+
+    if (tk && tk->mutex) {
+        rv = apr_global_mutex_child_init(&tk->mutex, apr_global_mutex_lockfile(tk->mutex), p);
+        if (rv != APR_SUCCESS) {
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "TLSSessionTickets: cannot attach to "
+                         "the ticket key mutex; this child keeps its current keys");
+            tk->mutex = NULL;
+        }
+    }
+}
+
+/* Under the mutex: the process-shared keys, rotated when due. */
+static void rotate_local(tls_tickets_t *tk, apr_time_t now)
+{
+    tls_ticket_shm_t *sh = tk->shared;
+
+    if (now >= sh->rotated_at + tk->rotation
+        && push_new_key(sh->keys, &sh->nkeys) == APR_SUCCESS) {
+        sh->rotated_at = now;
+        apr_atomic_inc32(&sh->generation);
+    }
+}
+
+/* Under the mutex: the fleet's keys from the cache, rotated there when due. */
+static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
+{
+    unsigned char buf[TLS_TICKET_STAMP + TLS_TICKET_KEYS * MTLS_TICKET_KEY_LEN];
+    unsigned char (*keys)[MTLS_TICKET_KEY_LEN] = (void *)(buf + TLS_TICKET_STAMP);
+    tls_ticket_shm_t *sh = tk->shared;
+    unsigned int len = sizeof(buf);
+    apr_uint32_t n = 0;
+    apr_time_t rotated_at = 0;
+    apr_status_t rv;
+    int i;
+
+    rv = tls_cache_retrieve(tk->cache, tk->s, TLS_TICKET_CACHE_ID, buf, &len, p);
+    if (rv == APR_SUCCESS && len > TLS_TICKET_STAMP
+        && (len - TLS_TICKET_STAMP) % MTLS_TICKET_KEY_LEN == 0) {
+        n = (len - TLS_TICKET_STAMP) / MTLS_TICKET_KEY_LEN;
+        for (i = 0; i < TLS_TICKET_STAMP; ++i) {
+            rotated_at = (rotated_at << 8) | buf[i];
+        }
+    }
+    else if (rv != APR_SUCCESS && !APR_STATUS_IS_NOTFOUND(rv)) {
+        tls_cache_warn(tk->s, rv, "reading the shared ticket keys");
+        return;
+    }
+    if (n == 0 || now >= rotated_at + tk->rotation) {
+        if (push_new_key(keys, &n) != APR_SUCCESS) {
+            return;
+        }
+        rotated_at = now;
+        for (i = TLS_TICKET_STAMP - 1; i >= 0; --i, now >>= 8) {
+            buf[i] = (unsigned char)(now & 0xff);
+        }
+        rv = tls_cache_store(tk->cache, tk->s, TLS_TICKET_CACHE_ID, buf,
+                             TLS_TICKET_STAMP + n * MTLS_TICKET_KEY_LEN,
+                             rotated_at + TLS_TICKET_KEYS * (tk->rotation + tk->lifetime), p);
+        if (rv != APR_SUCCESS) {
+            tls_cache_warn(tk->s, rv, "storing the shared ticket keys");
+        }
+    }
+    if (sh->nkeys != n || memcmp(sh->keys, keys, n * MTLS_TICKET_KEY_LEN)) {
+        memcpy(sh->keys, keys, n * MTLS_TICKET_KEY_LEN);
+        sh->nkeys = n;
+        sh->rotated_at = rotated_at;
+        apr_atomic_inc32(&sh->generation);
+    }
+    explicit_bzero(buf, sizeof(buf));
+}
+
+void tls_ticket_refresh(tls_global_t *g, conn_rec *c)
+{
+    tls_tickets_t *tk = g->ticket_keys;
+    unsigned char keys[TLS_TICKET_KEYS * MTLS_TICKET_KEY_LEN];
+    apr_time_t now;
+    apr_uint32_t gen, n;
+
+    if (!tk || !tk->shared) {
+        return;
+    }
+    now = apr_time_now();
+    if (tk->mutex && ((tk->mode == TLS_TICKETS_SHARED && now >= tk->next_poll)
+                      || (tk->mode == TLS_TICKETS_ON && tk->rotation
+                          && now >= tk->shared->rotated_at + tk->rotation))
+        && apr_global_mutex_lock(tk->mutex) == APR_SUCCESS) {
+        if (tk->mode == TLS_TICKETS_SHARED) {
+            tk->next_poll = now + TLS_TICKET_POLL;
+            sync_cache(tk, now, c->pool);
+        }
+        else {
+            rotate_local(tk, now);
+        }
+        apr_global_mutex_unlock(tk->mutex);
+    }
+    gen = apr_atomic_read32(&tk->shared->generation);
+    if (gen == apr_atomic_read32(&tk->seen) || !tk->mutex
+        || apr_global_mutex_lock(tk->mutex) != APR_SUCCESS) {
+        return;
+    }
+    gen = tk->shared->generation;
+    n = tk->shared->nkeys;
+    memcpy(keys, tk->shared->keys, n * MTLS_TICKET_KEY_LEN);
+    apr_global_mutex_unlock(tk->mutex);
+    if (mtls_ticketer_set_keys(tk->ticketer, keys, n) == MTLS_OK) {
+        apr_atomic_set32(&tk->seen, gen);
+    }
+    explicit_bzero(keys, sizeof(keys));
+}
