@@ -330,6 +330,11 @@ static apr_status_t in_fill(tls_conn_t *tc, ap_input_mode_t mode, apr_read_type_
     apr_status_t rv;
 
     for (;;) {
+        /* Splitting lines leaves empty buckets behind; one must not look like pending data
+         * (the core would then skip flushing a response, waiting for a pipelined request). */
+        while (!APR_BRIGADE_EMPTY(tc->plain_in) && APR_BRIGADE_FIRST(tc->plain_in)->length == 0) {
+            apr_bucket_delete(APR_BRIGADE_FIRST(tc->plain_in));
+        }
         if (!APR_BRIGADE_EMPTY(tc->plain_in) && mode != AP_MODE_EXHAUSTIVE
             && (mode != AP_MODE_GETLINE || brigade_has_line(tc->plain_in))) {
             return APR_SUCCESS;
