@@ -424,14 +424,14 @@ static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
             if ((rv = apr_bucket_copy(e, &copy)) != APR_SUCCESS) {
                 return rv;
             }
+            /* In the brigade first: splitting links the rest in after it. */
+            APR_BRIGADE_INSERT_TAIL(bb, copy);
             if ((apr_off_t)copy->length > readbytes) {
                 apr_bucket_split(copy, (apr_size_t)readbytes);
-                APR_BRIGADE_INSERT_TAIL(bb, copy);
                 apr_bucket_delete(APR_BUCKET_NEXT(copy));
                 break;
             }
             readbytes -= (apr_off_t)copy->length;
-            APR_BRIGADE_INSERT_TAIL(bb, copy);
         }
         return APR_SUCCESS;
     default:
