@@ -5,9 +5,11 @@
 #include <http_connection.h>
 #include <http_protocol.h>
 #include <http_request.h>
+#include <mod_auth.h>
 #include <http_ssl.h>
 
 #include "tls_cache.h"
+#include "tls_clientauth.h"
 #include "tls_conf.h"
 #include "tls_conn.h"
 #include "tls_filter.h"
@@ -85,6 +87,9 @@ static void tls_register_hooks(apr_pool_t *p)
     ap_hook_default_port(tls_var_default_port, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(tls_var_check_request, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(tls_var_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_check_authn(tls_clientauth_check_user, NULL, NULL, APR_HOOK_FIRST,
+                        AP_AUTH_INTERNAL_PER_CONF);
+    ap_hook_fixups(tls_clientauth_fixups, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(tls) = {

@@ -8,7 +8,8 @@
 
 #include "tls_cert.h"
 
-static const char *read_file(apr_pool_t *p, const char *path, const char **data, apr_size_t *len)
+const char *tls_cert_read_file(apr_pool_t *p, const char *path, const char **data,
+                               apr_size_t *len)
 {
     apr_file_t *f;
     apr_finfo_t fi;
@@ -51,13 +52,13 @@ const char *tls_cert_load(tls_global_t *global, apr_pool_t *pconf, apr_pool_t *p
     if ((*ck = apr_hash_get(global->certkeys, id, APR_HASH_KEY_STRING))) {
         return NULL;
     }
-    if ((err = read_file(ptemp, spec->cert_file, &cert, &cert_len))) {
+    if ((err = tls_cert_read_file(ptemp, spec->cert_file, &cert, &cert_len))) {
         return err;
     }
     key_file = spec->key_file ? spec->key_file : spec->cert_file;
     key = cert;
     key_len = cert_len;
-    if (spec->key_file && (err = read_file(ptemp, spec->key_file, &key, &key_len))) {
+    if (spec->key_file && (err = tls_cert_read_file(ptemp, spec->key_file, &key, &key_len))) {
         return err;
     }
     detail[0] = '\0';
@@ -125,15 +126,11 @@ const char *tls_cert_check_expiry(apr_pool_t *p, const mtls_certkey *ck, const c
                         cert_file, date, (int)((not_after - now) / 86400));
 }
 
-const char *tls_cert_leaf_pem(apr_pool_t *p, const mtls_certkey *ck)
+const char *tls_cert_pem(apr_pool_t *p, const uint8_t *der, size_t der_len)
 {
-    const uint8_t *der;
-    size_t der_len, i, n;
+    size_t i, n;
     char *b64, *pem, *out;
 
-    if (mtls_certkey_leaf_der(ck, &der, &der_len) != MTLS_OK) {
-        return NULL;
-    }
     b64 = apr_palloc(p, (apr_size_t)apr_base64_encode_len((int)der_len));
     n = (size_t)apr_base64_encode_binary(b64, der, (int)der_len) - 1;
     pem = out = apr_palloc(p, n + n / 64 + 64);

@@ -16,7 +16,11 @@ int tls_cert_covers(apr_pool_t *p, const apr_array_header_t *certkeys, const cha
  * days, NULL otherwise. */
 const char *tls_cert_check_expiry(apr_pool_t *p, const mtls_certkey *ck, const char *cert_file);
 
-/* The leaf of a certified key as PEM text. */
-const char *tls_cert_leaf_pem(apr_pool_t *p, const mtls_certkey *ck);
+/* A DER certificate as PEM text. */
+const char *tls_cert_pem(apr_pool_t *p, const uint8_t *der, size_t der_len);
+
+/* Reads a whole file into p (NUL-terminated); a sentence for the admin on failure. */
+const char *tls_cert_read_file(apr_pool_t *p, const char *path, const char **data,
+                               apr_size_t *len);
 
 #endif

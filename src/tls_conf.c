@@ -33,6 +33,7 @@ void *tls_conf_create_srv(apr_pool_t *p, server_rec *s)
     sc->min_version = TLS_UNSET;
     sc->honor_client_order = TLS_UNSET;
     sc->strict_sni = TLS_UNSET;
+    sc->client_mode = TLS_UNSET;
     return sc;
 }
 
@@ -51,6 +52,10 @@ void *tls_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(suppress);
     MERGE_INT(honor_client_order);
     MERGE_INT(strict_sni);
+    MERGE_PTR(client_ca);
+    MERGE_INT(client_mode);
+    n->client_where = add->client_mode != TLS_UNSET ? add->client_where : base->client_where;
+    MERGE_PTR(client_crls);
     return n;
 }
 
@@ -70,6 +75,7 @@ void *tls_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
 
     MERGE_INT(std_env_vars);
     MERGE_INT(export_cert_data);
+    MERGE_PTR(user_name);
     return n;
 }
 
@@ -96,6 +102,11 @@ int tls_conf_honor_client_order(const tls_srv_conf_t *sc)
 int tls_conf_min_version(const tls_srv_conf_t *sc)
 {
     return sc->min_version == TLS_UNSET ? 0x0303 : sc->min_version;
+}
+
+int tls_conf_client_mode(const tls_srv_conf_t *sc)
+{
+    return sc->client_mode == TLS_UNSET ? TLS_CLIENT_NONE : sc->client_mode;
 }
 
 int tls_conf_cache_timeout(const tls_global_t *g)
@@ -152,15 +163,16 @@ static const char *set_engine(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *check_readable(cmd_parms *cmd, const char *what, const char *path)
+static const char *check_readable(cmd_parms *cmd, const char *directive, const char *what,
+                                  const char *path)
 {
     apr_file_t *f;
     apr_status_t rv = apr_file_open(&f, path, APR_FOPEN_READ, 0, cmd->temp_pool);
     char buf[256];
 
     if (rv != APR_SUCCESS) {
-        return apr_psprintf(cmd->pool, "TLSCertificate: cannot read the %s file '%s' (%s); "
-                            "check the path and its permissions", what, path,
+        return apr_psprintf(cmd->pool, "%s: cannot read the %s file '%s' (%s); "
+                            "check the path and its permissions", directive, what, path,
                             apr_strerror(rv, buf, sizeof(buf)));
     }
     apr_file_close(f);
@@ -184,10 +196,10 @@ static const char *set_certificate(cmd_parms *cmd, void *dc, const char *cert, c
     if (!spec->cert_file || (key && !spec->key_file)) {
         return "TLSCertificate: invalid file path";
     }
-    if ((err = check_readable(cmd, "certificate", spec->cert_file))) {
+    if ((err = check_readable(cmd, "TLSCertificate", "certificate", spec->cert_file))) {
         return err;
     }
-    return spec->key_file ? check_readable(cmd, "key", spec->key_file) : NULL;
+    return spec->key_file ? check_readable(cmd, "TLSCertificate", "key", spec->key_file) : NULL;
 }
 
 static const char *set_protocol(cmd_parms *cmd, void *dc, const char *arg)
@@ -371,6 +383,73 @@ static const char *set_ticket_rotation(cmd_parms *cmd, void *dc, const char *arg
     return set_seconds(cmd, arg, 1, &tls_conf_srv_get(cmd->server)->global->ticket_rotation);
 }
 
+static const char *set_client_ca(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+
+    (void)dc;
+    sc->client_ca = ap_server_root_relative(cmd->pool, arg);
+    if (!sc->client_ca) {
+        return "TLSClientCA: invalid file path";
+    }
+    return check_readable(cmd, "TLSClientCA", "CA", sc->client_ca);
+}
+
+static const char *set_client_cert(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+
+    (void)dc;
+    if (cmd->path) {
+        /* Asking for a certificate per directory would need renegotiation or post-handshake
+         * authentication, which rustls does not offer: say so instead of ignoring it. */
+        return "TLSClientCertificate cannot be used inside <Directory>, <Location> or <Files>: "
+               "the certificate is asked for in the handshake, before any URL is known. Put it "
+               "in the <VirtualHost> (use a separate vhost for the protected part, or "
+               "'optional' and 'Require expr %{SSL_CLIENT_VERIFY} == \"SUCCESS\"' per "
+               "directory)";
+    }
+    if (!strcasecmp(arg, "required")) {
+        sc->client_mode = TLS_CLIENT_REQUIRED;
+    }
+    else if (!strcasecmp(arg, "optional")) {
+        sc->client_mode = TLS_CLIENT_OPTIONAL;
+    }
+    else if (!strcasecmp(arg, "none")) {
+        sc->client_mode = TLS_CLIENT_NONE;
+    }
+    else {
+        return "TLSClientCertificate: use required, optional or none";
+    }
+    sc->client_where = where_of(cmd);
+    return NULL;
+}
+
+static const char *add_client_crl(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+    const char *path = ap_server_root_relative(cmd->pool, arg);
+
+    (void)dc;
+    if (!path) {
+        return "TLSClientCRL: invalid file path";
+    }
+    if (!sc->client_crls) {
+        sc->client_crls = apr_array_make(cmd->pool, 2, sizeof(const char *));
+    }
+    APR_ARRAY_PUSH(sc->client_crls, const char *) = path;
+    return check_readable(cmd, "TLSClientCRL", "CRL", path);
+}
+
+static const char *set_user_name(cmd_parms *cmd, void *dcv, const char *arg)
+{
+    tls_dir_conf_t *dc = dcv;
+
+    (void)cmd;
+    dc->user_name = arg;
+    return NULL;
+}
+
 const command_rec tls_conf_cmds[] = {
     AP_INIT_ITERATE("TLSEngine", set_engine, NULL, RSRC_CONF,
         "[address:]port of a Listen to serve with TLS"),
@@ -388,6 +467,14 @@ const command_rec tls_conf_cmds[] = {
         "on: refuse SNI names no vhost serves (default), off: use the default vhost"),
     AP_INIT_ITERATE("TLSOptions", set_options, NULL, RSRC_CONF | OR_OPTIONS,
         "[+-]StdEnvVars [+-]ExportCertData"),
+    AP_INIT_TAKE1("TLSClientCA", set_client_ca, NULL, RSRC_CONF,
+        "PEM file with the CA certificates client certificates must chain to"),
+    AP_INIT_TAKE1("TLSClientCertificate", set_client_cert, NULL, RSRC_CONF | ACCESS_CONF,
+        "required, optional or none (default)"),
+    AP_INIT_TAKE1("TLSClientCRL", add_client_crl, NULL, RSRC_CONF,
+        "PEM file with certificate revocation lists (repeatable)"),
+    AP_INIT_TAKE1("TLSUserName", set_user_name, NULL, RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
+        "variable whose value becomes the request's user, e.g. SSL_CLIENT_S_DN_CN"),
     AP_INIT_TAKE1("TLSSessionCache", set_cache, NULL, RSRC_CONF,
         "none, default, or provider:args of a mod_socache provider (shmcb, redis, memcache, dbm)"),
     AP_INIT_TAKE1("TLSSessionCacheTimeout", set_cache_timeout, NULL, RSRC_CONF,

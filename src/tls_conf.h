@@ -42,6 +42,12 @@ typedef struct {
 } tls_settings_t;
 
 typedef enum {
+    TLS_CLIENT_NONE = 0,
+    TLS_CLIENT_OPTIONAL = 1,
+    TLS_CLIENT_REQUIRED = 2
+} tls_client_e;
+
+typedef enum {
     TLS_TICKETS_OFF = 0,
     TLS_TICKETS_ON = 1,          /* keys shared by this server's processes */
     TLS_TICKETS_SHARED = 2       /* keys shared through the session cache (a fleet) */
@@ -75,12 +81,17 @@ typedef struct {
     apr_array_header_t *suppress;      /* uint16_t suite ids; NULL: unset */
     int honor_client_order;            /* TLS_UNSET: on */
     int strict_sni;                    /* TLS_UNSET: on */
+    const char *client_ca;             /* TLSClientCA file; NULL: unset */
+    int client_mode;                   /* tls_client_e; TLS_UNSET: none */
+    tls_where_t client_where;          /* the TLSClientCertificate line */
+    apr_array_header_t *client_crls;   /* TLSClientCRL files; NULL: unset */
     const tls_settings_t *settings;    /* filled by tls_setup; NULL: not serving TLS */
 } tls_srv_conf_t;
 
 typedef struct {
     int std_env_vars;                  /* TLS_UNSET: off */
     int export_cert_data;              /* TLS_UNSET: off */
+    const char *user_name;             /* TLSUserName variable; NULL: unset */
 } tls_dir_conf_t;
 
 extern module AP_MODULE_DECLARE_DATA tls_module;
@@ -98,6 +109,7 @@ tls_dir_conf_t *tls_conf_dir_get(request_rec *r);
 int tls_conf_strict_sni(const tls_srv_conf_t *sc);
 int tls_conf_honor_client_order(const tls_srv_conf_t *sc);
 int tls_conf_min_version(const tls_srv_conf_t *sc);
+int tls_conf_client_mode(const tls_srv_conf_t *sc);
 int tls_conf_cache_timeout(const tls_global_t *g);
 int tls_conf_tickets(const tls_global_t *g);
 int tls_conf_ticket_rotation(const tls_global_t *g);

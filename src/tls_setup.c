@@ -10,6 +10,7 @@
 
 #include "tls_cache.h"
 #include "tls_cert.h"
+#include "tls_clientauth.h"
 #include "tls_setup.h"
 #include "tls_ticket.h"
 
@@ -124,7 +125,7 @@ static const char *settings_key(apr_pool_t *p, const tls_srv_conf_t *sc,
         const tls_cert_spec_t *c = &APR_ARRAY_IDX(sc->certs, i, tls_cert_spec_t);
         key = apr_pstrcat(p, key, "\n", c->cert_file, " ", c->key_file, NULL);
     }
-    return key;
+    return apr_pstrcat(p, key, tls_clientauth_key(p, sc), NULL);
 }
 
 static apr_status_t config_cleanup(void *data)
@@ -133,9 +134,10 @@ static apr_status_t config_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, tls_srv_conf_t *sc,
+static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
                                   tls_settings_t **out)
 {
+    tls_srv_conf_t *sc = tls_conf_srv_get(s);
     apr_array_header_t *suites = suite_order(ptemp, sc);
     const char *key = settings_key(pconf, sc, suites), *err;
     mtls_server_config_builder *b;
@@ -167,6 +169,10 @@ static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, tls_srv_
     mtls_server_config_builder_set_honor_client_order(b, tls_conf_honor_client_order(sc));
     tls_cache_configure(sc->global, b);
     tls_ticket_configure(sc->global, b);
+    if ((err = tls_clientauth_configure(sc, b, ptemp))) {
+        mtls_server_config_builder_free(b);
+        return err;
+    }
     detail[0] = '\0';
     if (mtls_server_config_builder_build(b, &st->config, detail, sizeof(detail)) != MTLS_OK) {
         return apr_psprintf(ptemp, "the TLS settings cannot work: %s", detail);
@@ -250,7 +256,7 @@ int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
                         "as default for vhosts without one)", vhost_name(ptemp, s),
                         e ? e->spec : "of a TLSEngine without <VirtualHost>"));
         }
-        if ((err = build_settings(pconf, ptemp, sc, &st))) {
+        if ((err = build_settings(pconf, ptemp, s, &st))) {
             return fail(base, apr_psprintf(ptemp, "%s: %s", vhost_name(ptemp, s), err));
         }
         add_alpn_variants(pconf, s, st);
@@ -287,6 +293,7 @@ void tls_setup_warn(apr_pool_t *ptemp, server_rec *base)
 
     apr_hash_index_t *hi;
 
+    tls_clientauth_warn(base, ptemp);
     for (hi = apr_hash_first(ptemp, global->certkeys); hi; hi = apr_hash_next(hi)) {
         const char *id = apr_hash_this_key(hi), *msg;
         const char *cert_file = apr_pstrndup(ptemp, id, strcspn(id, "\n"));

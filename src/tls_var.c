@@ -2,6 +2,8 @@
  * SSL_* variables mod_ssl users know, CGI environments) and guards which requests may
  * travel on a connection whose TLS settings were chosen by SNI. */
 #include <httpd.h>
+#include <stdlib.h>
+
 #include <apr_strings.h>
 #include <ap_expr.h>
 #include <http_core.h>
@@ -19,11 +21,20 @@ APLOG_USE_MODULE(tls);
 
 #define TLS_VERSION_INTERFACE "mod_tls/" MOD_TLS_VERSION
 
-/* Variables exported with TLSOptions +StdEnvVars. */
+/* Variables exported with TLSOptions +StdEnvVars, besides the certificate fields. */
 static const char *const STD_VARS[] = {
     "SSL_PROTOCOL", "SSL_CIPHER", "SSL_TLS_SNI", "SSL_SESSION_RESUMED",
-    "SSL_VERSION_INTERFACE", "SSL_VERSION_LIBRARY", NULL
+    "SSL_VERSION_INTERFACE", "SSL_VERSION_LIBRARY", "SSL_CLIENT_VERIFY", NULL
 };
+
+/* Certificate fields exported with StdEnvVars, for SSL_CLIENT_ and SSL_SERVER_ alike. */
+static const char *const CERT_FIELDS[] = {
+    "M_VERSION", "M_SERIAL", "V_START", "V_END", "V_REMAIN", "A_SIG", "A_KEY",
+    "S_DN", "S_DN_C", "S_DN_ST", "S_DN_L", "S_DN_O", "S_DN_OU", "S_DN_CN", "S_DN_Email",
+    "I_DN", "I_DN_C", "I_DN_ST", "I_DN_L", "I_DN_O", "I_DN_OU", "I_DN_CN", "I_DN_Email", NULL
+};
+
+#define TLS_FIELD_MAX 8192
 
 int tls_var_conn_is_ssl(conn_rec *c)
 {
@@ -39,8 +50,59 @@ static const char *protocol_name(uint16_t version)
     }
 }
 
+/* The DER of the client's certificate i (0: its own), NULL if it sent none. */
+static int peer_der(const tls_conn_t *tc, size_t i, const uint8_t **der, size_t *len)
+{
+    return tc->rc && mtls_conn_peer_cert(tc->rc, i, der, len) == MTLS_OK;
+}
+
+static int server_der(const tls_conn_t *tc, const uint8_t **der, size_t *len)
+{
+    return tc->settings && tc->certkey_index >= 0
+           && tc->certkey_index < tc->settings->certkeys->nelts
+           && mtls_certkey_leaf_der(APR_ARRAY_IDX(tc->settings->certkeys, tc->certkey_index,
+                                                  mtls_certkey *), der, len) == MTLS_OK;
+}
+
+static const char *cert_var(apr_pool_t *p, const uint8_t *der, size_t len, const char *field)
+{
+    char buf[TLS_FIELD_MAX];
+    size_t n;
+
+    if (!strcmp(field, "CERT")) {
+        return tls_cert_pem(p, der, len);
+    }
+    if (mtls_x509_field(der, len, field, (int64_t)apr_time_sec(apr_time_now()), buf,
+                        sizeof(buf), &n) != MTLS_OK) {
+        return NULL;
+    }
+    return apr_pstrmemdup(p, buf, n);
+}
+
+static const char *client_var(apr_pool_t *p, const tls_conn_t *tc, const char *field)
+{
+    const uint8_t *der;
+    size_t len;
+    char *end;
+    long n;
+
+    if (!strcmp(field, "VERIFY")) {
+        /* A certificate that failed verification failed the handshake: no FAILED here. */
+        return peer_der(tc, 0, &der, &len) ? "SUCCESS" : "NONE";
+    }
+    if (!strncmp(field, "CHAIN_", 6)) {
+        n = strtol(field + 6, &end, 10);
+        return (!*end && end != field + 6 && n >= 0 && peer_der(tc, (size_t)n + 1, &der, &len))
+               ? tls_cert_pem(p, der, len) : NULL;
+    }
+    return peer_der(tc, 0, &der, &len) ? cert_var(p, der, len, field) : NULL;
+}
+
 static const char *lookup(apr_pool_t *p, const tls_conn_t *tc, const char *name)
 {
+    const uint8_t *der;
+    size_t len;
+
     if (!strcmp(name, "HTTPS")) {
         return "on";
     }
@@ -70,12 +132,36 @@ static const char *lookup(apr_pool_t *p, const tls_conn_t *tc, const char *name)
     if (!strcmp(name, "SESSION_RESUMED")) {
         return tc->resumed ? "Resumed" : "Initial";
     }
-    if (!strcmp(name, "SERVER_CERT") && tc->settings && tc->certkey_index >= 0
-        && tc->certkey_index < tc->settings->certkeys->nelts) {
-        return tls_cert_leaf_pem(p, APR_ARRAY_IDX(tc->settings->certkeys, tc->certkey_index,
-                                                  mtls_certkey *));
+    if (!strncmp(name, "CLIENT_", 7)) {
+        return client_var(p, tc, name + 7);
+    }
+    if (!strncmp(name, "SERVER_", 7) && server_der(tc, &der, &len)) {
+        return cert_var(p, der, len, name + 7);
     }
     return NULL;
+}
+
+/* Exports the StdEnvVars fields of one certificate, and its SAN_DNS_n and SAN_Email_n. */
+static void export_cert(request_rec *r, const char *prefix, const uint8_t *der, size_t len)
+{
+    static const char *const SANS[] = { "SAN_DNS_", "SAN_Email_", NULL };
+    const char *v;
+    int i, j;
+
+    for (i = 0; CERT_FIELDS[i]; ++i) {
+        if ((v = cert_var(r->pool, der, len, CERT_FIELDS[i]))) {
+            apr_table_setn(r->subprocess_env, apr_pstrcat(r->pool, prefix, CERT_FIELDS[i], NULL), v);
+        }
+    }
+    for (i = 0; SANS[i]; ++i) {
+        for (j = 0;; ++j) {
+            const char *field = apr_psprintf(r->pool, "%s%d", SANS[i], j);
+            if (!(v = cert_var(r->pool, der, len, field))) {
+                break;
+            }
+            apr_table_setn(r->subprocess_env, apr_pstrcat(r->pool, prefix, field, NULL), v);
+        }
+    }
 }
 
 const char *tls_var_lookup(apr_pool_t *p, server_rec *s, conn_rec *c, request_rec *r,
@@ -142,6 +228,8 @@ int tls_var_fixups(request_rec *r)
 {
     tls_conn_t *tc = tls_conn_get(r->connection);
     tls_dir_conf_t *dc;
+    const uint8_t *der;
+    size_t len;
     const char *v;
     int i;
 
@@ -156,9 +244,22 @@ int tls_var_fixups(request_rec *r)
                 apr_table_setn(r->subprocess_env, STD_VARS[i], v);
             }
         }
+        if (peer_der(tc, 0, &der, &len)) {
+            export_cert(r, "SSL_CLIENT_", der, len);
+        }
+        if (server_der(tc, &der, &len)) {
+            export_cert(r, "SSL_SERVER_", der, len);
+        }
     }
-    if (dc->export_cert_data > 0 && (v = lookup(r->pool, tc, "SSL_SERVER_CERT"))) {
-        apr_table_setn(r->subprocess_env, "SSL_SERVER_CERT", v);
+    if (dc->export_cert_data > 0) {
+        if (server_der(tc, &der, &len)) {
+            apr_table_setn(r->subprocess_env, "SSL_SERVER_CERT", tls_cert_pem(r->pool, der, len));
+        }
+        for (i = 0; peer_der(tc, (size_t)i, &der, &len); ++i) {
+            apr_table_setn(r->subprocess_env,
+                           i ? apr_psprintf(r->pool, "SSL_CLIENT_CHAIN_%d", i - 1) : "SSL_CLIENT_CERT",
+                           tls_cert_pem(r->pool, der, len));
+        }
     }
     return DECLINED;
 }

@@ -111,6 +111,16 @@ void mtls_ticketer_free(mtls_ticketer *t);
 mtls_result mtls_server_config_builder_set_ticketer(mtls_server_config_builder *b,
                                                     const mtls_ticketer *t);
 
+/* Client certificates, verified against the CAs in ca_pem and the CRLs in crl_pem (may be
+ * empty) for the whole chain. required false: clients without a certificate get in, clients
+ * with an invalid one do not. err gets a sentence on failure. */
+mtls_result mtls_server_config_builder_set_client_auth(mtls_server_config_builder *b,
+                                                       const uint8_t *ca_pem, size_t ca_len,
+                                                       const uint8_t *crl_pem, size_t crl_len,
+                                                       bool required, char *err, size_t err_len);
+/* The earliest nextUpdate (Unix seconds) of the CRLs in crl_pem; 0 when none has one. */
+mtls_result mtls_crl_next_update(const uint8_t *crl_pem, size_t crl_len, int64_t *secs);
+
 /* Consumes b, also on failure; err gets a sentence on failure. */
 mtls_result mtls_server_config_builder_build(mtls_server_config_builder *b,
                                              const mtls_server_config **out,
@@ -158,7 +168,20 @@ uint16_t mtls_conn_cipher_suite(const mtls_conn *conn);
 bool mtls_conn_is_resumed(const mtls_conn *conn);
 /* Which certificate (order added to the config) this client got; -1 if none. */
 int32_t mtls_conn_certkey_index(const mtls_conn *conn);
+/* The client's certificates (0: its own, then its chain), borrowed while conn lives. */
+size_t mtls_conn_peer_cert_count(const mtls_conn *conn);
+mtls_result mtls_conn_peer_cert(const mtls_conn *conn, size_t i,
+                                const uint8_t **der, size_t *der_len);
 /* The last error's detail, NUL-terminated into buf. */
 void mtls_conn_error(const mtls_conn *conn, char *buf, size_t len);
+
+/* ---- certificate fields --------------------------------------------------------------- */
+/* A field by its variable name without the SSL_CLIENT_/SSL_SERVER_ prefix ("S_DN", "S_DN_CN",
+ * "I_DN_O", "M_SERIAL", "M_VERSION", "V_START", "V_END", "V_REMAIN", "A_SIG", "A_KEY",
+ * "SAN_DNS_0", "SAN_Email_0", ...), formatted as mod_ssl formats it, NUL-terminated into buf.
+ * now (Unix seconds) is for V_REMAIN. MTLS_INVALID: no such field in this certificate (or
+ * buf too small: *out_len says how long it is). */
+mtls_result mtls_x509_field(const uint8_t *der, size_t der_len, const char *name, int64_t now,
+                            char *buf, size_t buf_len, size_t *out_len);
 
 #endif /* MTLS_H */

@@ -7,7 +7,10 @@ use std::sync::Arc;
 use rustls::crypto::ring;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
-use rustls::{ServerConfig, SignatureScheme, SupportedCipherSuite};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{RootCertStore, ServerConfig, SignatureScheme, SupportedCipherSuite};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
 
 use crate::certkey::mtls_certkey;
 use crate::session::{
@@ -58,6 +61,14 @@ pub struct mtls_server_config_builder {
     /// None: rustls' per-process memory cache; Some(None): no server-side state at all.
     store: Option<Option<Arc<CallbackStore>>>,
     ticketer: Option<Arc<Ticketer>>,
+    client_auth: Option<ClientAuth>,
+}
+
+/// Trust anchors and revocation lists for client certificates.
+struct ClientAuth {
+    roots: RootCertStore,
+    crls: Vec<CertificateRevocationListDer<'static>>,
+    required: bool,
 }
 
 /// The cipher suites rustls offers here, in its default preference order.
@@ -87,6 +98,7 @@ pub extern "C" fn mtls_server_config_builder_new() -> *mut mtls_server_config_bu
             honor_client_order: true,
             store: None,
             ticketer: None,
+            client_auth: None,
         }))
     })
 }
@@ -189,6 +201,86 @@ pub extern "C" fn mtls_server_config_builder_set_ticketer(
     })
 }
 
+fn client_auth(ca_pem: &[u8], crl_pem: &[u8], required: bool) -> Result<ClientAuth, String> {
+    let mut roots = RootCertStore::empty();
+    for c in CertificateDer::pem_slice_iter(ca_pem) {
+        let c = c.map_err(|e| format!("bad PEM in the CA file: {e}"))?;
+        roots.add(c).map_err(|e| format!("a CA certificate is not usable: {e}"))?;
+    }
+    if roots.is_empty() {
+        return Err("the CA file holds no PEM 'CERTIFICATE' block".into());
+    }
+    let mut crls = Vec::new();
+    for c in CertificateRevocationListDer::pem_slice_iter(crl_pem) {
+        let c = c.map_err(|e| format!("bad PEM in a CRL file: {e}"))?;
+        x509_parser::parse_x509_crl(c.as_ref()).map_err(|e| format!("a CRL does not parse: {e}"))?;
+        crls.push(c);
+    }
+    if !crl_pem.is_empty() && crls.is_empty() {
+        return Err("the CRL file holds no PEM 'X509 CRL' block".into());
+    }
+    Ok(ClientAuth { roots, crls, required })
+}
+
+/// Asks clients for a certificate, verified against the CAs in `ca_pem` and the revocation
+/// lists in `crl_pem` (may be empty), for the whole chain. `required` false: a client without
+/// a certificate is let in, one with an invalid certificate is not.
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_set_client_auth(
+    b: *mut mtls_server_config_builder,
+    ca_pem: *const u8,
+    ca_len: usize,
+    crl_pem: *const u8,
+    crl_len: usize,
+    required: bool,
+    err: *mut c_char,
+    err_len: usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        let (Some(ca), Some(crl)) = (slice_from(ca_pem, ca_len), slice_from(crl_pem, crl_len)) else {
+            return MTLS_NULL_PARAM;
+        };
+        match client_auth(ca, crl, required) {
+            Ok(a) => {
+                b.client_auth = Some(a);
+                MTLS_OK
+            }
+            Err(msg) => {
+                write_cstr(&msg, err, err_len);
+                MTLS_CONFIG
+            }
+        }
+    })
+}
+
+/// The earliest nextUpdate (Unix seconds) of the CRLs in `crl_pem`, to warn about stale lists;
+/// 0 when none has one.
+#[no_mangle]
+pub extern "C" fn mtls_crl_next_update(crl_pem: *const u8, crl_len: usize, secs: *mut i64) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let Some(pem) = slice_from(crl_pem, crl_len) else {
+            return MTLS_NULL_PARAM;
+        };
+        let secs = try_mut!(secs);
+        *secs = 0;
+        for c in CertificateRevocationListDer::pem_slice_iter(pem) {
+            let Ok(c) = c else {
+                return MTLS_CERT_BAD;
+            };
+            let Ok((_, crl)) = x509_parser::parse_x509_crl(c.as_ref()) else {
+                return MTLS_CERT_BAD;
+            };
+            if let Some(t) = crl.next_update() {
+                if *secs == 0 || t.timestamp() < *secs {
+                    *secs = t.timestamp();
+                }
+            }
+        }
+        MTLS_OK
+    })
+}
+
 /// Frees a builder that was never built; NULL is allowed.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_free(b: *mut mtls_server_config_builder) {
@@ -216,11 +308,25 @@ fn build(b: mtls_server_config_builder) -> Result<mtls_server_config, String> {
     } else {
         &[&rustls::version::TLS13, &rustls::version::TLS12]
     };
-    let mut config = ServerConfig::builder_with_provider(Arc::new(provider))
+    let provider = Arc::new(provider);
+    let with_versions = ServerConfig::builder_with_provider(provider.clone())
         .with_protocol_versions(versions)
-        .map_err(|e| format!("{e} (do the allowed ciphers cover the allowed protocol versions?)"))?
-        .with_no_client_auth()
-        .with_cert_resolver(Arc::new(BySignatureScheme { keys: b.keys }));
+        .map_err(|e| format!("{e} (do the allowed ciphers cover the allowed protocol versions?)"))?;
+    let with_verifier = match b.client_auth {
+        None => with_versions.with_no_client_auth(),
+        Some(a) => {
+            // Revocation is checked for the whole chain; a certificate no given CRL speaks
+            // for (e.g. the root's own) is not thereby refused.
+            let mut vb = WebPkiClientVerifier::builder_with_provider(Arc::new(a.roots), provider)
+                .with_crls(a.crls)
+                .allow_unknown_revocation_status();
+            if !a.required {
+                vb = vb.allow_unauthenticated();
+            }
+            with_versions.with_client_cert_verifier(vb.build().map_err(|e| format!("client certificates: {e}"))?)
+        }
+    };
+    let mut config = with_verifier.with_cert_resolver(Arc::new(BySignatureScheme { keys: b.keys }));
     config.ignore_client_order = !b.honor_client_order;
     match b.store {
         Some(Some(store)) => config.session_storage = store,

@@ -422,6 +422,39 @@ pub extern "C" fn mtls_conn_certkey_index(conn: *const mtls_conn) -> i32 {
     })
 }
 
+/// Number of certificates the client presented (leaf first), 0 when none.
+#[no_mangle]
+pub extern "C" fn mtls_conn_peer_cert_count(conn: *const mtls_conn) -> usize {
+    ffi_guard!(0, {
+        unsafe { conn.as_ref() }
+            .and_then(|c| c.traffic_ref())
+            .and_then(|t| t.peer_certificates())
+            .map(|c| c.len())
+            .unwrap_or(0)
+    })
+}
+
+/// Borrows the DER of the client's certificate `i` (0: its own), valid while the connection
+/// lives.
+#[no_mangle]
+pub extern "C" fn mtls_conn_peer_cert(
+    conn: *const mtls_conn,
+    i: usize,
+    der: *mut *const u8,
+    der_len: *mut usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_ref!(conn);
+        let (der, der_len) = (try_mut!(der), try_mut!(der_len));
+        let Some(cert) = conn.traffic_ref().and_then(|t| t.peer_certificates()).and_then(|c| c.get(i)) else {
+            return MTLS_INVALID;
+        };
+        *der = cert.as_ref().as_ptr();
+        *der_len = cert.as_ref().len();
+        MTLS_OK
+    })
+}
+
 /// Writes the detail of the connection's last error, NUL-terminated, into `buf`.
 #[no_mangle]
 pub extern "C" fn mtls_conn_error(conn: *const mtls_conn, buf: *mut c_char, len: usize) {

@@ -11,12 +11,14 @@ mod config;
 mod conn;
 mod result;
 mod session;
+mod x509;
 
 pub use certkey::*;
 pub use config::*;
 pub use conn::*;
 pub use result::*;
 pub use session::*;
+pub use x509::*;
 
 use std::os::raw::c_char;
 
