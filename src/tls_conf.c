@@ -130,10 +130,17 @@ static tls_where_t where_of(cmd_parms *cmd)
     return w;
 }
 
+/* The module-wide settings, for directives that belong outside any <VirtualHost>. */
+static const char *global_of(cmd_parms *cmd, tls_global_t **g)
+{
+    *g = tls_conf_srv_get(cmd->server)->global;
+    return ap_check_cmd_context(cmd, GLOBAL_ONLY);
+}
+
 static const char *set_engine(cmd_parms *cmd, void *dc, const char *arg)
 {
-    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    tls_global_t *g;
+    const char *err = global_of(cmd, &g);
     tls_engine_t *e;
     char *host = NULL, *scope = NULL;
     apr_port_t port = 0;
@@ -148,7 +155,7 @@ static const char *set_engine(cmd_parms *cmd, void *dc, const char *arg)
         return apr_psprintf(cmd->pool, "TLSEngine '%s': give a port or address:port, "
                             "like 443 or 192.0.2.1:443 or [::1]:443", arg);
     }
-    e = apr_array_push(sc->global->engines);
+    e = apr_array_push(g->engines);
     e->spec = arg;
     e->port = port;
     e->where = where_of(cmd);
@@ -302,15 +309,12 @@ static const char *set_options(cmd_parms *cmd, void *dcv, const char *arg)
     return NULL;
 }
 
+/* A number of seconds for a module-wide setting, from min up to 30 days. */
 static const char *set_seconds(cmd_parms *cmd, const char *arg, int min, int *field)
 {
     char *end;
     long v = strtol(arg, &end, 10);
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
 
-    if (err) {
-        return err;
-    }
     if (*end || end == arg || v < min || v > 30 * 86400) {
         return apr_psprintf(cmd->pool, "%s '%s': give a number of seconds, at least %d",
                             cmd->cmd->name, arg, min);
@@ -321,8 +325,8 @@ static const char *set_seconds(cmd_parms *cmd, const char *arg, int min, int *fi
 
 static const char *set_cache(cmd_parms *cmd, void *dc, const char *arg)
 {
-    tls_global_t *g = tls_conf_srv_get(cmd->server)->global;
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    tls_global_t *g;
+    const char *err = global_of(cmd, &g);
 
     (void)dc;
     if (err) {
@@ -335,14 +339,17 @@ static const char *set_cache(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_cache_timeout(cmd_parms *cmd, void *dc, const char *arg)
 {
+    tls_global_t *g;
+    const char *err = global_of(cmd, &g);
+
     (void)dc;
-    return set_seconds(cmd, arg, 1, &tls_conf_srv_get(cmd->server)->global->cache_timeout);
+    return err ? err : set_seconds(cmd, arg, 1, &g->cache_timeout);
 }
 
 static const char *set_tickets(cmd_parms *cmd, void *dc, const char *arg)
 {
-    tls_global_t *g = tls_conf_srv_get(cmd->server)->global;
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    tls_global_t *g;
+    const char *err = global_of(cmd, &g);
 
     (void)dc;
     if (err) {
@@ -365,8 +372,8 @@ static const char *set_tickets(cmd_parms *cmd, void *dc, const char *arg)
 
 static const char *set_ticket_key_file(cmd_parms *cmd, void *dc, const char *arg)
 {
-    tls_global_t *g = tls_conf_srv_get(cmd->server)->global;
-    const char *err = ap_check_cmd_context(cmd, GLOBAL_ONLY);
+    tls_global_t *g;
+    const char *err = global_of(cmd, &g);
 
     (void)dc;
     if (err) {
@@ -379,8 +386,11 @@ static const char *set_ticket_key_file(cmd_parms *cmd, void *dc, const char *arg
 
 static const char *set_ticket_rotation(cmd_parms *cmd, void *dc, const char *arg)
 {
+    tls_global_t *g;
+    const char *err = global_of(cmd, &g);
+
     (void)dc;
-    return set_seconds(cmd, arg, 1, &tls_conf_srv_get(cmd->server)->global->ticket_rotation);
+    return err ? err : set_seconds(cmd, arg, 1, &g->ticket_rotation);
 }
 
 static const char *set_client_ca(cmd_parms *cmd, void *dc, const char *arg)
