@@ -152,10 +152,18 @@ void tls_ticket_configure(const tls_global_t *g, mtls_server_config_builder *b)
     }
 }
 
-/* Puts a fresh random key in front, keeping the newest older ones. */
-static apr_status_t push_new_key(unsigned char (*keys)[MTLS_TICKET_KEY_LEN], apr_uint32_t *n)
+/* Puts a fresh random key in front. `periods` rotation periods have passed since the current
+ * key came (1 when connections keep coming): each one past the first retires one more of
+ * the older keys, so no key outlives its time because the server was idle. */
+static apr_status_t push_new_key(unsigned char (*keys)[MTLS_TICKET_KEY_LEN], apr_uint32_t *n,
+                                 apr_int64_t periods)
 {
+    apr_int64_t room = TLS_TICKET_KEYS - periods;
     apr_uint32_t keep = *n < TLS_TICKET_KEYS ? *n : TLS_TICKET_KEYS - 1;
+
+    if (room < (apr_int64_t)keep) {
+        keep = room > 0 ? (apr_uint32_t)room : 0;
+    }
 
     memmove(keys[1], keys[0], keep * MTLS_TICKET_KEY_LEN);
     *n = keep + 1;
@@ -188,7 +196,7 @@ apr_status_t tls_ticket_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s)
         memcpy(tk->shared->keys, tk->file_keys, tk->file_nkeys * MTLS_TICKET_KEY_LEN);
         tk->shared->nkeys = (apr_uint32_t)tk->file_nkeys;
     }
-    else if ((rv = push_new_key(tk->shared->keys, &tk->shared->nkeys)) != APR_SUCCESS) {
+    else if ((rv = push_new_key(tk->shared->keys, &tk->shared->nkeys, 1)) != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "TLSSessionTickets: no random bytes");
         return rv;
     }
@@ -220,7 +228,7 @@ static void rotate_local(tls_tickets_t *tk, apr_time_t now)
     tls_ticket_shm_t *sh = tk->shared;
 
     if (now >= sh->rotated_at + tk->rotation
-        && push_new_key(sh->keys, &sh->nkeys) == APR_SUCCESS) {
+        && push_new_key(sh->keys, &sh->nkeys, (now - sh->rotated_at) / tk->rotation) == APR_SUCCESS) {
         sh->rotated_at = now;
         apr_atomic_inc32(&sh->generation);
     }
@@ -251,7 +259,7 @@ static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
         return;
     }
     if (n == 0 || now >= rotated_at + tk->rotation) {
-        if (push_new_key(keys, &n) != APR_SUCCESS) {
+        if (push_new_key(keys, &n, n ? (now - rotated_at) / tk->rotation : 1) != APR_SUCCESS) {
             return;
         }
         rotated_at = now;
