@@ -12,7 +12,7 @@ typedef enum {
     TLS_ST_HELLO,          /* reading the ClientHello: no vhost chosen yet */
     TLS_ST_HANDSHAKE,      /* vhost and config chosen, handshake under way */
     TLS_ST_TRAFFIC,        /* application data */
-    TLS_ST_CLOSED,         /* close_notify sent or received, or EOF */
+    TLS_ST_CLOSED,         /* we sent close_notify: nothing more goes out */
     TLS_ST_FAILED          /* refused or broken; only queued alerts go out */
 } tls_state_e;
 

@@ -147,6 +147,20 @@ static apr_status_t out_write(tls_conn_t *tc, const char *data, apr_size_t len)
     return APR_SUCCESS;
 }
 
+/* Ends our side of the TLS stream: what waits, then close_notify. Once only. */
+static apr_status_t out_close_notify(tls_conn_t *tc)
+{
+    apr_status_t rv;
+
+    if (tc->state != TLS_ST_TRAFFIC) {
+        return APR_SUCCESS;
+    }
+    rv = out_stash_flush(tc);
+    mtls_conn_send_close_notify(tc->rc);
+    tls_conn_transit(tc, TLS_ST_CLOSED);
+    return rv == APR_SUCCESS ? out_drain(tc) : rv;
+}
+
 /* ---- in: TLS from the network ---------------------------------------------------------- */
 
 /* Moves the plaintext rustls has decrypted into plain_in. */
@@ -181,8 +195,8 @@ static apr_status_t in_take_plain(tls_conn_t *tc)
     case MTLS_WOULD_BLOCK:
         return APR_SUCCESS;
     case MTLS_EOF:
+        /* The client is done sending; our answer may still go out (half-close). */
         tc->in_eof = 1;
-        tls_conn_transit(tc, TLS_ST_CLOSED);
         return APR_SUCCESS;
     case MTLS_PEER_UNEXPECTED_EOF:
         /* Common and harmless between requests; a cut body shows up as a short read. */
@@ -451,10 +465,8 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
     while (!APR_BRIGADE_EMPTY(bb) && rv == APR_SUCCESS) {
         e = APR_BRIGADE_FIRST(bb);
         if (APR_BUCKET_IS_METADATA(e)) {
-            if (AP_BUCKET_IS_EOC(e) && tc->state == TLS_ST_TRAFFIC) {
-                rv = out_stash_flush(tc);
-                mtls_conn_send_close_notify(tc->rc);
-                tls_conn_transit(tc, TLS_ST_CLOSED);
+            if (AP_BUCKET_IS_EOC(e)) {
+                rv = out_close_notify(tc);
             }
             APR_BUCKET_REMOVE(e);
             if (rv == APR_SUCCESS && (rv = out_stash_flush(tc)) == APR_SUCCESS) {
@@ -495,6 +507,17 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
     }
     apr_brigade_cleanup(bb);
     return rv;
+}
+
+int tls_filter_pre_close(conn_rec *c)
+{
+    tls_conn_t *tc = c->master ? NULL : tls_conn_get(c);
+
+    /* The core closes HTTP/1 connections without an EOC bucket passing our filter. */
+    if (tc && tc->state == TLS_ST_TRAFFIC && out_close_notify(tc) == APR_SUCCESS) {
+        out_pass(tc, 1);
+    }
+    return DECLINED;
 }
 
 void tls_filter_register(void)
