@@ -7,11 +7,6 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
 
 
-def pytest_configure(config):
-    config.addinivalue_line(
-        'markers', 'needs_module: test loads build/mod_tls.so')
-
-
 @pytest.fixture(scope='session', autouse=True)
 def _cleanup():
     yield

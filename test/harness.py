@@ -14,7 +14,6 @@ import shutil
 import signal
 import socket
 import ssl
-import stat
 import subprocess
 import tempfile
 import time
@@ -266,10 +265,11 @@ def make_data_file(docroot, name, size):
 # --------------------------------------------------------------------------
 # Apache
 
-BASE_MODULES = ['authz_core', 'mime', 'dir', 'env',
-                'headers', 'setenvif', 'rewrite', 'reqtimeout', 'alias']
+BASE_MODULES = ['authz_core', 'mime', 'dir', 'env', 'headers', 'setenvif',
+                'rewrite', 'reqtimeout', 'alias', 'socache_shmcb']
 
-BAD_LEVELS = re.compile(r'\[(?:[\w_]+:)?(warn|error|crit|alert|emerg)\]')
+BAD_LEVELS = re.compile(r'\[(?:[\w_]+:)?(warn|error|crit|alert|emerg)\]'
+                        r'|exit signal')  # a crashed child is logged at notice
 
 INSTANCES = []   # running instances
 STARTED = []     # instances whose error log still needs checking
@@ -315,7 +315,7 @@ class Apache:
         if cgi:
             modules.append('cgid')
         if ssl:
-            modules += ['socache_shmcb', 'ssl']
+            modules.append('ssl')
         lines = [
             f'ServerRoot "{self.dir}"',
             f'PidFile "{self.pid_file}"',
@@ -353,8 +353,10 @@ class Apache:
                       'MinSpareThreads 5', 'MaxSpareThreads 50',
                       'MaxRequestWorkers 50']
         else:
-            lines += ['StartServers 2', 'MinSpareServers 2', 'MaxSpareServers 5',
-                      'MaxRequestWorkers 20']
+            # enough idle processes that parallel clients need not wait
+            # for prefork's (slow) spawning
+            lines += ['StartServers 10', 'MinSpareServers 10', 'MaxSpareServers 12',
+                      'ServerLimit 20', 'MaxRequestWorkers 20']
         lines.append('# ---- test body ----')
         self.body = body
         self.config = '\n'.join(lines) + '\n' + body.strip('\n') + '\n'
@@ -419,7 +421,8 @@ class Apache:
         return (0 if ok else (p.returncode or 1)), out
 
     def _startup_failed(self):
-        return 'AH00016' in self.read_log() or 'exiting' in self.read_log()
+        log = self.read_log()
+        return 'AH00016' in log or 'AH00014' in log
 
     def read_pid(self):
         try:
@@ -457,10 +460,24 @@ class Apache:
     def alive(self):
         return bool(self.pid) and self.pid_alive(self.pid)
 
+    def own_pids(self):
+        """Pids of all processes running with this instance's config file."""
+        pids = []
+        needle = self.conf_path.encode()
+        for d in os.listdir('/proc'):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f'/proc/{d}/cmdline', 'rb') as f:
+                    if needle in f.read().split(b'\0'):
+                        pids.append(int(d))
+            except OSError:
+                pass
+        return [p for p in pids if self.pid_alive(p)]
+
     def stop(self, timeout=10):
         pid = self.read_pid() or self.pid
         if pid and self.pid_alive(pid):
-            kids = self.children()
             try:
                 os.kill(pid, signal.SIGTERM)
             except ProcessLookupError:
@@ -468,16 +485,18 @@ class Apache:
             deadline = time.time() + timeout
             while time.time() < deadline and self.pid_alive(pid):
                 time.sleep(0.05)
-            if self.pid_alive(pid):
-                for p in [pid] + kids:
-                    try:
-                        os.kill(p, signal.SIGKILL)
-                    except ProcessLookupError:
-                        pass
-            for k in kids:
-                end = time.time() + 5
-                while time.time() < end and self.pid_alive(k):
-                    time.sleep(0.05)
+        # whatever is left of this instance (a hung parent, orphaned
+        # children or cgid daemon) is killed
+        for _ in range(50):
+            left = self.own_pids()
+            if not left:
+                break
+            for p in left:
+                try:
+                    os.kill(p, signal.SIGKILL)
+                except ProcessLookupError:
+                    pass
+            time.sleep(0.1)
         if self in INSTANCES:
             INSTANCES.remove(self)
         self.pid = None
@@ -696,6 +715,36 @@ def tls_info(ca, port, servername='a.test', **kw):
         return {'version': s.version(), 'cipher': s.cipher()[0],
                 'alpn': s.selected_alpn_protocol(), 'cn': cn, 'names': dns,
                 'cert_pem': pem}
+
+
+def request_until_close(ca, port, request, servername='a.test', **ctx_args):
+    """Send raw request bytes over TLS and read until the server closes.
+    Returns (data, clean) where clean says the server ended the TLS stream
+    with a close_notify alert before closing the TCP connection."""
+    ctx = ssl_context(ca, **ctx_args)
+    # report a missing close_notify instead of treating EOF as a clean end
+    ctx.options &= ~getattr(ssl, 'OP_IGNORE_UNEXPECTED_EOF', 0)
+    raw = socket.create_connection(('127.0.0.1', port), timeout=15)
+    data, clean = b'', False
+    with ctx.wrap_socket(raw, server_hostname=servername) as s:
+        s.sendall(request)
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ssl.SSLZeroReturnError:
+                clean = True
+                break
+            except (ssl.SSLEOFError, ConnectionResetError):
+                break
+            except ssl.SSLError as e:
+                if 'UNEXPECTED_EOF' not in str(e):
+                    raise
+                break
+            if not chunk:
+                clean = True
+                break
+            data += chunk
+    return data, clean
 
 
 class HTTPSConn(http.client.HTTPSConnection):

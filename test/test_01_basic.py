@@ -36,6 +36,8 @@ def test_curl_get(ca, server, tls_args):
     assert r.http_version == '1.1'
     assert r.info.get('ssl_verify_result') == 0
     assert r.text == INDEX_HTML
+    # nothing may hold the response back (KeepAliveTimeout is 5s)
+    assert r.info['time_total'] < 2.5, f"response took {r.info['time_total']}s"
 
 
 def test_curl_not_found(ca, server):
@@ -76,3 +78,19 @@ def test_several_connections(ca, server):
         status, _, body = harness.https_get(ca, server.port, '/hello.txt')
         assert (status, body) == (200, b'Hello, TLS!\n')
     assert server.alive()
+
+
+@pytest.mark.parametrize('version', [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=['tls12', 'tls13'])
+@pytest.mark.parametrize('request_bytes,status', [
+    (b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n', b'200'),
+    (b'GET /hello.txt HTTP/1.0\r\nHost: a.test\r\n\r\n', b'200'),
+    (b'NOT-HTTP\r\n\r\n', b'400'),
+], ids=['close', 'http10', 'bad-request'])
+def test_close_notify(ca, server, version, request_bytes, status):
+    """The server ends the TLS stream with close_notify, so that a client
+    can tell a complete response from a truncated one."""
+    data, clean = harness.request_until_close(ca, server.port, request_bytes,
+                                              min_version=version, max_version=version)
+    assert data.startswith(b'HTTP/1.1 ' + status), data[:200]
+    assert clean, 'connection closed without close_notify'

@@ -3,6 +3,8 @@ requests on one connection."""
 import hashlib
 import json
 import os
+import socket
+import time
 
 import pytest
 
@@ -129,3 +131,74 @@ def test_cgi_env_over_h2(ca, server):
     assert (r.rc, r.status, r.http_version) == (0, 200, '2'), r
     env = json.loads(r.body)
     assert env['SERVER_PROTOCOL'] == 'HTTP/2.0'
+
+
+def _read_response(sock):
+    """Read one HTTP/1.1 response with Content-Length from a socket-like
+    object with a makefile() reader; returns (status line, body)."""
+    status = sock.readline().decode().strip()
+    length = None
+    while True:
+        line = sock.readline().decode()
+        if line in ('\r\n', '\n', ''):
+            break
+        name, _, value = line.partition(':')
+        if name.lower() == 'content-length':
+            length = int(value.strip())
+    assert length is not None, status
+    return status, sock.read(length)
+
+
+def test_pipelined_requests(ca, server):
+    s = harness.tls_connect(ca, server.port, 'a.test')
+    try:
+        req = b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n'
+        s.sendall(req * 5 + b'GET /index.html HTTP/1.1\r\nHost: a.test\r\n'
+                  b'Connection: close\r\n\r\n')
+        f = s.makefile('rb')
+        for _ in range(5):
+            assert _read_response(f) == ('HTTP/1.1 200 OK', b'Hello, TLS!\n')
+        assert _read_response(f) == ('HTTP/1.1 200 OK', harness.INDEX_HTML.encode())
+    finally:
+        s.close()
+
+
+def test_slow_reader(ca, server, files):
+    """The client stops reading for a while: the server must cope with a
+    full socket buffer and then complete the response intact."""
+    ctx = harness.ssl_context(ca)
+    raw = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 16384)
+    raw.settimeout(30)
+    raw.connect(('127.0.0.1', server.port))
+    s = ctx.wrap_socket(raw, server_hostname='a.test')
+    try:
+        s.sendall(b'GET /data-10m.bin HTTP/1.1\r\nHost: a.test\r\n\r\n')
+        f = s.makefile('rb')
+        status = f.readline()
+        assert status.startswith(b'HTTP/1.1 200'), status
+        length = None
+        while True:
+            line = f.readline()
+            if line in (b'\r\n', b''):
+                break
+            if line.lower().startswith(b'content-length:'):
+                length = int(line.split(b':')[1])
+        assert length == SIZES['10m']
+        digest = hashlib.sha256()
+        got = 0
+        pauses = 3
+        while got < length:
+            chunk = f.read(min(65536, length - got))
+            assert chunk, f'connection ended after {got} bytes'
+            digest.update(chunk)
+            got += len(chunk)
+            if pauses:
+                pauses -= 1
+                time.sleep(0.7)
+        assert digest.hexdigest() == files['10m']
+        # the connection is still usable afterwards
+        s.sendall(b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n')
+        assert _read_response(f) == ('HTTP/1.1 200 OK', b'Hello, TLS!\n')
+    finally:
+        s.close()

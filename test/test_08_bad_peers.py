@@ -170,3 +170,53 @@ def test_many_bad_clients(server, ca, check_survives):
         send_and_close(server.port, hello[:10 + i * 7])
     for i in range(10):
         send_and_close(server.port, os.urandom(100))
+
+
+def _handshake_over(sock, ca):
+    """Do a TLS handshake over sock with memory BIOs, so that we control the
+    bytes sent afterwards. Returns (sslobj, outgoing bio)."""
+    ctx = harness.ssl_context(ca)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname='a.test')
+    while True:
+        try:
+            obj.do_handshake()
+            break
+        except ssl.SSLWantReadError:
+            pending = outgoing.read()
+            if pending:
+                sock.sendall(pending)
+            chunk = sock.recv(65536)
+            assert chunk, 'server closed during handshake'
+            incoming.write(chunk)
+    pending = outgoing.read()
+    if pending:
+        sock.sendall(pending)
+    return obj, outgoing
+
+
+def test_corrupted_record_after_handshake(server, ca, check_survives):
+    sock = socket.create_connection(('127.0.0.1', server.port), timeout=15)
+    try:
+        obj, outgoing = _handshake_over(sock, ca)
+        obj.write(b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n')
+        record = bytearray(outgoing.read())
+        assert record[0] == 0x17
+        record[len(record) // 2] ^= 0x55   # flip bits inside the ciphertext
+        sock.sendall(bytes(record))
+        got = b''
+        deadline = time.time() + 15
+        while time.time() < deadline:
+            try:
+                chunk = sock.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+        else:
+            pytest.fail('server did not close the connection')
+        # nothing but (encrypted) alerts may come back, certainly no response
+        assert b'Hello' not in got
+    finally:
+        sock.close()

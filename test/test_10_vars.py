@@ -188,3 +188,35 @@ def test_h2_vars(ca, server):
     env = json.loads(r.body)
     assert env.get('HTTPS') == 'on'
     assert env.get('SSL_TLS_SNI') == 'a.test'
+
+
+def _env_over(sock):
+    sock.sendall(b'GET /cgi-bin/env.py HTTP/1.0\r\nHost: a.test\r\n\r\n')
+    data = b''
+    while True:
+        chunk = sock.recv(65536)
+        if not chunk:
+            break
+        data += chunk
+    head, _, body = data.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 200'), head
+    return json.loads(body)
+
+
+@pytest.mark.parametrize('version', [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=['tls12', 'tls13'])
+def test_session_resumed(ca, server, version):
+    ctx = harness.ssl_context(ca, max_version=version, min_version=version)
+    session = None
+    seen = []
+    for _ in range(3):
+        raw = harness.socket.create_connection(('127.0.0.1', server.port), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname='a.test', session=session) as s:
+            env = _env_over(s)
+            seen.append((s.session_reused, env.get('SSL_SESSION_RESUMED')))
+            session = s.session
+    assert seen[0] == (False, 'Initial'), seen
+    # the client resumed: the variable must say so
+    assert any(reused for reused, _ in seen[1:]), seen
+    for reused, var in seen[1:]:
+        assert var == ('Resumed' if reused else 'Initial'), seen
