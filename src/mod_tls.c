@@ -90,7 +90,7 @@ static void tls_register_hooks(apr_pool_t *p)
     ap_hook_fixups(tls_var_fixups, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_check_authn(tls_clientauth_check_user, NULL, NULL, APR_HOOK_FIRST,
                         AP_AUTH_INTERNAL_PER_CONF);
-    ap_hook_fixups(tls_clientauth_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_access_checker(tls_clientauth_access, NULL, NULL, APR_HOOK_FIRST);
 }
 
 AP_DECLARE_MODULE(tls) = {

@@ -40,9 +40,15 @@ static const char *read_crls(const tls_srv_conf_t *sc, apr_pool_t *p, const char
     *pem = "";
     *len = 0;
     for (i = 0; sc->client_crls && i < sc->client_crls->nelts; ++i) {
-        if ((err = tls_cert_read_file(p, APR_ARRAY_IDX(sc->client_crls, i, const char *),
-                                      &data, &n))) {
+        const char *path = APR_ARRAY_IDX(sc->client_crls, i, const char *);
+        int64_t next;
+        if ((err = tls_cert_read_file(p, path, &data, &n))) {
             return err;
+        }
+        if (mtls_crl_next_update((const uint8_t *)data, n, &next) != MTLS_OK) {
+            return apr_psprintf(p, "TLSClientCRL '%s' does not parse as PEM 'X509 CRL' blocks; "
+                                "a broken list would silently disable revocation checks",
+                                path);
         }
         *pem = apr_pstrcat(p, *pem, data, "\n", NULL);
         *len += n + 1;
@@ -127,9 +133,20 @@ static const char *user_from_cert(request_rec *r)
     return (v && *v) ? v : NULL;
 }
 
+int tls_clientauth_access(request_rec *r)
+{
+    const char *user;
+
+    /* Early, like mod_ssl: the user is known (and logged) also when access is then denied. */
+    if (!r->user && (user = user_from_cert(r))) {
+        r->user = (char *)user;
+    }
+    return DECLINED;
+}
+
 int tls_clientauth_check_user(request_rec *r)
 {
-    const char *user = user_from_cert(r);
+    const char *user = r->user ? r->user : user_from_cert(r);
 
     if (!user) {
         return DECLINED;
@@ -137,14 +154,4 @@ int tls_clientauth_check_user(request_rec *r)
     r->user = (char *)user;
     r->ap_auth_type = "TLS";
     return OK;
-}
-
-int tls_clientauth_fixups(request_rec *r)
-{
-    const char *user;
-
-    if (!r->user && (user = user_from_cert(r))) {
-        r->user = (char *)user;
-    }
-    return DECLINED;
 }

@@ -16,10 +16,11 @@ const char *tls_clientauth_configure(const tls_srv_conf_t *sc, mtls_server_confi
 /* post_config: warns about CRLs past their nextUpdate. */
 void tls_clientauth_warn(server_rec *base, apr_pool_t *ptemp);
 
-/* check_authn: with TLSUserName, the certificate names the user (no AuthType needed). */
-int tls_clientauth_check_user(request_rec *r);
+/* access_checker: with TLSUserName, r->user comes from the certificate (for logs and CGI,
+ * also when access is then denied). */
+int tls_clientauth_access(request_rec *r);
 
-/* fixups: with TLSUserName, r->user for logs and CGI even where nothing asked for a user. */
-int tls_clientauth_fixups(request_rec *r);
+/* check_authn: with TLSUserName, the certificate authenticates the user (no AuthType needed). */
+int tls_clientauth_check_user(request_rec *r);
 
 #endif

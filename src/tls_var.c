@@ -27,11 +27,11 @@ static const char *const STD_VARS[] = {
     "SSL_VERSION_INTERFACE", "SSL_VERSION_LIBRARY", "SSL_CLIENT_VERIFY", NULL
 };
 
-/* Certificate fields exported with StdEnvVars, for SSL_CLIENT_ and SSL_SERVER_ alike. */
+/* Certificate fields exported with StdEnvVars, for SSL_CLIENT_ and SSL_SERVER_ alike; the DN
+ * components present come on top (S_DN_CN, S_DN_OU_1, ...). */
 static const char *const CERT_FIELDS[] = {
-    "M_VERSION", "M_SERIAL", "V_START", "V_END", "V_REMAIN", "A_SIG", "A_KEY",
-    "S_DN", "S_DN_C", "S_DN_ST", "S_DN_L", "S_DN_O", "S_DN_OU", "S_DN_CN", "S_DN_Email",
-    "I_DN", "I_DN_C", "I_DN_ST", "I_DN_L", "I_DN_O", "I_DN_OU", "I_DN_CN", "I_DN_Email", NULL
+    "M_VERSION", "M_SERIAL", "V_START", "V_END", "V_REMAIN", "A_SIG", "A_KEY", "S_DN", "I_DN",
+    NULL
 };
 
 #define TLS_FIELD_MAX 8192
@@ -90,9 +90,12 @@ static const char *client_var(apr_pool_t *p, const tls_conn_t *tc, const char *f
         /* A certificate that failed verification failed the handshake: no FAILED here. */
         return peer_der(tc, 0, &der, &len) ? "SUCCESS" : "NONE";
     }
-    if (!strncmp(field, "CHAIN_", 6)) {
-        n = strtol(field + 6, &end, 10);
-        return (!*end && end != field + 6 && n >= 0 && peer_der(tc, (size_t)n + 1, &der, &len))
+    /* mod_ssl's name is CERT_CHAIN_n; CHAIN_n is accepted as well. */
+    if (!strncmp(field, "CERT_CHAIN_", 11) || !strncmp(field, "CHAIN_", 6)) {
+        field = strchr(field, '_') + 1;
+        field += strncmp(field, "CHAIN_", 6) ? 0 : 6;
+        n = strtol(field, &end, 10);
+        return (!*end && end != field && n >= 0 && peer_der(tc, (size_t)n + 1, &der, &len))
                ? tls_cert_pem(p, der, len) : NULL;
     }
     return peer_der(tc, 0, &der, &len) ? cert_var(p, der, len, field) : NULL;
@@ -145,12 +148,25 @@ static const char *lookup(apr_pool_t *p, const tls_conn_t *tc, const char *name)
 static void export_cert(request_rec *r, const char *prefix, const uint8_t *der, size_t len)
 {
     static const char *const SANS[] = { "SAN_DNS_", "SAN_Email_", NULL };
+    static const char *const DNS[] = { "S_DN_VARS", "S_DN_", "I_DN_VARS", "I_DN_", NULL };
     const char *v;
     int i, j;
 
     for (i = 0; CERT_FIELDS[i]; ++i) {
         if ((v = cert_var(r->pool, der, len, CERT_FIELDS[i]))) {
             apr_table_setn(r->subprocess_env, apr_pstrcat(r->pool, prefix, CERT_FIELDS[i], NULL), v);
+        }
+    }
+    for (i = 0; DNS[i]; i += 2) {
+        /* "NAME\tvalue" lines, one for each component the DN has */
+        char *lines = (char *)cert_var(r->pool, der, len, DNS[i]), *line, *last, *tab;
+        for (line = lines ? apr_strtok(lines, "\n", &last) : NULL; line;
+             line = apr_strtok(NULL, "\n", &last)) {
+            if ((tab = strchr(line, '\t'))) {
+                *tab = '\0';
+                apr_table_setn(r->subprocess_env,
+                               apr_pstrcat(r->pool, prefix, DNS[i + 1], line, NULL), tab + 1);
+            }
         }
     }
     for (i = 0; SANS[i]; ++i) {
@@ -256,9 +272,15 @@ int tls_var_fixups(request_rec *r)
             apr_table_setn(r->subprocess_env, "SSL_SERVER_CERT", tls_cert_pem(r->pool, der, len));
         }
         for (i = 0; peer_der(tc, (size_t)i, &der, &len); ++i) {
+            v = tls_cert_pem(r->pool, der, len);
+            if (!i) {
+                apr_table_setn(r->subprocess_env, "SSL_CLIENT_CERT", v);
+                continue;
+            }
+            /* mod_ssl's name, and the shorter one this module documented first */
             apr_table_setn(r->subprocess_env,
-                           i ? apr_psprintf(r->pool, "SSL_CLIENT_CHAIN_%d", i - 1) : "SSL_CLIENT_CERT",
-                           tls_cert_pem(r->pool, der, len));
+                           apr_psprintf(r->pool, "SSL_CLIENT_CERT_CHAIN_%d", i - 1), v);
+            apr_table_setn(r->subprocess_env, apr_psprintf(r->pool, "SSL_CLIENT_CHAIN_%d", i - 1), v);
         }
     }
     return DECLINED;

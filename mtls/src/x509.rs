@@ -8,12 +8,14 @@ use x509_parser::der_parser::oid::Oid;
 use x509_parser::extensions::GeneralName;
 use x509_parser::objects::{oid2sn, oid_registry};
 use x509_parser::time::ASN1Time;
-use x509_parser::x509::X509Name;
+use x509_parser::der_parser::asn1_rs::Any;
+use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from};
 
-/// DN component names as mod_ssl spells them in variable names, with their OIDs.
+/// DN components as mod_ssl names them in variables (SSL_CLIENT_S_DN_<name>), with their OIDs.
+/// Where two names share an OID (ST, SP), the first is the one mod_ssl exports.
 const DN_PARTS: &[(&str, &str)] = &[
     ("C", "2.5.4.6"),
     ("ST", "2.5.4.8"),
@@ -29,84 +31,187 @@ const DN_PARTS: &[(&str, &str)] = &[
     ("D", "2.5.4.13"),
     ("UID", "0.9.2342.19200300.100.1.1"),
     ("Email", "1.2.840.113549.1.9.1"),
+    ("SerialNumber", "2.5.4.5"),
 ];
 
-/// OpenSSL's short names for DN attributes, as in RFC 2253 output.
-fn attr_name(oid: &Oid) -> String {
-    match oid.to_id_string().as_str() {
-        "2.5.4.3" => "CN".into(),
-        "2.5.4.6" => "C".into(),
-        "2.5.4.7" => "L".into(),
-        "2.5.4.8" => "ST".into(),
-        "2.5.4.10" => "O".into(),
-        "2.5.4.11" => "OU".into(),
-        "2.5.4.12" => "title".into(),
-        "2.5.4.4" => "SN".into(),
-        "2.5.4.42" => "GN".into(),
-        "2.5.4.43" => "initials".into(),
-        "2.5.4.5" => "serialNumber".into(),
-        "2.5.4.9" => "street".into(),
-        "2.5.4.13" => "description".into(),
-        "0.9.2342.19200300.100.1.1" => "UID".into(),
-        "0.9.2342.19200300.100.1.25" => "DC".into(),
-        "1.2.840.113549.1.9.1" => "emailAddress".into(),
-        other => other.to_string(),
+/// OpenSSL's short names of DN attributes, as RFC 2253 output shows them. Attributes not
+/// named here print as their OID with the DER value in hex, as OpenSSL does for unknown ones.
+const ATTR_NAMES: &[(&str, &str)] = &[
+    ("2.5.4.3", "CN"),
+    ("2.5.4.4", "SN"),
+    ("2.5.4.5", "serialNumber"),
+    ("2.5.4.6", "C"),
+    ("2.5.4.7", "L"),
+    ("2.5.4.8", "ST"),
+    ("2.5.4.9", "street"),
+    ("2.5.4.10", "O"),
+    ("2.5.4.11", "OU"),
+    ("2.5.4.12", "title"),
+    ("2.5.4.13", "description"),
+    ("2.5.4.15", "businessCategory"),
+    ("2.5.4.17", "postalCode"),
+    ("2.5.4.41", "name"),
+    ("2.5.4.42", "GN"),
+    ("2.5.4.43", "initials"),
+    ("2.5.4.44", "generationQualifier"),
+    ("2.5.4.46", "dnQualifier"),
+    ("2.5.4.65", "pseudonym"),
+    ("2.5.4.72", "role"),
+    ("2.5.4.97", "organizationIdentifier"),
+    ("0.9.2342.19200300.100.1.1", "UID"),
+    ("0.9.2342.19200300.100.1.25", "DC"),
+    ("1.2.840.113549.1.9.1", "emailAddress"),
+    ("1.3.6.1.4.1.311.60.2.1.1", "jurisdictionL"),
+    ("1.3.6.1.4.1.311.60.2.1.2", "jurisdictionST"),
+    ("1.3.6.1.4.1.311.60.2.1.3", "jurisdictionC"),
+];
+
+/// OpenSSL's long names of key and signature algorithms (A_KEY, A_SIG), where x509-parser's
+/// registry spells them otherwise or not at all.
+const ALGORITHM_NAMES: &[(&str, &str)] = &[
+    ("1.2.840.113549.1.1.1", "rsaEncryption"),
+    ("1.2.840.113549.1.1.5", "sha1WithRSAEncryption"),
+    ("1.2.840.113549.1.1.10", "rsassaPss"),
+    ("1.2.840.113549.1.1.11", "sha256WithRSAEncryption"),
+    ("1.2.840.113549.1.1.12", "sha384WithRSAEncryption"),
+    ("1.2.840.113549.1.1.13", "sha512WithRSAEncryption"),
+    ("1.2.840.10045.2.1", "id-ecPublicKey"),
+    ("1.2.840.10045.4.3.2", "ecdsa-with-SHA256"),
+    ("1.2.840.10045.4.3.3", "ecdsa-with-SHA384"),
+    ("1.2.840.10045.4.3.4", "ecdsa-with-SHA512"),
+    ("1.3.101.112", "ED25519"),
+    ("1.3.101.113", "ED448"),
+];
+
+fn lookup<'t>(table: &'t [(&'t str, &'t str)], oid: &Oid) -> Option<&'t str> {
+    let id = oid.to_id_string();
+    table.iter().find(|(k, _)| *k == id).map(|(_, v)| *v)
+}
+
+/// A string value as text: UTF-8, the ASCII types, T61 (as Latin-1), BMP (UTF-16) and
+/// Universal (UCS-4) strings. None for other types.
+fn decode(any: &Any) -> Option<String> {
+    let data = any.data;
+    match any.header.tag().0 {
+        12 | 18 | 19 | 22 | 26 | 27 => std::str::from_utf8(data).ok().map(str::to_string),
+        20 => Some(data.iter().map(|&b| b as char).collect()),
+        30 => {
+            let units: Vec<u16> = data.chunks_exact(2).map(|c| u16::from_be_bytes([c[0], c[1]])).collect();
+            String::from_utf16(&units).ok()
+        }
+        28 => data
+            .chunks_exact(4)
+            .map(|c| char::from_u32(u32::from_be_bytes([c[0], c[1], c[2], c[3]])))
+            .collect(),
+        _ => None,
     }
 }
 
-/// RFC 2253 escaping, as OpenSSL does it (multi-byte UTF-8 left as is).
-fn escape_2253(v: &str) -> String {
+/// "#" and the value's DER in hex, as OpenSSL prints what it cannot show as text.
+fn der_hex(any: &Any) -> String {
+    let h = &any.header;
+    let first = ((h.class() as u8) << 6) | (u8::from(h.is_constructed()) << 5) | (h.tag().0 as u8 & 0x1f);
+    let len = any.data.len();
+    let mut der = vec![first];
+    if len < 0x80 {
+        der.push(len as u8);
+    } else {
+        let bytes: Vec<u8> = len.to_be_bytes().iter().copied().skip_while(|&b| b == 0).collect();
+        der.push(0x80 | bytes.len() as u8);
+        der.extend(bytes);
+    }
+    der.extend_from_slice(any.data);
+    let mut out = String::from("#");
+    for b in der {
+        out.push_str(&format!("{b:02X}"));
+    }
+    out
+}
+
+/// Escapes backslashes and control characters, as OpenSSL's ASN1_STRFLGS_ESC_CTRL does;
+/// `rfc2253` adds the characters RFC 2253 reserves.
+fn escape(v: &str, rfc2253: bool) -> String {
     let mut out = String::with_capacity(v.len());
     let last = v.chars().count().saturating_sub(1);
     for (i, ch) in v.chars().enumerate() {
-        let special = matches!(ch, ',' | '+' | '"' | '\\' | '<' | '>' | ';')
-            || (i == 0 && (ch == '#' || ch == ' '))
-            || (i == last && ch == ' ');
+        if (ch as u32) < 0x20 || ch as u32 == 0x7f {
+            out.push_str(&format!("\\{:02X}", ch as u32));
+            continue;
+        }
+        let special = ch == '\\'
+            || (rfc2253
+                && (matches!(ch, ',' | '+' | '"' | '<' | '>' | ';')
+                    || (i == 0 && (ch == '#' || ch == ' '))
+                    || (i == last && ch == ' ')));
         if special {
             out.push('\\');
-            out.push(ch);
-        } else if (ch as u32) < 0x20 || ch as u32 == 0x7f {
-            out.push_str(&format!("\\{:02X}", ch as u32));
-        } else {
-            out.push(ch);
+        }
+        out.push(ch);
+    }
+    out
+}
+
+/// The DN as mod_ssl prints it: RFC 2253, everything in reverse order (most specific first,
+/// and the attributes of a multi-valued RDN reversed too), OpenSSL's short names.
+fn dn_string(name: &X509Name) -> String {
+    let attrs: Vec<(usize, &AttributeTypeAndValue)> =
+        name.iter_rdn().enumerate().flat_map(|(i, rdn)| rdn.iter().map(move |a| (i, a))).collect();
+    let mut out = String::new();
+    let mut prev_rdn = None;
+    for (rdn, a) in attrs.into_iter().rev() {
+        if let Some(p) = prev_rdn {
+            out.push(if p == rdn { '+' } else { ',' });
+        }
+        prev_rdn = Some(rdn);
+        match (lookup(ATTR_NAMES, a.attr_type()), decode(a.attr_value())) {
+            (Some(n), Some(v)) => out.push_str(&format!("{n}={}", escape(&v, true))),
+            (Some(n), None) => out.push_str(&format!("{n}={}", der_hex(a.attr_value()))),
+            (None, _) => out.push_str(&format!("{}={}", a.attr_type().to_id_string(), der_hex(a.attr_value()))),
         }
     }
     out
 }
 
-fn attr_value(attr: &x509_parser::x509::AttributeTypeAndValue) -> String {
-    match attr.as_str() {
-        Ok(s) => s.to_string(),
-        // BMPString and friends: best effort, as text where the bytes are UTF-8.
-        Err(_) => String::from_utf8_lossy(attr.as_slice()).into_owned(),
+/// The DN's components as mod_ssl exports them: ("CN", value), ("OU", ...), ("OU_1", ...)
+/// for a second OU, in certificate order.
+fn dn_parts(name: &X509Name) -> Vec<(String, String)> {
+    let mut seen: Vec<&str> = Vec::new();
+    let mut out = Vec::new();
+    for a in name.iter_attributes() {
+        let id = a.attr_type().to_id_string();
+        let Some((key, _)) = DN_PARTS.iter().find(|(_, o)| *o == id) else {
+            continue;
+        };
+        let Some(v) = decode(a.attr_value()) else {
+            continue;
+        };
+        let n = seen.iter().filter(|k| *k == key).count();
+        seen.push(key);
+        let var = if n == 0 { key.to_string() } else { format!("{key}_{n}") };
+        out.push((var, escape(&v, false)));
     }
+    out
 }
 
-/// The DN as mod_ssl prints it: RFC 2253, most specific RDN first.
-fn dn_string(name: &X509Name) -> String {
-    let rdns: Vec<String> = name
-        .iter_rdn()
-        .map(|rdn| {
-            rdn.iter()
-                .map(|a| format!("{}={}", attr_name(a.attr_type()), escape_2253(&attr_value(a))))
-                .collect::<Vec<_>>()
-                .join("+")
-        })
-        .collect();
-    rdns.into_iter().rev().collect::<Vec<_>>().join(",")
-}
-
-/// One DN component: `part` like "CN" or "OU_1" (the second OU).
+/// One DN component: `part` like "CN" or "OU_1" (the second OU); "SP" is ST by another name.
 fn dn_part(name: &X509Name, part: &str) -> Option<String> {
-    let (key, idx) = match part.rsplit_once('_') {
-        Some((k, n)) if n.chars().all(|c| c.is_ascii_digit()) => (k, n.parse::<usize>().ok()?),
-        _ => (part, 0),
+    let want = if part == "SP" { "ST" } else { part };
+    dn_parts(name).into_iter().find(|(k, _)| k == want).map(|(_, v)| v)
+}
+
+/// All components, "NAME\tvalue" lines, for exporting them to the environment.
+fn dn_vars(name: &X509Name) -> String {
+    dn_parts(name).into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+}
+
+/// The serial as OpenSSL prints it: whole bytes in hex, without DER's sign padding.
+fn serial_string(cert: &X509Certificate) -> String {
+    let raw = cert.raw_serial();
+    let raw = match raw {
+        [0, next, ..] if next & 0x80 != 0 => &raw[1..],
+        _ => raw,
     };
-    let oid_str = DN_PARTS.iter().find(|(k, _)| *k == key)?.1;
-    name.iter_attributes()
-        .filter(|a| a.attr_type().to_id_string() == oid_str)
-        .nth(idx)
-        .map(attr_value)
+    raw.iter().map(|b| format!("{b:02X}")).collect()
 }
 
 const MONTHS: [&str; 12] = ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
@@ -126,7 +231,10 @@ fn time_string(t: &ASN1Time) -> String {
 }
 
 fn algorithm_name(oid: &Oid) -> String {
-    oid2sn(oid, oid_registry()).map(str::to_string).unwrap_or_else(|_| oid.to_id_string())
+    lookup(ALGORITHM_NAMES, oid)
+        .map(str::to_string)
+        .or_else(|| oid2sn(oid, oid_registry()).ok().map(str::to_string))
+        .unwrap_or_else(|| oid.to_id_string())
 }
 
 fn san(cert: &X509Certificate, email: bool, idx: usize) -> Option<String> {
@@ -145,7 +253,7 @@ fn san(cert: &X509Certificate, email: bool, idx: usize) -> Option<String> {
 fn field(cert: &X509Certificate, name: &str, now: i64) -> Option<String> {
     match name {
         "M_VERSION" => Some((cert.version().0 + 1).to_string()),
-        "M_SERIAL" => Some(format!("{:X}", cert.serial)),
+        "M_SERIAL" => Some(serial_string(cert)),
         "V_START" => Some(time_string(&cert.validity().not_before)),
         "V_END" => Some(time_string(&cert.validity().not_after)),
         "V_REMAIN" => Some(((cert.validity().not_after.timestamp() - now) / 86400).max(0).to_string()),
@@ -153,6 +261,8 @@ fn field(cert: &X509Certificate, name: &str, now: i64) -> Option<String> {
         "A_KEY" => Some(algorithm_name(&cert.public_key().algorithm.algorithm)),
         "S_DN" => Some(dn_string(cert.subject())),
         "I_DN" => Some(dn_string(cert.issuer())),
+        "S_DN_VARS" => Some(dn_vars(cert.subject())),
+        "I_DN_VARS" => Some(dn_vars(cert.issuer())),
         _ => {
             if let Some(part) = name.strip_prefix("S_DN_") {
                 dn_part(cert.subject(), part)
