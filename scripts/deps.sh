@@ -4,7 +4,7 @@
 set -eu
 
 build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates curl openssl"
-test="$build curl openssl nghttp2-client python3-pytest python3-openssl"
+test="$build curl openssl nghttp2-client python3-pytest python3-openssl redis-server memcached"
 
 case "${1:-build}" in
   build) want=$build ;;

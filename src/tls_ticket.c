@@ -18,16 +18,18 @@
 APLOG_USE_MODULE(tls);
 
 #define TLS_TICKET_KEYS      3                   /* current and two previous */
+#define TLS_TICKET_SLOTS     (TLS_TICKET_KEYS + 1) /* shared: plus the next one, published early */
 #define TLS_TICKET_MUTEX     "tls-ticket-keys"
 #define TLS_TICKET_CACHE_ID  "mod_tls:ticket-keys"
-#define TLS_TICKET_POLL      apr_time_from_sec(5) /* shared: how often a child asks the cache */
+#define TLS_TICKET_POLL_MAX  apr_time_from_sec(5) /* shared: how often a child asks the cache */
 #define TLS_TICKET_STAMP     8                   /* rotation time in front of cached keys */
 
 typedef struct {
     apr_uint32_t generation;           /* changes with every new set of keys */
     apr_uint32_t nkeys;
     apr_time_t rotated_at;             /* when keys[0] became current */
-    unsigned char keys[TLS_TICKET_KEYS][MTLS_TICKET_KEY_LEN];
+    /* current first; in shared mode the next key comes before it (see sync_cache) */
+    unsigned char keys[TLS_TICKET_SLOTS][MTLS_TICKET_KEY_LEN];
 } tls_ticket_shm_t;
 
 struct tls_tickets {
@@ -41,6 +43,7 @@ struct tls_tickets {
     apr_global_mutex_t *mutex;
     apr_uint32_t seen;                 /* per process: generation in the ticketer */
     apr_time_t next_poll;              /* per process, shared mode */
+    apr_interval_time_t poll;          /* shared mode: half a rotation, at most 5 s */
     tls_cache_t *cache;
     server_rec *s;
 };
@@ -128,6 +131,7 @@ const char *tls_ticket_create(tls_global_t *g, apr_pool_t *pconf, apr_pool_t *pt
     tk->mode = tls_conf_tickets(g);
     tk->lifetime = apr_time_from_sec(tls_conf_cache_timeout(g));
     tk->rotation = apr_time_from_sec(tls_conf_ticket_rotation(g));
+    tk->poll = tk->rotation / 2 < TLS_TICKET_POLL_MAX ? tk->rotation / 2 : TLS_TICKET_POLL_MAX;
     tk->cache = g->cache;
     if (g->ticket_key_file) {
         if ((err = read_key_file(tk, g, pconf, ptemp))) {
@@ -152,19 +156,19 @@ void tls_ticket_configure(const tls_global_t *g, mtls_server_config_builder *b)
     }
 }
 
-/* Puts a fresh random key in front. `periods` rotation periods have passed since the current
- * key came (1 when connections keep coming): each one past the first retires one more of
- * the older keys, so no key outlives its time because the server was idle. */
+/* Puts a fresh random key in front of at most `max` keys. `periods` rotation periods have
+ * passed since the last rotation (1 when connections keep coming): each one past the first
+ * retires one more of the older keys, so no key outlives its time because the server was
+ * idle. */
 static apr_status_t push_new_key(unsigned char (*keys)[MTLS_TICKET_KEY_LEN], apr_uint32_t *n,
-                                 apr_int64_t periods)
+                                 apr_uint32_t max, apr_int64_t periods)
 {
-    apr_int64_t room = TLS_TICKET_KEYS - periods;
-    apr_uint32_t keep = *n < TLS_TICKET_KEYS ? *n : TLS_TICKET_KEYS - 1;
+    apr_int64_t room = (apr_int64_t)max - periods;
+    apr_uint32_t keep = *n < max ? *n : max - 1;
 
     if (room < (apr_int64_t)keep) {
         keep = room > 0 ? (apr_uint32_t)room : 0;
     }
-
     memmove(keys[1], keys[0], keep * MTLS_TICKET_KEY_LEN);
     *n = keep + 1;
     return apr_generate_random_bytes(keys[0], MTLS_TICKET_KEY_LEN);
@@ -196,7 +200,8 @@ apr_status_t tls_ticket_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s)
         memcpy(tk->shared->keys, tk->file_keys, tk->file_nkeys * MTLS_TICKET_KEY_LEN);
         tk->shared->nkeys = (apr_uint32_t)tk->file_nkeys;
     }
-    else if ((rv = push_new_key(tk->shared->keys, &tk->shared->nkeys, 1)) != APR_SUCCESS) {
+    else if ((rv = push_new_key(tk->shared->keys, &tk->shared->nkeys, TLS_TICKET_KEYS, 1))
+             != APR_SUCCESS) {
         ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "TLSSessionTickets: no random bytes");
         return rv;
     }
@@ -228,21 +233,25 @@ static void rotate_local(tls_tickets_t *tk, apr_time_t now)
     tls_ticket_shm_t *sh = tk->shared;
 
     if (now >= sh->rotated_at + tk->rotation
-        && push_new_key(sh->keys, &sh->nkeys, (now - sh->rotated_at) / tk->rotation) == APR_SUCCESS) {
+        && push_new_key(sh->keys, &sh->nkeys, TLS_TICKET_KEYS,
+                        (now - sh->rotated_at) / tk->rotation) == APR_SUCCESS) {
         sh->rotated_at = now;
         apr_atomic_inc32(&sh->generation);
     }
 }
 
-/* Under the mutex: the fleet's keys from the cache, rotated there when due. */
+/* Under the mutex: the fleet's keys from the cache, rotated there when due. The cache holds
+ * the next key in front of the current one: every server learns a key (within a poll) before
+ * any server seals with it, so a ticket made anywhere opens everywhere, right after a
+ * rotation too. */
 static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
 {
-    unsigned char buf[TLS_TICKET_STAMP + TLS_TICKET_KEYS * MTLS_TICKET_KEY_LEN];
+    unsigned char buf[TLS_TICKET_STAMP + TLS_TICKET_SLOTS * MTLS_TICKET_KEY_LEN];
     unsigned char (*keys)[MTLS_TICKET_KEY_LEN] = (void *)(buf + TLS_TICKET_STAMP);
     tls_ticket_shm_t *sh = tk->shared;
     unsigned int len = sizeof(buf);
     apr_uint32_t n = 0;
-    apr_time_t rotated_at = 0;
+    apr_time_t rotated_at = 0, t;
     apr_status_t rv;
     int i;
 
@@ -258,17 +267,19 @@ static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
         tls_cache_warn(tk->s, rv, "reading the shared ticket keys");
         return;
     }
-    if (n == 0 || now >= rotated_at + tk->rotation) {
-        if (push_new_key(keys, &n, n ? (now - rotated_at) / tk->rotation : 1) != APR_SUCCESS) {
+    if (n < 2 || now >= rotated_at + tk->rotation) {
+        /* the next key becomes current and a new next one is published */
+        if (push_new_key(keys, &n, TLS_TICKET_SLOTS, n < 2 ? 1 : (now - rotated_at) / tk->rotation)
+            || (n < 2 && push_new_key(keys, &n, TLS_TICKET_SLOTS, 1))) {
             return;
         }
         rotated_at = now;
-        for (i = TLS_TICKET_STAMP - 1; i >= 0; --i, now >>= 8) {
-            buf[i] = (unsigned char)(now & 0xff);
+        for (i = TLS_TICKET_STAMP - 1, t = now; i >= 0; --i, t >>= 8) {
+            buf[i] = (unsigned char)(t & 0xff);
         }
         rv = tls_cache_store(tk->cache, tk->s, TLS_TICKET_CACHE_ID, buf,
                              TLS_TICKET_STAMP + n * MTLS_TICKET_KEY_LEN,
-                             rotated_at + TLS_TICKET_KEYS * (tk->rotation + tk->lifetime), p);
+                             now + TLS_TICKET_SLOTS * (tk->rotation + tk->lifetime), p);
         if (rv != APR_SUCCESS) {
             tls_cache_warn(tk->s, rv, "storing the shared ticket keys");
         }
@@ -285,7 +296,7 @@ static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
 void tls_ticket_refresh(tls_global_t *g, conn_rec *c)
 {
     tls_tickets_t *tk = g->ticket_keys;
-    unsigned char keys[TLS_TICKET_KEYS * MTLS_TICKET_KEY_LEN];
+    unsigned char keys[TLS_TICKET_SLOTS][MTLS_TICKET_KEY_LEN], swap[MTLS_TICKET_KEY_LEN];
     apr_time_t now;
     apr_uint32_t gen, n;
 
@@ -298,7 +309,7 @@ void tls_ticket_refresh(tls_global_t *g, conn_rec *c)
                           && now >= tk->shared->rotated_at + tk->rotation))
         && apr_global_mutex_lock(tk->mutex) == APR_SUCCESS) {
         if (tk->mode == TLS_TICKETS_SHARED) {
-            tk->next_poll = now + TLS_TICKET_POLL;
+            tk->next_poll = now + tk->poll;
             sync_cache(tk, now, c->pool);
         }
         else {
@@ -315,7 +326,14 @@ void tls_ticket_refresh(tls_global_t *g, conn_rec *c)
     n = tk->shared->nkeys;
     memcpy(keys, tk->shared->keys, n * MTLS_TICKET_KEY_LEN);
     apr_global_mutex_unlock(tk->mutex);
-    if (mtls_ticketer_set_keys(tk->ticketer, keys, n) == MTLS_OK) {
+    if (tk->mode == TLS_TICKETS_SHARED && n >= 2) {
+        /* the ticketer seals with its first key: the current one, not the next */
+        memcpy(swap, keys[0], sizeof(swap));
+        memcpy(keys[0], keys[1], sizeof(swap));
+        memcpy(keys[1], swap, sizeof(swap));
+        explicit_bzero(swap, sizeof(swap));
+    }
+    if (mtls_ticketer_set_keys(tk->ticketer, keys[0], n) == MTLS_OK) {
         apr_atomic_set32(&tk->seen, gen);
     }
     explicit_bzero(keys, sizeof(keys));

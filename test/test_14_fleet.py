@@ -1,0 +1,332 @@
+"""TLS session resumption across a fleet: two Apache instances sharing a real
+redis-server or memcached (TLSSessionCache redis:/memcache:, TLSSessionTickets
+off or shared), or the same TLSSessionTicketKeyFile; a cache that dies costs
+resumption, never a request."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+import harness
+import sessionlib as sl
+from sessionlib import PROTOS
+
+PROTO_IDS = list(PROTOS)
+
+# mod_tls' own warning about a failing cache (at most once a minute)
+CACHE_WARN = r'\[(?:tls:)?warn\].*TLSSessionCache'
+# what Apache's socache providers themselves log when their server is gone
+PROVIDER_ERRORS = r'\[socache_(?:redis|memcache):(?:crit|error|warn)\]'
+
+
+class Peer:
+    """A redis-server or memcached of our own on a 127.0.0.1 high port."""
+
+    def __init__(self, kind, port=None):
+        self.kind = kind
+        self.port = port or harness.free_port()
+        self.dir = harness.mkdtemp(f'tls-{kind}-')
+        self.log = os.path.join(self.dir, f'{kind}.log')
+        self.proc = None
+
+    def cmd(self):
+        if self.kind == 'redis':
+            return ['redis-server', '--port', str(self.port), '--bind', '127.0.0.1',
+                    '--save', '', '--appendonly', 'no', '--daemonize', 'no',
+                    '--dir', self.dir]
+        return ['memcached', '-l', '127.0.0.1', '-p', str(self.port), '-U', '0',
+                '-u', 'root', '-m', '64']
+
+    @property
+    def spec(self):
+        """The TLSSessionCache argument for this peer."""
+        return f'{self.kind}:127.0.0.1:{self.port}'
+
+    def start(self):
+        with open(self.log, 'ab') as log:
+            self.proc = subprocess.Popen(self.cmd(), stdout=log, stderr=subprocess.STDOUT,
+                                         stdin=subprocess.DEVNULL, cwd=self.dir)
+        if not harness.wait_port('127.0.0.1', self.port, 10):
+            self.stop()
+            with open(self.log, errors='replace') as f:
+                raise RuntimeError(f'{self.kind} did not start:\n{f.read()}')
+        return self
+
+    def stop(self, sig=signal.SIGTERM):
+        if self.proc and self.proc.poll() is None:
+            os.kill(self.proc.pid, sig)
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.kill(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(10)
+        self.proc = None
+
+
+@pytest.fixture(scope='module')
+def redis():
+    p = Peer('redis').start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope='module')
+def memcached():
+    p = Peer('memcache').start()
+    yield p
+    p.stop()
+
+
+@pytest.fixture(scope='module')
+def workdir():
+    return harness.mkdtemp('tls-fleet-')
+
+
+def _member(docroot, cert, key, session_conf, name, **kw):
+    return sl.make_server(docroot, cert, key, session_conf, name, mpm='event', **kw)
+
+
+def _cache_conf(peer, tickets, extra=''):
+    return f"""
+{sl.load_module('socache_' + peer.kind)}
+TLSSessionCache {peer.spec}
+TLSSessionTickets {tickets}
+{extra}
+"""
+
+
+@pytest.fixture(scope='module', params=[('redis', 'off'), ('redis', 'shared'),
+                                        ('memcache', 'off'), ('memcache', 'shared')],
+                ids=lambda p: f'{p[0]}-tickets-{p[1]}')
+def fleet(request, docroot, module_path, ca):
+    """Two servers, one cache; the same certificate for a.test."""
+    kind, tickets = request.param
+    peer = request.getfixturevalue('redis' if kind == 'redis' else 'memcached')
+    cert, key = ca.issue(['a.test', 'www.a.test'], tag='fleet')
+    a = _member(docroot, cert, key, _cache_conf(peer, tickets), f'fleet-{kind}-a')
+    b = _member(docroot, cert, key, _cache_conf(peer, tickets), f'fleet-{kind}-b')
+    a.label = f'{kind}-{tickets}'
+    a.tickets = tickets
+    yield a, b
+    a.stop()
+    b.stop()
+
+
+@pytest.mark.parametrize('proto', PROTO_IDS)
+def test_resume_on_other_server_sclient(ca, fleet, workdir, proto):
+    a, b = fleet
+    label = f'fl-sc-{a.label}-{proto}'
+    hits = sl.sclient_chain(ca, [a.port, b.port, a.port, b.port, b.port, a.port],
+                            proto, workdir, label)
+    sl.assert_resumed(hits, proto)
+    # both servers say so too
+    ea = sl.read_sess_log(a.sess_log, [h.tag for h in hits if h.port == a.port])
+    eb = sl.read_sess_log(b.sess_log, [h.tag for h in hits if h.port == b.port])
+    assert ea[f'{label}-0'][1] == 'Initial', ea
+    assert {eb[h.tag][1] for h in hits if h.port == b.port} == {'Resumed'}, eb
+    ticket = sl.session_ticket(os.path.join(workdir, f'{label}-0.sess'))
+    if a.tickets == 'shared':
+        # a stateless ticket carries the sealed session: more than an id
+        assert len(ticket) > 64, f'TLSSessionTickets shared, but a {len(ticket)}-byte ticket'
+    elif proto == 'tls12':
+        assert ticket == b'', 'a TLS 1.2 ticket with TLSSessionTickets off'
+
+
+@pytest.mark.parametrize('proto', PROTO_IDS)
+def test_resume_on_other_server_python(ca, fleet, proto):
+    a, b = fleet
+    hits = sl.py_chain(ca, [a.port, b.port, b.port, a.port, b.port],
+                       proto, f'fl-py-{a.label}-{proto}')
+    sl.assert_resumed(hits, proto)
+
+
+@pytest.mark.parametrize('proto', PROTO_IDS)
+def test_b_to_a(ca, fleet, proto):
+    """The first server a client meets does not matter."""
+    a, b = fleet
+    ctx = sl.client_context(ca, proto)
+    first = sl.py_request(ctx, b.port, f'fl-ba-{a.label}-{proto}-0')
+    hit = sl.py_request(ctx, a.port, f'fl-ba-{a.label}-{proto}-1', session=first.session)
+    sl.assert_resumed([first, hit], proto)
+
+
+def test_shared_tickets_across_rotation(ca, docroot, module_path, redis, workdir):
+    """TLSSessionTickets shared with TLSSessionTicketKeyRotation 3: the keys
+    rotate (the ticket key names change) and a ticket one server just made
+    resumes on the other at every moment, right after a rotation too. The
+    servers start 1s apart, as fleet members do."""
+    cert, key = ca.issue(['a.test', 'www.a.test'], tag='fleet')
+    conf = _cache_conf(redis, 'shared', 'TLSSessionTicketKeyRotation 3')
+    one = 'StartServers 1\nServerLimit 1\nMaxRequestWorkers 25\n'
+    a = _member(docroot, cert, key, conf, 'rot-a', mpm_conf=one)
+    b = _member(docroot, cert, key, conf, 'rot-b', mpm_conf=one)
+    try:
+        sl.sclient(ca, a.port, 'tls13', 'rot-first-a')
+        time.sleep(1)
+        names = set()
+        results = []
+        start = time.time()
+        i = 0
+        while time.time() - start < 10:
+            for src, dst in ((a, b), (b, a)):
+                f = os.path.join(workdir, f'rot-{i}.sess')
+                made = sl.sclient(ca, src.port, 'tls13', f'rot-{i}-made', sess_out=f)
+                used = sl.sclient(ca, dst.port, 'tls13', f'rot-{i}-used', sess_in=f)
+                sl.assert_all_ok([made, used])
+                names.add(sl.session_ticket(f)[:16])
+                results.append((round(time.time() - start, 1),
+                                'A->B' if src is a else 'B->A', used.reused))
+                i += 1
+            time.sleep(0.3)
+        assert len(names) >= 3, f'the keys did not rotate: {len(names)} key name(s) in 10s'
+        failed = [r for r in results if not r[2]]
+        assert not failed, (f'{len(failed)} of {len(results)} tickets did not resume on '
+                            f'the other server (seconds, direction): {failed}')
+    finally:
+        a.stop()
+        b.stop()
+
+
+# --------------------------------------------------------------------------
+# Tickets without a cache: each server's own keys, or a shared key file
+
+def _keyfile(name, keys):
+    d = harness.mkdtemp('tls-ticketkeys-')
+    return harness.write_file(os.path.join(d, name), b''.join(keys), 0o600)
+
+
+def _ticket_server(docroot, cert, key, name, key_file=None):
+    conf = 'TLSSessionCache none\nTLSSessionTickets on\n'
+    if key_file:
+        conf += f'TLSSessionTicketKeyFile {key_file}\n'
+    return _member(docroot, cert, key, conf, name)
+
+
+def _offer(ca, src, dst, proto, tag):
+    """Whether a session src made resumes on dst (both requests must work)."""
+    ctx = sl.client_context(ca, proto)
+    first = sl.py_request(ctx, src.port, f'{tag}-0')
+    hit = sl.py_request(ctx, dst.port, f'{tag}-1', session=first.session)
+    sl.assert_all_ok([first, hit])
+    assert first.session.has_ticket, first
+    return hit.reused
+
+
+def test_own_keys_do_not_resume_elsewhere(ca, docroot, module_path):
+    """The control: without a key file or shared tickets, a ticket from one
+    server is of no use on another."""
+    cert, key = ca.issue(['a.test', 'www.a.test'], tag='fleet')
+    a = _ticket_server(docroot, cert, key, 'own-a')
+    b = _ticket_server(docroot, cert, key, 'own-b')
+    try:
+        for proto in PROTO_IDS:
+            assert _offer(ca, a, a, proto, f'own-aa-{proto}'), 'no resumption on the same server'
+            assert not _offer(ca, a, b, proto, f'own-ab-{proto}'), \
+                'a ticket resumed on a server with its own keys'
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_key_file_shared_by_two_servers(ca, docroot, module_path, workdir):
+    cert, key = ca.issue(['a.test', 'www.a.test'], tag='fleet')
+    path = _keyfile('ticket.key', [os.urandom(48)])
+    a = _ticket_server(docroot, cert, key, 'kf-a', path)
+    b = _ticket_server(docroot, cert, key, 'kf-b', path)
+    try:
+        for proto in PROTO_IDS:
+            hits = sl.sclient_chain(ca, [a.port, b.port, a.port, b.port], proto, workdir,
+                                    f'kf-{proto}')
+            sl.assert_resumed(hits, proto)
+            hits = sl.py_chain(ca, [b.port, a.port, b.port], proto, f'kf-py-{proto}')
+            sl.assert_resumed(hits, proto)
+    finally:
+        a.stop()
+        b.stop()
+
+
+def test_key_file_first_key_current(ca, docroot, module_path):
+    """1 to 3 keys, the first one makes tickets, all open them: a server with
+    K1,K2 and one with K2,K1 resume each other's tickets; one with K2 alone
+    resumes only those made with K2."""
+    cert, key = ca.issue(['a.test', 'www.a.test'], tag='fleet')
+    k1, k2 = os.urandom(48), os.urandom(48)
+    a = _ticket_server(docroot, cert, key, 'kf12', _keyfile('k12.key', [k1, k2]))
+    b = _ticket_server(docroot, cert, key, 'kf21', _keyfile('k21.key', [k2, k1]))
+    c = _ticket_server(docroot, cert, key, 'kf2', _keyfile('k2.key', [k2]))
+    try:
+        for proto in PROTO_IDS:
+            assert _offer(ca, a, b, proto, f'kfo-ab-{proto}'), 'K1 ticket not opened with K2,K1'
+            assert _offer(ca, b, a, proto, f'kfo-ba-{proto}'), 'K2 ticket not opened with K1,K2'
+            assert _offer(ca, b, c, proto, f'kfo-bc-{proto}'), 'K2 ticket not opened with K2'
+            assert not _offer(ca, a, c, proto, f'kfo-ac-{proto}'), \
+                'a K1 ticket resumed on a server without K1'
+    finally:
+        for s in (a, b, c):
+            s.stop()
+
+
+# --------------------------------------------------------------------------
+# The cache goes away
+
+@pytest.mark.parametrize('kind,tickets', [('redis', 'off'), ('memcache', 'off'),
+                                          ('redis', 'shared')],
+                         ids=['redis', 'memcache', 'redis-shared-tickets'])
+def test_cache_down(ca, docroot, module_path, workdir, allow_log, kind, tickets):
+    """The cache is killed mid-run: every request still succeeds, promptly,
+    with a full handshake; mod_tls warns, at most once a minute per process;
+    when the cache is back, sessions resume again."""
+    allow_log(CACHE_WARN, PROVIDER_ERRORS)
+    peer = Peer(kind).start()
+    try:
+        cert, key = ca.issue(['a.test', 'www.a.test'], tag='fleet')
+        a = _member(docroot, cert, key, _cache_conf(peer, tickets), f'down-{kind}')
+        label = f'down-{kind}-{tickets}'
+        before = sl.sclient_chain(ca, [a.port] * 3, 'tls12', workdir, f'{label}-before')
+        sl.assert_resumed(before, 'tls12')
+        ctx = sl.client_context(ca, 'tls12')
+        old = sl.py_request(ctx, a.port, f'{label}-old')
+
+        peer.stop(signal.SIGKILL)
+        t0 = time.time()
+        hits = []
+        for i in range(8):
+            r = harness.curl(ca, a.port, '/hello.txt', args=['--http1.1'], timeout=20)
+            assert (r.rc, r.status) == (0, 200), r
+            assert r.info['time_total'] < 3, f"a request took {r.info['time_total']}s"
+            hits.append(sl.sclient(ca, a.port, 'tls12', f'{label}-after-{i}',
+                                   sess_in=os.path.join(workdir, f'{label}-before-0.sess')))
+            hits.append(sl.py_request(ctx, a.port, f'{label}-py-{i}', session=old.session))
+            for p in PROTO_IDS:
+                hits.append(sl.py_request(sl.client_context(ca, p), a.port,
+                                          f'{label}-{p}-{i}'))
+        sl.assert_all_ok(hits)
+        assert time.time() - t0 < 20
+        if tickets == 'off':
+            # the sessions were in the cache only
+            sl.assert_not_resumed(hits)
+            warns = [line for line in a.log_lines() if re.search(CACHE_WARN, line)]
+            assert warns, f'no warning about the cache in:\n{a.read_log()}'
+            per_pid = {}
+            for line in warns:
+                m = re.search(r'\[pid (\d+)', line)
+                per_pid[m.group(1) if m else '?'] = per_pid.get(m.group(1) if m else '?', 0) + 1
+            assert max(per_pid.values()) == 1, \
+                'cache warning more than once a minute:\n' + '\n'.join(warns)
+
+            # back again: after the providers' retry interval, sessions resume
+            peer = Peer(kind, peer.port).start()
+            deadline = time.time() + 20
+            while True:
+                again = sl.sclient_chain(ca, [a.port] * 2, 'tls12', workdir, f'{label}-again')
+                sl.assert_all_ok(again)
+                if again[1].reused or time.time() > deadline:
+                    break
+                time.sleep(1)
+            assert again[1].reused, 'no resumption 20s after the cache came back'
+        a.stop()
+    finally:
+        peer.stop()
