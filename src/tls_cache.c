@@ -16,6 +16,8 @@ APLOG_USE_MODULE(tls);
 
 #define TLS_CACHE_MUTEX "tls-session-cache"
 #define TLS_CACHE_WARN_INTERVAL apr_time_from_sec(60)
+#define TLS_CACHE_PAUSE      apr_time_from_sec(10)   /* how long a failing cache is left alone */
+#define TLS_CACHE_SLOW       apr_time_from_msec(500) /* a call this slow counts as failing */
 
 struct tls_cache {
     const char *name;                  /* provider name, for messages */
@@ -24,6 +26,7 @@ struct tls_cache {
     ap_socache_instance_t *instance;
     apr_global_mutex_t *mutex;         /* NULL when the provider needs none */
     apr_interval_time_t timeout;
+    apr_time_t paused_until;           /* per process: skip the cache until then */
 };
 
 void tls_cache_register_mutex(apr_pool_t *pconf)
@@ -127,15 +130,17 @@ void tls_cache_child_init(tls_global_t *g, apr_pool_t *p, server_rec *s)
     }
 }
 
-void tls_cache_warn(server_rec *s, apr_status_t rv, const char *what)
+/* Logs a cache failure at most once a minute per process. */
+static void cache_warn(server_rec *s, apr_status_t rv, const char *what)
 {
     static apr_time_t next_warn;
     apr_time_t now = apr_time_now();
 
     if (now >= next_warn) {
         next_warn = now + TLS_CACHE_WARN_INTERVAL;
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "TLSSessionCache: %s failed; clients "
-                     "make full handshakes until it works again (logged once a minute)", what);
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "TLSSessionCache: %s failed or was "
+                     "too slow; the cache is left alone for 10 seconds and clients make full "
+                     "handshakes meanwhile (logged once a minute)", what);
     }
 }
 
@@ -151,31 +156,60 @@ static void cache_unlock(tls_cache_t *cache)
     }
 }
 
-static apr_status_t cache_store(tls_cache_t *cache, server_rec *s, const unsigned char *id,
-                                unsigned int idlen, const unsigned char *data,
-                                unsigned int len, apr_time_t expiry, apr_pool_t *p)
+/* A cache that fails or answers slowly is left alone for a while: every handshake would
+ * otherwise wait on it (a provider may block for its full network timeout), and its module
+ * would log each failure. Until then, every look-up is a miss. */
+static int cache_paused(tls_cache_t *cache)
 {
-    apr_status_t rv = cache_lock(cache);
+    return cache->paused_until && apr_time_now() < cache->paused_until;
+}
 
-    if (rv == APR_SUCCESS) {
-        rv = cache->provider->store(cache->instance, s, id, idlen, expiry,
-                                    (unsigned char *)data, len, p);
-        cache_unlock(cache);
+static apr_status_t cache_judge(tls_cache_t *cache, server_rec *s, apr_status_t rv,
+                                apr_time_t started, const char *what)
+{
+    apr_time_t now = apr_time_now();
+
+    if ((rv != APR_SUCCESS && !APR_STATUS_IS_NOTFOUND(rv)) || now - started > TLS_CACHE_SLOW) {
+        cache->paused_until = now + TLS_CACHE_PAUSE;
+        cache_warn(s, rv == APR_SUCCESS ? APR_TIMEUP : rv, what);
     }
     return rv;
 }
 
+static apr_status_t cache_store(tls_cache_t *cache, server_rec *s, const unsigned char *id,
+                                unsigned int idlen, const unsigned char *data,
+                                unsigned int len, apr_time_t expiry, apr_pool_t *p,
+                                const char *what)
+{
+    apr_time_t started = apr_time_now();
+    apr_status_t rv;
+
+    if (cache_paused(cache)) {
+        return APR_EAGAIN;
+    }
+    if ((rv = cache_lock(cache)) == APR_SUCCESS) {
+        rv = cache->provider->store(cache->instance, s, id, idlen, expiry,
+                                    (unsigned char *)data, len, p);
+        cache_unlock(cache);
+    }
+    return cache_judge(cache, s, rv, started, what);
+}
+
 static apr_status_t cache_retrieve(tls_cache_t *cache, server_rec *s, const unsigned char *id,
                                    unsigned int idlen, unsigned char *data, unsigned int *len,
-                                   apr_pool_t *p)
+                                   apr_pool_t *p, const char *what)
 {
-    apr_status_t rv = cache_lock(cache);
+    apr_time_t started = apr_time_now();
+    apr_status_t rv;
 
-    if (rv == APR_SUCCESS) {
+    if (cache_paused(cache)) {
+        return APR_EAGAIN;
+    }
+    if ((rv = cache_lock(cache)) == APR_SUCCESS) {
         rv = cache->provider->retrieve(cache->instance, s, id, idlen, data, len, p);
         cache_unlock(cache);
     }
-    return rv;
+    return cache_judge(cache, s, rv, started, what);
 }
 
 apr_status_t tls_cache_store(tls_cache_t *cache, server_rec *s, const char *id,
@@ -183,14 +217,14 @@ apr_status_t tls_cache_store(tls_cache_t *cache, server_rec *s, const char *id,
                              apr_pool_t *p)
 {
     return cache_store(cache, s, (const unsigned char *)id, (unsigned int)strlen(id), data, len,
-                       expiry, p);
+                       expiry, p, "storing the shared ticket keys");
 }
 
 apr_status_t tls_cache_retrieve(tls_cache_t *cache, server_rec *s, const char *id,
                                 unsigned char *data, unsigned int *len, apr_pool_t *p)
 {
     return cache_retrieve(cache, s, (const unsigned char *)id, (unsigned int)strlen(id), data,
-                          len, p);
+                          len, p, "reading the shared ticket keys");
 }
 
 /* The bridge's callbacks: userdata is the tls_conn_t rustls is working for. */
@@ -213,11 +247,8 @@ static int session_get(void *userdata, const uint8_t *key, size_t key_len, uint8
         return -1;
     }
     rv = cache_retrieve(cache, tc->c->base_server, key, (unsigned int)key_len, buf, &len,
-                        tc->c->pool);
+                        tc->c->pool, "looking up a session");
     if (rv != APR_SUCCESS) {
-        if (!APR_STATUS_IS_NOTFOUND(rv)) {
-            tls_cache_warn(tc->c->base_server, rv, "looking up a session");
-        }
         return -1;
     }
     *out_len = len;
@@ -235,12 +266,9 @@ static int session_put(void *userdata, const uint8_t *key, size_t key_len, const
         return -1;
     }
     rv = cache_store(cache, tc->c->base_server, key, (unsigned int)key_len, val,
-                     (unsigned int)val_len, apr_time_now() + cache->timeout, tc->c->pool);
-    if (rv != APR_SUCCESS) {
-        tls_cache_warn(tc->c->base_server, rv, "storing a session");
-        return -1;
-    }
-    return 0;
+                     (unsigned int)val_len, apr_time_now() + cache->timeout, tc->c->pool,
+                     "storing a session");
+    return rv == APR_SUCCESS ? 0 : -1;
 }
 
 static void session_remove(void *userdata, const uint8_t *key, size_t key_len)
@@ -248,7 +276,7 @@ static void session_remove(void *userdata, const uint8_t *key, size_t key_len)
     tls_conn_t *tc;
     tls_cache_t *cache = conn_cache(userdata, &tc);
 
-    if (cache && cache_lock(cache) == APR_SUCCESS) {
+    if (cache && !cache_paused(cache) && cache_lock(cache) == APR_SUCCESS) {
         cache->provider->remove(cache->instance, tc->c->base_server, key, (unsigned int)key_len,
                                 tc->c->pool);
         cache_unlock(cache);

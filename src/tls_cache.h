@@ -27,7 +27,4 @@ apr_status_t tls_cache_store(tls_cache_t *cache, server_rec *s, const char *id,
 apr_status_t tls_cache_retrieve(tls_cache_t *cache, server_rec *s, const char *id,
                                 unsigned char *data, unsigned int *len, apr_pool_t *p);
 
-/* Logs a cache failure at most once a minute per process. */
-void tls_cache_warn(server_rec *s, apr_status_t rv, const char *what);
-
 #endif

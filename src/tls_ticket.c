@@ -264,7 +264,6 @@ static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
         }
     }
     else if (rv != APR_SUCCESS && !APR_STATUS_IS_NOTFOUND(rv)) {
-        tls_cache_warn(tk->s, rv, "reading the shared ticket keys");
         return;
     }
     if (n < 2 || now >= rotated_at + tk->rotation) {
@@ -277,12 +276,9 @@ static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
         for (i = TLS_TICKET_STAMP - 1, t = now; i >= 0; --i, t >>= 8) {
             buf[i] = (unsigned char)(t & 0xff);
         }
-        rv = tls_cache_store(tk->cache, tk->s, TLS_TICKET_CACHE_ID, buf,
-                             TLS_TICKET_STAMP + n * MTLS_TICKET_KEY_LEN,
-                             now + TLS_TICKET_SLOTS * (tk->rotation + tk->lifetime), p);
-        if (rv != APR_SUCCESS) {
-            tls_cache_warn(tk->s, rv, "storing the shared ticket keys");
-        }
+        tls_cache_store(tk->cache, tk->s, TLS_TICKET_CACHE_ID, buf,
+                        TLS_TICKET_STAMP + n * MTLS_TICKET_KEY_LEN,
+                        now + TLS_TICKET_SLOTS * (tk->rotation + tk->lifetime), p);
     }
     if (sh->nkeys != n || memcmp(sh->keys, keys, n * MTLS_TICKET_KEY_LEN)) {
         memcpy(sh->keys, keys, n * MTLS_TICKET_KEY_LEN);
