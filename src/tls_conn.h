@@ -34,8 +34,6 @@ typedef struct {
     apr_bucket_brigade *plain_in;      /* decrypted, not yet taken by Apache */
     apr_bucket_brigade *raw_out;       /* TLS on its way to the network */
     int in_eof;                        /* no more TLS will come in */
-    char *stash;                       /* small writes gathered into one record */
-    apr_size_t stash_len;
     apr_size_t out_pending;            /* bytes in raw_out not yet passed on */
 } tls_conn_t;
 

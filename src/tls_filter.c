@@ -17,8 +17,9 @@ APLOG_USE_MODULE(tls);
 #define TLS_REC_MAX     16384                  /* plaintext bytes in a full TLS record */
 #define TLS_IN_CHUNK    (TLS_REC_MAX + 1024)   /* TLS bytes asked of the network at once */
 #define TLS_OUT_CHUNK   (TLS_REC_MAX + 1024)   /* room for one full record with overhead */
-#define TLS_OUT_PASS    (64 * 1024)            /* pass TLS on once this much waits */
-#define TLS_COPY_BELOW  2048                   /* smaller reads are copied, not handed over */
+#define TLS_OUT_PASS    (32 * 1024)            /* pass TLS on once this much waits */
+#define TLS_OUT_IOV     64                     /* data buckets gathered into one write */
+#define TLS_OUT_GATHER  (4 * TLS_REC_MAX)      /* plaintext gathered before encrypting */
 
 static const char *phase_of(const tls_conn_t *tc)
 {
@@ -27,29 +28,28 @@ static const char *phase_of(const tls_conn_t *tc)
 
 /* ---- out: TLS to the network ----------------------------------------------------------- */
 
-/* Moves every TLS byte rustls holds into raw_out. */
+/* Moves every TLS byte rustls holds into raw_out, in buckets of just their size: a
+ * connection keeps no big buffers once it is idle. */
 static apr_status_t out_drain(tls_conn_t *tc)
 {
     apr_bucket_alloc_t *ba = tc->c->bucket_alloc;
+    char buf[TLS_OUT_CHUNK];
     mtls_result rr;
     size_t n, len;
-    char *buf;
 
     while (mtls_conn_wants_write(tc->rc)) {
-        buf = apr_bucket_alloc(TLS_OUT_CHUNK, ba);
         len = 0;
         do {
             rr = mtls_conn_write_tls(tc->rc, (uint8_t *)buf + len, TLS_OUT_CHUNK - len, &n);
             len += n;
         } while (rr == MTLS_OK && n > 0 && len < TLS_OUT_CHUNK);
-        if (rr != MTLS_OK || len == 0) {
-            apr_bucket_free(buf);
-            if (rr != MTLS_OK) {
-                return tls_conn_fail(tc, rr, "sending");
-            }
+        if (rr != MTLS_OK) {
+            return tls_conn_fail(tc, rr, "sending");
+        }
+        if (len == 0) {
             break;
         }
-        APR_BRIGADE_INSERT_TAIL(tc->raw_out, apr_bucket_heap_create(buf, len, apr_bucket_free, ba));
+        APR_BRIGADE_INSERT_TAIL(tc->raw_out, apr_bucket_heap_create(buf, len, NULL, ba));
         tc->out_pending += len;
     }
     return APR_SUCCESS;
@@ -74,122 +74,80 @@ static apr_status_t out_pass(tls_conn_t *tc, int flush)
     return rv;
 }
 
-/* Encrypts plaintext; passes TLS on whenever enough waits, so nothing piles up. */
-static apr_status_t out_encrypt(tls_conn_t *tc, const char *data, apr_size_t len)
-{
-    apr_status_t rv;
-    mtls_result rr;
+/* Plaintext pieces on their way into rustls; they point into buckets still in the brigade. */
+typedef struct {
+    const uint8_t *bufs[TLS_OUT_IOV];
+    size_t lens[TLS_OUT_IOV];
     size_t n;
+    apr_size_t bytes;
+} tls_gather_t;
 
-    while (len > 0) {
-        rr = mtls_conn_write(tc->rc, (const uint8_t *)data, len, &n);
+/* Encrypts the gathered pieces as one stream, so small ones share full records, and passes
+ * TLS on whenever enough waits, so nothing piles up. */
+static apr_status_t out_encrypt(tls_conn_t *tc, tls_gather_t *g)
+{
+    const uint8_t **bufs = g->bufs;
+    size_t *lens = g->lens, n = g->n, taken;
+    apr_status_t rv = APR_SUCCESS;
+    mtls_result rr;
+
+    while (n > 0 && rv == APR_SUCCESS) {
+        rr = mtls_conn_writev(tc->rc, bufs, lens, n, &taken);
         if (rr != MTLS_OK) {
             return tls_conn_fail(tc, rr, "sending");
         }
-        data += n;
-        len -= n;
-        if ((rv = out_drain(tc)) != APR_SUCCESS) {
-            return rv;
+        for (; n > 0 && taken >= *lens; --n) {
+            taken -= *lens++;
+            ++bufs;
         }
-        if (tc->out_pending >= TLS_OUT_PASS && (rv = out_pass(tc, 0)) != APR_SUCCESS) {
-            return rv;
+        if (n > 0) {
+            *bufs += taken;
+            *lens -= taken;
+        }
+        if ((rv = out_drain(tc)) == APR_SUCCESS && tc->out_pending >= TLS_OUT_PASS) {
+            rv = out_pass(tc, 0);
         }
     }
-    return APR_SUCCESS;
-}
-
-static apr_status_t out_stash_flush(tls_conn_t *tc)
-{
-    apr_status_t rv = APR_SUCCESS;
-
-    if (tc->stash_len) {
-        rv = out_encrypt(tc, tc->stash, tc->stash_len);
-        tc->stash_len = 0;
-    }
-    if (tc->stash) {
-        apr_bucket_free(tc->stash);
-        tc->stash = NULL;
-    }
+    g->n = 0;
+    g->bytes = 0;
     return rv;
 }
 
-/* Small writes are gathered to fill a record; large ones go straight to rustls. */
-static apr_status_t out_write(tls_conn_t *tc, const char *data, apr_size_t len)
+/* Encrypts what was gathered, then drops the buckets it came from: those before `upto`. */
+static apr_status_t out_consume(tls_conn_t *tc, tls_gather_t *g, apr_bucket_brigade *bb,
+                                apr_bucket *upto)
 {
-    apr_status_t rv;
-    apr_size_t n;
+    apr_status_t rv = out_encrypt(tc, g);
 
-    while (len > 0) {
-        if (!tc->stash_len && len >= TLS_REC_MAX) {
-            n = len - (len % TLS_REC_MAX);
-            if ((rv = out_encrypt(tc, data, n)) != APR_SUCCESS) {
-                return rv;
-            }
-        }
-        else {
-            if (!tc->stash) {
-                tc->stash = apr_bucket_alloc(TLS_REC_MAX, tc->c->bucket_alloc);
-            }
-            n = TLS_REC_MAX - tc->stash_len;
-            n = n < len ? n : len;
-            memcpy(tc->stash + tc->stash_len, data, n);
-            tc->stash_len += n;
-            if (tc->stash_len == TLS_REC_MAX) {
-                tc->stash_len = 0;
-                if ((rv = out_encrypt(tc, tc->stash, TLS_REC_MAX)) != APR_SUCCESS) {
-                    return rv;
-                }
-            }
-        }
-        data += n;
-        len -= n;
+    while (APR_BRIGADE_FIRST(bb) != upto) {
+        apr_bucket_delete(APR_BRIGADE_FIRST(bb));
     }
-    return APR_SUCCESS;
+    return rv;
 }
 
 /* Ends our side of the TLS stream: what waits, then close_notify. Once only. */
 static apr_status_t out_close_notify(tls_conn_t *tc)
 {
-    apr_status_t rv;
-
     if (tc->state != TLS_ST_TRAFFIC) {
         return APR_SUCCESS;
     }
-    rv = out_stash_flush(tc);
     mtls_conn_send_close_notify(tc->rc);
     tls_conn_transit(tc, TLS_ST_CLOSED);
-    return rv == APR_SUCCESS ? out_drain(tc) : rv;
+    return out_drain(tc);
 }
 
 /* ---- in: TLS from the network ---------------------------------------------------------- */
 
-/* Moves the plaintext rustls has decrypted into plain_in. */
+/* Moves the plaintext rustls has decrypted into plain_in, in buckets of just their size. */
 static apr_status_t in_take_plain(tls_conn_t *tc)
 {
     apr_bucket_alloc_t *ba = tc->c->bucket_alloc;
-    char *buf = NULL;
+    char buf[TLS_REC_MAX];
     mtls_result rr;
     size_t n;
 
-    for (;;) {
-        if (!buf) {
-            buf = apr_bucket_alloc(TLS_REC_MAX, ba);
-        }
-        rr = mtls_conn_read(tc->rc, (uint8_t *)buf, TLS_REC_MAX, &n);
-        if (rr != MTLS_OK) {
-            break;
-        }
-        if (n < TLS_COPY_BELOW) {
-            /* A request line or a small body part: keep a right-sized copy. */
-            APR_BRIGADE_INSERT_TAIL(tc->plain_in, apr_bucket_heap_create(buf, n, NULL, ba));
-        }
-        else {
-            APR_BRIGADE_INSERT_TAIL(tc->plain_in, apr_bucket_heap_create(buf, n, apr_bucket_free, ba));
-            buf = NULL;
-        }
-    }
-    if (buf) {
-        apr_bucket_free(buf);
+    while ((rr = mtls_conn_read(tc->rc, (uint8_t *)buf, sizeof(buf), &n)) == MTLS_OK) {
+        APR_BRIGADE_INSERT_TAIL(tc->plain_in, apr_bucket_heap_create(buf, n, NULL, ba));
     }
     switch (rr) {
     case MTLS_WOULD_BLOCK:
@@ -458,50 +416,62 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
     tls_conn_t *tc = f->ctx;
     apr_status_t rv = APR_SUCCESS;
     apr_read_type_e block = APR_NONBLOCK_READ;
+    tls_gather_t g;
     const char *data;
     apr_size_t len;
     apr_bucket *e;
 
-    while (!APR_BRIGADE_EMPTY(bb) && rv == APR_SUCCESS) {
-        e = APR_BRIGADE_FIRST(bb);
+    g.n = 0;
+    g.bytes = 0;
+    e = APR_BRIGADE_FIRST(bb);
+    while (e != APR_BRIGADE_SENTINEL(bb) && rv == APR_SUCCESS) {
         if (APR_BUCKET_IS_METADATA(e)) {
-            if (AP_BUCKET_IS_EOC(e)) {
+            rv = out_consume(tc, &g, bb, e);
+            if (rv == APR_SUCCESS && AP_BUCKET_IS_EOC(e)) {
                 rv = out_close_notify(tc);
             }
-            APR_BUCKET_REMOVE(e);
-            if (rv == APR_SUCCESS && (rv = out_stash_flush(tc)) == APR_SUCCESS) {
+            if (rv == APR_SUCCESS) {
                 rv = out_drain(tc);
             }
+            APR_BUCKET_REMOVE(e);
             APR_BRIGADE_INSERT_TAIL(tc->raw_out, e);
-            if (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e) || APR_BUCKET_IS_EOS(e)) {
+            if (rv == APR_SUCCESS
+                && (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e) || APR_BUCKET_IS_EOS(e))) {
                 rv = out_pass(tc, 0);
             }
+            e = APR_BRIGADE_FIRST(bb);
             continue;
         }
         if (tc->state != TLS_ST_TRAFFIC) {
             /* Nothing may go out unencrypted, and after close_notify nothing at all. */
             apr_bucket_delete(e);
+            e = APR_BRIGADE_FIRST(bb);
             continue;
         }
         rv = apr_bucket_read(e, &data, &len, block);
         if (APR_STATUS_IS_EAGAIN(rv)) {
             /* A slow source (CGI, proxy): send what we have before waiting on it. */
-            if ((rv = out_stash_flush(tc)) == APR_SUCCESS && (rv = out_pass(tc, 1)) == APR_SUCCESS) {
+            if ((rv = out_consume(tc, &g, bb, e)) == APR_SUCCESS
+                && (rv = out_pass(tc, 1)) == APR_SUCCESS) {
                 block = APR_BLOCK_READ;
             }
             continue;
         }
         block = APR_NONBLOCK_READ;
-        if (rv == APR_SUCCESS) {
-            rv = out_write(tc, data, len);
-            apr_bucket_delete(e);
+        if (rv == APR_SUCCESS && len > 0) {
+            g.bufs[g.n] = (const uint8_t *)data;
+            g.lens[g.n++] = len;
+            g.bytes += len;
+        }
+        e = APR_BUCKET_NEXT(e);
+        if (rv == APR_SUCCESS && (g.n == TLS_OUT_IOV || g.bytes >= TLS_OUT_GATHER)) {
+            rv = out_consume(tc, &g, bb, e);
         }
     }
-    if (rv == APR_SUCCESS && (rv = out_stash_flush(tc)) == APR_SUCCESS) {
+    if (rv == APR_SUCCESS && (rv = out_consume(tc, &g, bb, APR_BRIGADE_SENTINEL(bb))) == APR_SUCCESS) {
         rv = out_pass(tc, 0);
     }
     else {
-        out_stash_flush(tc);
         apr_brigade_cleanup(tc->raw_out);
         tc->out_pending = 0;
     }

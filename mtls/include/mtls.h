@@ -160,8 +160,11 @@ mtls_result mtls_conn_write_tls(mtls_conn *conn, uint8_t *buf, size_t len, size_
 bool mtls_conn_is_handshaking(const mtls_conn *conn);
 /* MTLS_OK with *n_read > 0, MTLS_WOULD_BLOCK, MTLS_EOF or MTLS_PEER_UNEXPECTED_EOF. */
 mtls_result mtls_conn_read(mtls_conn *conn, uint8_t *buf, size_t len, size_t *n_read);
-/* *n_taken < len when rustls' send buffer is full: drain with write_tls, offer the rest. */
-mtls_result mtls_conn_write(mtls_conn *conn, const uint8_t *buf, size_t len, size_t *n_taken);
+/* Encrypts application data given as n pieces, as one stream: small pieces share records,
+ * uncopied. *n_taken (over all pieces) < their sum when rustls' send buffer is full: drain
+ * it with mtls_conn_write_tls, offer the rest again. */
+mtls_result mtls_conn_writev(mtls_conn *conn, const uint8_t *const *bufs, const size_t *lens,
+                             size_t n, size_t *n_taken);
 void mtls_conn_send_close_notify(mtls_conn *conn);
 uint16_t mtls_conn_protocol_version(const mtls_conn *conn);
 uint16_t mtls_conn_cipher_suite(const mtls_conn *conn);

@@ -2,7 +2,7 @@
 //! pick a vhost config from SNI and ALPN), then a rustls ServerConnection. The hello is read
 //! once; rustls keeps the buffered bytes and continues with the chosen config.
 
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::os::raw::{c_char, c_void};
 
 use rustls::server::{Accepted, Acceptor};
@@ -337,23 +337,38 @@ pub extern "C" fn mtls_conn_read(conn: *mut mtls_conn, buf: *mut u8, len: usize,
     })
 }
 
-/// Encrypts application data; `*n_taken` may be less than `len` while rustls' send buffer is
-/// full: drain it with mtls_conn_write_tls and offer the rest again.
+/// Encrypts application data given as `n` pieces, as one stream: small pieces fill whole
+/// records together, without being copied together first. `*n_taken` (bytes, over all
+/// pieces) may be less than their sum while rustls' send buffer is full: drain it with
+/// mtls_conn_write_tls and offer the rest again.
 #[no_mangle]
-pub extern "C" fn mtls_conn_write(conn: *mut mtls_conn, buf: *const u8, len: usize, n_taken: *mut usize) -> mtls_result {
+pub extern "C" fn mtls_conn_writev(
+    conn: *mut mtls_conn,
+    bufs: *const *const u8,
+    lens: *const usize,
+    n: usize,
+    n_taken: *mut usize,
+) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
         let conn = try_mut!(conn);
         let n_taken = try_mut!(n_taken);
         *n_taken = 0;
-        let Some(data) = slice_from(buf, len) else {
+        if n > 0 && (bufs.is_null() || lens.is_null()) {
             return MTLS_NULL_PARAM;
-        };
+        }
+        let mut slices = Vec::with_capacity(n);
+        for i in 0..n {
+            let Some(s) = slice_from(unsafe { *bufs.add(i) }, unsafe { *lens.add(i) }) else {
+                return MTLS_NULL_PARAM;
+            };
+            slices.push(IoSlice::new(s));
+        }
         let Some(c) = conn.traffic() else {
             return MTLS_WRONG_PHASE;
         };
-        match c.writer().write(data) {
-            Ok(n) => {
-                *n_taken = n;
+        match c.writer().write_vectored(&slices) {
+            Ok(taken) => {
+                *n_taken = taken;
                 MTLS_OK
             }
             Err(e) => {
