@@ -236,6 +236,10 @@ void tls_conn_on_handshake_done(tls_conn_t *tc)
     tc->suite = mtls_conn_cipher_suite(tc->rc);
     tc->resumed = mtls_conn_is_resumed(tc->rc);
     tc->certkey_index = mtls_conn_certkey_index(tc->rc);
+    if (tc->certkey_index < 0 && tc->settings->certkeys->nelts == 1) {
+        /* A resumed session sends no certificate; with only one, it is the one of before. */
+        tc->certkey_index = 0;
+    }
     tls_conn_transit(tc, TLS_ST_TRAFFIC);
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, "tls: handshake done with %s: version %04x, "
                   "suite %04x, sni %s, alpn %s%s", c->client_ip, tc->version, tc->suite,

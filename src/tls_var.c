@@ -50,7 +50,7 @@ static const char *protocol_name(uint16_t version)
     }
 }
 
-/* The DER of the client's certificate i (0: its own), NULL if it sent none. */
+/* Whether the client sent certificate i (0: its own, then its chain); *der borrows it. */
 static int peer_der(const tls_conn_t *tc, size_t i, const uint8_t **der, size_t *len)
 {
     return tc->rc && mtls_conn_peer_cert(tc->rc, i, der, len) == MTLS_OK;
