@@ -220,3 +220,22 @@ def test_session_resumed(ca, server, version):
     assert any(reused for reused, _ in seen[1:]), seen
     for reused, var in seen[1:]:
         assert var == ('Resumed' if reused else 'Initial'), seen
+
+
+@pytest.mark.parametrize('version', [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=['tls12', 'tls13'])
+def test_server_cert_vars_when_resumed(ca, server, version):
+    """A resumed handshake sends no certificate; the SSL_SERVER_* variables still tell
+    the one of the session (the vhost has a single certificate)."""
+    ctx = harness.ssl_context(ca, max_version=version, min_version=version)
+    session = None
+    envs = []
+    for _ in range(3):
+        raw = harness.socket.create_connection(('127.0.0.1', server.port), timeout=10)
+        with ctx.wrap_socket(raw, server_hostname='a.test', session=session) as s:
+            envs.append((s.session_reused, _env_over(s)))
+            session = s.session
+    assert any(reused for reused, _ in envs[1:]), 'no resumption to test with'
+    for reused, env in envs:
+        assert env.get('SSL_SERVER_S_DN_CN') == envs[0][1].get('SSL_SERVER_S_DN_CN'), env
+        assert env.get('SSL_SERVER_S_DN_CN'), (reused, env)
