@@ -71,3 +71,25 @@ test: test-deps all
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/cargo $(MODULE)
+
+# `make loadtest` compares mod_tls with mod_ssl and plain HTTP under load (10-12 minutes;
+# report in build/loadtest/, see docs/performance.md). `LOADTEST=short make loadtest` or
+# `make loadtest-short` is the 3-minute version. LOADTEST_ARGS passes more options, e.g.
+# LOADTEST_ARGS=--update-docs to put the report into docs/performance.md.
+LOADTEST ?= full
+.PHONY: loadtest loadtest-short loadtest-deps
+
+loadtest-deps: $(BUILD)/.deps-loadtest
+
+$(BUILD)/.deps-loadtest: scripts/deps.sh
+	@scripts/deps.sh loadtest && mkdir -p $(BUILD) && touch $@
+
+$(BUILD)/loadtest/hsdrive: loadtest/hsdrive.c | $(BUILD)/.deps-loadtest
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -pthread -o $@ $< -lssl -lcrypto
+
+loadtest: all $(BUILD)/.deps-loadtest $(BUILD)/loadtest/hsdrive
+	$(PYTHON) loadtest/loadtest.py --mode $(LOADTEST) $(LOADTEST_ARGS)
+
+loadtest-short:
+	@$(MAKE) --no-print-directory loadtest LOADTEST=short
