@@ -1,0 +1,39 @@
+"""The built module as Debian's Apache loads it: no library beyond the system C ones, only
+the module record exported, and `make install` laying out what `a2enmod tls` needs."""
+import os
+import re
+import subprocess
+
+import harness
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SYSTEM_LIBS = re.compile(r'^(linux-vdso|libc|libm|libgcc_s|libpthread|libdl|ld-linux[-\w]*)\.so')
+
+
+def test_links_only_system_c_libraries(module_path):
+    out = subprocess.run(['ldd', module_path], capture_output=True, text=True, check=True).stdout
+    libs = [line.split()[0] for line in out.splitlines() if line.strip()]
+    others = [lib for lib in libs if not SYSTEM_LIBS.match(os.path.basename(lib))]
+    assert not others, f'mod_tls.so needs more than the system C libraries: {others}\n{out}'
+
+
+def test_exports_only_the_module_record(module_path):
+    out = subprocess.run(['nm', '-D', '--defined-only', module_path], capture_output=True,
+                         text=True, check=True).stdout
+    names = [line.split()[-1] for line in out.splitlines() if line.strip()]
+    assert names == ['tls_module'], names
+
+
+def test_make_install_into_destdir(module_path):
+    dest = harness.mkdtemp('tls-install-')
+    r = subprocess.run(['make', '-s', '-C', TOP, 'install', f'DESTDIR={dest}'],
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    libexec = subprocess.run(['apxs', '-q', 'LIBEXECDIR'], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    sysconf = subprocess.run(['apxs', '-q', 'SYSCONFDIR'], capture_output=True, text=True,
+                             check=True).stdout.strip()
+    assert os.path.isfile(dest + libexec + '/mod_tls.so')
+    load = open(dest + sysconf + '/mods-available/tls.load').read()
+    assert f'LoadModule tls_module {libexec}/mod_tls.so' in load
+    assert os.path.isfile(dest + sysconf + '/mods-available/tls.conf')
