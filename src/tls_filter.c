@@ -28,29 +28,45 @@ static const char *phase_of(const tls_conn_t *tc)
 
 /* ---- out: TLS to the network ----------------------------------------------------------- */
 
-/* Moves every TLS byte rustls holds into raw_out, in buckets of just their size: a
- * connection keeps no big buffers once it is idle. */
+/* Fills buf with TLS bytes rustls holds; *len says how many. */
+static apr_status_t out_fill(tls_conn_t *tc, char *buf, size_t *len)
+{
+    mtls_result rr;
+    size_t n;
+
+    *len = 0;
+    do {
+        rr = mtls_conn_write_tls(tc->rc, (uint8_t *)buf + *len, TLS_OUT_CHUNK - *len, &n);
+        *len += n;
+    } while (rr == MTLS_OK && n > 0 && *len < TLS_OUT_CHUNK);
+    return rr == MTLS_OK ? APR_SUCCESS : tls_conn_fail(tc, rr, "sending");
+}
+
+/* Moves every TLS byte rustls holds into raw_out. A little goes through a stack buffer into
+ * a bucket of just its size, so an idle connection keeps no big buffers; once a chunk comes
+ * out full, bulk is flowing and the rest is written straight into bucket-sized buffers. */
 static apr_status_t out_drain(tls_conn_t *tc)
 {
     apr_bucket_alloc_t *ba = tc->c->bucket_alloc;
-    char buf[TLS_OUT_CHUNK];
-    mtls_result rr;
-    size_t n, len;
+    char stack[TLS_OUT_CHUNK], *buf = stack;
+    apr_status_t rv;
+    size_t len;
 
     while (mtls_conn_wants_write(tc->rc)) {
-        len = 0;
-        do {
-            rr = mtls_conn_write_tls(tc->rc, (uint8_t *)buf + len, TLS_OUT_CHUNK - len, &n);
-            len += n;
-        } while (rr == MTLS_OK && n > 0 && len < TLS_OUT_CHUNK);
-        if (rr != MTLS_OK) {
-            return tls_conn_fail(tc, rr, "sending");
+        if ((rv = out_fill(tc, buf, &len)) != APR_SUCCESS || len == 0) {
+            if (buf != stack) {
+                apr_bucket_free(buf);
+            }
+            return rv;
         }
-        if (len == 0) {
-            break;
-        }
-        APR_BRIGADE_INSERT_TAIL(tc->raw_out, apr_bucket_heap_create(buf, len, NULL, ba));
+        APR_BRIGADE_INSERT_TAIL(tc->raw_out, buf == stack
+                                ? apr_bucket_heap_create(buf, len, NULL, ba)
+                                : apr_bucket_heap_create(buf, len, apr_bucket_free, ba));
         tc->out_pending += len;
+        buf = (len == TLS_OUT_CHUNK) ? apr_bucket_alloc(TLS_OUT_CHUNK, ba) : stack;
+    }
+    if (buf != stack) {
+        apr_bucket_free(buf);
     }
     return APR_SUCCESS;
 }
