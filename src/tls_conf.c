@@ -367,6 +367,7 @@ static const char *set_tickets(cmd_parms *cmd, void *dc, const char *arg)
     else {
         return "TLSSessionTickets: use on, off or shared";
     }
+    g->tickets_where = where_of(cmd);
     return NULL;
 }
 

@@ -66,6 +66,7 @@ typedef struct {
     tls_where_t cache_where;
     int cache_timeout;                 /* seconds; TLS_UNSET: 300 */
     int tickets;                       /* tls_tickets_e; TLS_UNSET: on */
+    tls_where_t tickets_where;
     const char *ticket_key_file;       /* NULL: keys made and rotated here */
     tls_where_t ticket_key_where;
     int ticket_rotation;               /* seconds; TLS_UNSET: 12 hours */

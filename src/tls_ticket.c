@@ -124,8 +124,10 @@ const char *tls_ticket_create(tls_global_t *g, apr_pool_t *pconf, apr_pool_t *pt
         return NULL;
     }
     if (tls_conf_tickets(g) == TLS_TICKETS_SHARED && !g->cache) {
-        return "TLSSessionTickets shared: the keys travel through the session cache, but "
-               "there is none; set TLSSessionCache to one the servers share (redis or memcache)";
+        return apr_psprintf(ptemp, "%s:%u: TLSSessionTickets shared: the keys travel through "
+                            "the session cache, but there is none; set TLSSessionCache to one "
+                            "the servers share (redis or memcache)", g->tickets_where.file,
+                            g->tickets_where.line);
     }
     tk = apr_pcalloc(pconf, sizeof(*tk));
     tk->mode = tls_conf_tickets(g);
