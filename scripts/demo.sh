@@ -23,11 +23,9 @@ esac
 
 stop
 mkdir -p "$root/htdocs" "$root/cgi"
-if [ ! -f "$root/cert.pem" ]; then
-  openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 30 \
-    -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
-    -keyout "$root/key.pem" -out "$root/cert.pem" 2>/dev/null
-fi
+openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
+  -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+  -keyout "$root/key.pem" -out "$root/cert.pem" 2>/dev/null
 cat > "$root/cgi/index.cgi" <<'CGI'
 #!/bin/sh
 printf 'Content-Type: text/html\r\n\r\n'
@@ -61,6 +59,7 @@ LoadModule mime_module $mods/mod_mime.so
 LoadModule alias_module $mods/mod_alias.so
 LoadModule cgid_module $mods/mod_cgid.so
 LoadModule http2_module $mods/mod_http2.so
+LoadModule socache_shmcb_module $mods/mod_socache_shmcb.so
 LoadModule tls_module "$top/build/mod_tls.so"
 TypesConfig /etc/mime.types
 ScriptSock "$root/cgid.sock"
