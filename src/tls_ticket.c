@@ -242,7 +242,8 @@ static void rotate_local(tls_tickets_t *tk, apr_time_t now)
     }
 }
 
-/* Under the mutex: the fleet's keys from the cache, rotated there when due. The cache holds
+/* The fleet's keys from the cache, rotated there when due; the mutex is only taken for the
+ * shared memory, never across the cache's network round trip. The cache holds
  * the next key in front of the current one: every server learns a key (within a poll) before
  * any server seals with it, so a ticket made anywhere opens everywhere, right after a
  * rotation too. */
@@ -282,11 +283,14 @@ static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
                         TLS_TICKET_STAMP + n * MTLS_TICKET_KEY_LEN,
                         now + TLS_TICKET_SLOTS * (tk->rotation + tk->lifetime), p);
     }
-    if (sh->nkeys != n || memcmp(sh->keys, keys, n * MTLS_TICKET_KEY_LEN)) {
-        memcpy(sh->keys, keys, n * MTLS_TICKET_KEY_LEN);
-        sh->nkeys = n;
-        sh->rotated_at = rotated_at;
-        apr_atomic_inc32(&sh->generation);
+    if (apr_global_mutex_lock(tk->mutex) == APR_SUCCESS) {
+        if (sh->nkeys != n || memcmp(sh->keys, keys, n * MTLS_TICKET_KEY_LEN)) {
+            memcpy(sh->keys, keys, n * MTLS_TICKET_KEY_LEN);
+            sh->nkeys = n;
+            sh->rotated_at = rotated_at;
+            apr_atomic_inc32(&sh->generation);
+        }
+        apr_global_mutex_unlock(tk->mutex);
     }
     explicit_bzero(buf, sizeof(buf));
 }
@@ -302,17 +306,14 @@ void tls_ticket_refresh(tls_global_t *g, conn_rec *c)
         return;
     }
     now = apr_time_now();
-    if (tk->mutex && ((tk->mode == TLS_TICKETS_SHARED && now >= tk->next_poll)
-                      || (tk->mode == TLS_TICKETS_ON && tk->rotation
-                          && now >= tk->shared->rotated_at + tk->rotation))
-        && apr_global_mutex_lock(tk->mutex) == APR_SUCCESS) {
-        if (tk->mode == TLS_TICKETS_SHARED) {
-            tk->next_poll = now + tk->poll;
-            sync_cache(tk, now, c->pool);
-        }
-        else {
-            rotate_local(tk, now);
-        }
+    if (tk->mutex && tk->mode == TLS_TICKETS_SHARED && now >= tk->next_poll) {
+        tk->next_poll = now + tk->poll;
+        sync_cache(tk, now, c->pool);
+    }
+    else if (tk->mutex && tk->mode == TLS_TICKETS_ON && tk->rotation
+             && now >= tk->shared->rotated_at + tk->rotation
+             && apr_global_mutex_lock(tk->mutex) == APR_SUCCESS) {
+        rotate_local(tk, now);
         apr_global_mutex_unlock(tk->mutex);
     }
     gen = apr_atomic_read32(&tk->shared->generation);
