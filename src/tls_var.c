@@ -27,13 +27,6 @@ static const char *const STD_VARS[] = {
     "SSL_VERSION_INTERFACE", "SSL_VERSION_LIBRARY", "SSL_CLIENT_VERIFY", NULL
 };
 
-/* Certificate fields exported with StdEnvVars, for SSL_CLIENT_ and SSL_SERVER_ alike; the DN
- * components present come on top (S_DN_CN, S_DN_OU_1, ...). */
-static const char *const CERT_FIELDS[] = {
-    "M_VERSION", "M_SERIAL", "V_START", "V_END", "V_REMAIN", "A_SIG", "A_KEY", "S_DN", "I_DN",
-    NULL
-};
-
 #define TLS_FIELD_MAX 8192
 
 int tls_var_conn_is_ssl(conn_rec *c)
@@ -66,17 +59,21 @@ static int server_der(const tls_conn_t *tc, const uint8_t **der, size_t *len)
 
 static const char *cert_var(apr_pool_t *p, const uint8_t *der, size_t len, const char *field)
 {
-    char buf[TLS_FIELD_MAX];
-    size_t n;
+    char stack[TLS_FIELD_MAX], *buf = stack;
+    size_t n = 0;
+    mtls_result rr;
+    int64_t now = (int64_t)apr_time_sec(apr_time_now());
 
     if (!strcmp(field, "CERT")) {
         return tls_cert_pem(p, der, len);
     }
-    if (mtls_x509_field(der, len, field, (int64_t)apr_time_sec(apr_time_now()), buf,
-                        sizeof(buf), &n) != MTLS_OK) {
-        return NULL;
+    rr = mtls_x509_field(der, len, field, now, buf, sizeof(stack), &n);
+    if (rr == MTLS_INVALID && n >= sizeof(stack)) {
+        /* a certificate with many names: ask again with room for all of it */
+        buf = apr_palloc(p, n + 1);
+        rr = mtls_x509_field(der, len, field, now, buf, n + 1, &n);
     }
-    return apr_pstrmemdup(p, buf, n);
+    return rr == MTLS_OK ? apr_pstrmemdup(p, buf, n) : NULL;
 }
 
 static const char *client_var(apr_pool_t *p, const tls_conn_t *tc, const char *field)
@@ -144,38 +141,16 @@ static const char *lookup(apr_pool_t *p, const tls_conn_t *tc, const char *name)
     return NULL;
 }
 
-/* Exports the StdEnvVars fields of one certificate, and its SAN_DNS_n and SAN_Email_n. */
+/* Exports what StdEnvVars exports of one certificate, from one parse of it. */
 static void export_cert(request_rec *r, const char *prefix, const uint8_t *der, size_t len)
 {
-    static const char *const SANS[] = { "SAN_DNS_", "SAN_Email_", NULL };
-    static const char *const DNS[] = { "S_DN_VARS", "S_DN_", "I_DN_VARS", "I_DN_", NULL };
-    const char *v;
-    int i, j;
+    char *lines = (char *)cert_var(r->pool, der, len, "ENV"), *line, *last, *tab;
 
-    for (i = 0; CERT_FIELDS[i]; ++i) {
-        if ((v = cert_var(r->pool, der, len, CERT_FIELDS[i]))) {
-            apr_table_setn(r->subprocess_env, apr_pstrcat(r->pool, prefix, CERT_FIELDS[i], NULL), v);
-        }
-    }
-    for (i = 0; DNS[i]; i += 2) {
-        /* "NAME\tvalue" lines, one for each component the DN has */
-        char *lines = (char *)cert_var(r->pool, der, len, DNS[i]), *line, *last, *tab;
-        for (line = lines ? apr_strtok(lines, "\n", &last) : NULL; line;
-             line = apr_strtok(NULL, "\n", &last)) {
-            if ((tab = strchr(line, '\t'))) {
-                *tab = '\0';
-                apr_table_setn(r->subprocess_env,
-                               apr_pstrcat(r->pool, prefix, DNS[i + 1], line, NULL), tab + 1);
-            }
-        }
-    }
-    for (i = 0; SANS[i]; ++i) {
-        for (j = 0;; ++j) {
-            const char *field = apr_psprintf(r->pool, "%s%d", SANS[i], j);
-            if (!(v = cert_var(r->pool, der, len, field))) {
-                break;
-            }
-            apr_table_setn(r->subprocess_env, apr_pstrcat(r->pool, prefix, field, NULL), v);
+    for (line = lines ? apr_strtok(lines, "\n", &last) : NULL; line;
+         line = apr_strtok(NULL, "\n", &last)) {
+        if ((tab = strchr(line, '\t'))) {
+            *tab = '\0';
+            apr_table_setn(r->subprocess_env, apr_pstrcat(r->pool, prefix, line, NULL), tab + 1);
         }
     }
 }

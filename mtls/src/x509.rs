@@ -199,9 +199,37 @@ fn dn_part(name: &X509Name, part: &str) -> Option<String> {
     dn_parts(name).into_iter().find(|(k, _)| k == want).map(|(_, v)| v)
 }
 
-/// All components, "NAME\tvalue" lines, for exporting them to the environment.
-fn dn_vars(name: &X509Name) -> String {
-    dn_parts(name).into_iter().map(|(k, v)| format!("{k}\t{v}\n")).collect()
+/// Fields exported to the environment besides the DN components and SANs.
+const ENV_FIELDS: &[&str] = &["M_VERSION", "M_SERIAL", "V_START", "V_END", "V_REMAIN", "A_SIG", "A_KEY", "S_DN", "I_DN"];
+
+/// Everything mod_ssl exports of a certificate with StdEnvVars, as "NAME\tvalue" lines, from
+/// one parse: the fields, every DN component present, every DNS and e-mail SAN.
+fn env_lines(cert: &X509Certificate, now: i64) -> String {
+    let mut out = String::new();
+    let mut line = |k: &str, v: &str| {
+        // a tab or newline inside a value would break the line format; DNs escape them already
+        let v: String = v.chars().filter(|c| *c != '\t' && *c != '\n').collect();
+        out.push_str(&format!("{k}\t{v}\n"));
+    };
+    for f in ENV_FIELDS {
+        if let Some(v) = field(cert, f, now) {
+            line(f, &v);
+        }
+    }
+    for (prefix, name) in [("S_DN_", cert.subject()), ("I_DN_", cert.issuer())] {
+        for (k, v) in dn_parts(name) {
+            line(&format!("{prefix}{k}"), &v);
+        }
+    }
+    for (prefix, email) in [("SAN_DNS_", false), ("SAN_Email_", true)] {
+        for i in 0.. {
+            let Some(v) = san(cert, email, i) else {
+                break;
+            };
+            line(&format!("{prefix}{i}"), &v);
+        }
+    }
+    out
 }
 
 /// The serial as OpenSSL prints it: whole bytes in hex, without DER's sign padding.
@@ -261,8 +289,7 @@ fn field(cert: &X509Certificate, name: &str, now: i64) -> Option<String> {
         "A_KEY" => Some(algorithm_name(&cert.public_key().algorithm.algorithm)),
         "S_DN" => Some(dn_string(cert.subject())),
         "I_DN" => Some(dn_string(cert.issuer())),
-        "S_DN_VARS" => Some(dn_vars(cert.subject())),
-        "I_DN_VARS" => Some(dn_vars(cert.issuer())),
+        "ENV" => Some(env_lines(cert, now)),
         _ => {
             if let Some(part) = name.strip_prefix("S_DN_") {
                 dn_part(cert.subject(), part)
