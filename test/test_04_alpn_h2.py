@@ -118,3 +118,33 @@ def test_no_alpn_is_http1(ca, server):
     assert info['alpn'] is None
     status, _, body = harness.https_get(ca, server.port, '/hello.txt')
     assert status == 200 and body == b'Hello, TLS!\n'
+
+
+def test_h2_request_for_http1_only_vhost_is_misdirected(ca, docroot, module_path):
+    """Two vhosts with the same certificate share TLS settings, but only one allows h2: a
+    request for the other on an h2 connection gets 421, on http/1.1 it is served."""
+    port = harness.free_port()
+    cert, key = ca.issue(['a.test', 'b.test'])
+    a = harness.Apache(f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+TLSCertificate {cert} {key}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  Protocols h2 http/1.1
+</VirtualHost>
+<VirtualHost 127.0.0.1:{port}>
+  ServerName b.test
+  Protocols http/1.1
+</VirtualHost>
+""", docroot, name='alpn-421')
+    a.start()
+    try:
+        h2 = harness.curl(ca, port, '/hello.txt', host='a.test',
+                          args=['--http2', '-H', 'Host: b.test'])
+        assert (h2.rc, h2.http_version, h2.status) == (0, '2', 421), h2
+        h1 = harness.curl(ca, port, '/hello.txt', host='a.test',
+                          args=['--http1.1', '-H', 'Host: b.test'])
+        assert (h1.rc, h1.status) == (0, 200), h1
+    finally:
+        a.stop()
