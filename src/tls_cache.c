@@ -276,10 +276,14 @@ static void session_remove(void *userdata, const uint8_t *key, size_t key_len)
     tls_conn_t *tc;
     tls_cache_t *cache = conn_cache(userdata, &tc);
 
-    if (cache && !cache_paused(cache) && cache_lock(cache) == APR_SUCCESS) {
-        cache->provider->remove(cache->instance, tc->c->base_server, key, (unsigned int)key_len,
-                                tc->c->pool);
+    apr_time_t started = apr_time_now();
+    apr_status_t rv;
+
+    if (cache && !cache_paused(cache) && (rv = cache_lock(cache)) == APR_SUCCESS) {
+        rv = cache->provider->remove(cache->instance, tc->c->base_server, key,
+                                     (unsigned int)key_len, tc->c->pool);
         cache_unlock(cache);
+        cache_judge(cache, tc->c->base_server, rv, started, "removing a used session");
     }
 }
 
