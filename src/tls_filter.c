@@ -154,16 +154,24 @@ static apr_status_t out_close_notify(tls_conn_t *tc)
 
 /* ---- in: TLS from the network ---------------------------------------------------------- */
 
-/* Moves the plaintext rustls has decrypted into plain_in, in buckets of just their size. */
+/* Moves the plaintext rustls has decrypted into plain_in. Like out_drain: small reads go
+ * through the stack into buckets of just their size; once a read fills a whole record,
+ * bulk is flowing (an upload) and the next reads land straight in bucket buffers. */
 static apr_status_t in_take_plain(tls_conn_t *tc)
 {
     apr_bucket_alloc_t *ba = tc->c->bucket_alloc;
-    char buf[TLS_REC_MAX];
+    char stack[TLS_REC_MAX], *buf = stack;
     mtls_result rr;
     size_t n;
 
-    while ((rr = mtls_conn_read(tc->rc, (uint8_t *)buf, sizeof(buf), &n)) == MTLS_OK) {
-        APR_BRIGADE_INSERT_TAIL(tc->plain_in, apr_bucket_heap_create(buf, n, NULL, ba));
+    while ((rr = mtls_conn_read(tc->rc, (uint8_t *)buf, TLS_REC_MAX, &n)) == MTLS_OK) {
+        APR_BRIGADE_INSERT_TAIL(tc->plain_in, buf == stack
+                                ? apr_bucket_heap_create(buf, n, NULL, ba)
+                                : apr_bucket_heap_create(buf, n, apr_bucket_free, ba));
+        buf = (n == TLS_REC_MAX) ? apr_bucket_alloc(TLS_REC_MAX, ba) : stack;
+    }
+    if (buf != stack) {
+        apr_bucket_free(buf);
     }
     switch (rr) {
     case MTLS_WOULD_BLOCK:
