@@ -34,6 +34,9 @@ typedef struct {
     apr_bucket_brigade *plain_in;      /* decrypted, not yet taken by Apache */
     apr_bucket_brigade *raw_out;       /* TLS on its way to the network */
     int in_eof;                        /* no more TLS will come in */
+    apr_size_t in_rec_left;            /* bytes of the current TLS record still to read */
+    unsigned char in_hdr[5];           /* the next record's header, as far as read */
+    apr_size_t in_hdr_len;
     apr_size_t out_pending;            /* bytes in raw_out not yet passed on */
 } tls_conn_t;
 

@@ -15,7 +15,7 @@
 APLOG_USE_MODULE(tls);
 
 #define TLS_REC_MAX     16384                  /* plaintext bytes in a full TLS record */
-#define TLS_IN_CHUNK    (TLS_REC_MAX + 1024)   /* TLS bytes asked of the network at once */
+#define TLS_REC_HDR     5                      /* type, version, length */
 #define TLS_OUT_CHUNK   (TLS_REC_MAX + 1024)   /* room for one full record with overhead */
 #define TLS_OUT_PASS    (32 * 1024)            /* pass TLS on once this much waits */
 #define TLS_OUT_IOV     64                     /* data buckets gathered into one write */
@@ -237,6 +237,37 @@ static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
     return APR_SUCCESS;
 }
 
+/* How many bytes to ask of the network: the rest of the current record or of the next
+ * header. The core input filter, given less than it was asked for, tries the socket once
+ * more without blocking; asking for no more than the record spares that read, an EAGAIN
+ * per request on a kept-alive connection. */
+static apr_size_t in_want(const tls_conn_t *tc)
+{
+    return tc->in_rec_left ? tc->in_rec_left : TLS_REC_HDR - tc->in_hdr_len;
+}
+
+/* Follows the record boundaries through the bytes read. */
+static void in_track(tls_conn_t *tc, const char *data, apr_size_t len)
+{
+    apr_size_t take;
+
+    while (len > 0) {
+        if (tc->in_rec_left) {
+            take = len < tc->in_rec_left ? len : tc->in_rec_left;
+            tc->in_rec_left -= take;
+            data += take;
+            len -= take;
+            continue;
+        }
+        tc->in_hdr[tc->in_hdr_len++] = (unsigned char)*data++;
+        --len;
+        if (tc->in_hdr_len == TLS_REC_HDR) {
+            tc->in_rec_left = ((apr_size_t)tc->in_hdr[3] << 8) | tc->in_hdr[4];
+            tc->in_hdr_len = 0;
+        }
+    }
+}
+
 /* One read from the network, fed to rustls; sends whatever rustls has to say back. */
 static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
 {
@@ -246,7 +277,8 @@ static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
     apr_size_t len;
     int eof = 0;
 
-    rv = ap_get_brigade(tc->in_filter->next, tc->raw_in, AP_MODE_READBYTES, block, TLS_IN_CHUNK);
+    rv = ap_get_brigade(tc->in_filter->next, tc->raw_in, AP_MODE_READBYTES, block,
+                        in_want(tc));
     if (rv == APR_EOF) {
         eof = 1;
         rv = APR_SUCCESS;
@@ -265,6 +297,7 @@ static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
         }
         else if (!APR_BUCKET_IS_METADATA(e)
                  && (rv = apr_bucket_read(e, &data, &len, block)) == APR_SUCCESS) {
+            in_track(tc, data, len);
             rv = in_feed(tc, data, len);
         }
         apr_bucket_delete(e);

@@ -4,6 +4,7 @@ import hashlib
 import json
 import os
 import socket
+import ssl
 import time
 
 import pytest
@@ -202,3 +203,82 @@ def test_slow_reader(ca, server, files):
         assert _read_response(f) == ('HTTP/1.1 200 OK', b'Hello, TLS!\n')
     finally:
         s.close()
+
+
+def test_records_in_pieces(ca, server):
+    """The client's TLS arrives three bytes at a time, so record headers are cut across
+    reads: the server follows the record boundaries and answers as usual."""
+    inc, out = ssl.MemoryBIO(), ssl.MemoryBIO()
+    tls = harness.ssl_context(ca).wrap_bio(inc, out, server_hostname='a.test')
+    raw = socket.create_connection(('127.0.0.1', server.port), timeout=10)
+    raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+
+    def send_in_pieces():
+        data = out.read()
+        for i in range(0, len(data), 3):
+            raw.sendall(data[i:i + 3])
+            time.sleep(0.002)
+
+    def until_done(step):
+        while True:
+            try:
+                return step()
+            except ssl.SSLWantReadError:
+                send_in_pieces()
+                data = raw.recv(65536)
+                assert data, 'the server closed the connection'
+                inc.write(data)
+
+    try:
+        until_done(tls.do_handshake)
+        tls.write(b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n')
+        send_in_pieces()
+        response = b''
+        while True:
+            try:
+                chunk = until_done(lambda: tls.read(65536))
+            except (ssl.SSLZeroReturnError, ssl.SSLEOFError):
+                break
+            if not chunk:
+                break
+            response += chunk
+        assert response.startswith(b'HTTP/1.1 200 OK'), response
+        assert response.endswith(b'Hello, TLS!\n'), response
+    finally:
+        raw.close()
+
+
+def _read_syscalls(pids):
+    total = 0
+    for pid in pids:
+        try:
+            with open(f'/proc/{pid}/io') as f:
+                total += int(next(line for line in f if line.startswith('syscr:')).split()[1])
+        except (OSError, StopIteration):
+            pass
+    return total
+
+
+def test_reads_per_request(ca, server):
+    """A kept-alive request costs the server one read of the request and the one look for a
+    pipelined request that finds nothing; asking the network for more than the record
+    holds would add a read that finds nothing (counted in /proc/PID/io, not timed)."""
+    n = 40
+    s = harness.tls_connect(ca, server.port, 'a.test')
+    try:
+        f = s.makefile('rb')
+        req = b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n'
+        s.sendall(req)
+        assert _read_response(f)[0] == 'HTTP/1.1 200 OK'
+        time.sleep(0.2)
+        kids = server.children()
+        before = _read_syscalls(kids)
+        for _ in range(n):
+            s.sendall(req)
+            assert _read_response(f)[0] == 'HTTP/1.1 200 OK'
+            time.sleep(0.01)
+        time.sleep(0.2)
+        reads = _read_syscalls(kids) - before
+    finally:
+        s.close()
+    assert reads <= 2.25 * n, f'{reads} reads for {n} requests'
