@@ -43,12 +43,13 @@ static apr_status_t out_fill(tls_conn_t *tc, char *buf, size_t *len)
 }
 
 /* Moves every TLS byte rustls holds into raw_out. A little goes through a stack buffer into
- * a bucket of just its size, so an idle connection keeps no big buffers; once a chunk comes
- * out full, bulk is flowing and the rest is written straight into bucket-sized buffers. */
-static apr_status_t out_drain(tls_conn_t *tc)
+ * a bucket of just its size, so an idle connection keeps no big buffers; in bulk (a full
+ * record was just encrypted, or a chunk comes out full) TLS is written straight into
+ * bucket-sized buffers. */
+static apr_status_t out_drain(tls_conn_t *tc, int bulk)
 {
     apr_bucket_alloc_t *ba = tc->c->bucket_alloc;
-    char stack[TLS_OUT_CHUNK], *buf = stack;
+    char stack[TLS_OUT_CHUNK], *buf = bulk ? apr_bucket_alloc(TLS_OUT_CHUNK, ba) : stack;
     apr_status_t rv;
     size_t len;
 
@@ -74,7 +75,7 @@ static apr_status_t out_drain(tls_conn_t *tc)
 /* Passes what raw_out holds (and a FLUSH if asked) to the network. */
 static apr_status_t out_pass(tls_conn_t *tc, int flush)
 {
-    apr_status_t rv = out_drain(tc);
+    apr_status_t rv = out_drain(tc, 0);
 
     if (flush) {
         APR_BRIGADE_INSERT_TAIL(tc->raw_out, apr_bucket_flush_create(tc->c->bucket_alloc));
@@ -106,12 +107,14 @@ static apr_status_t out_encrypt(tls_conn_t *tc, tls_gather_t *g)
     size_t *lens = g->lens, n = g->n, taken;
     apr_status_t rv = APR_SUCCESS;
     mtls_result rr;
+    int bulk;
 
     while (n > 0 && rv == APR_SUCCESS) {
         rr = mtls_conn_writev(tc->rc, bufs, lens, n, &taken);
         if (rr != MTLS_OK) {
             return tls_conn_fail(tc, rr, "sending");
         }
+        bulk = taken >= TLS_REC_MAX;
         for (; n > 0 && taken >= *lens; --n) {
             taken -= *lens++;
             ++bufs;
@@ -120,7 +123,7 @@ static apr_status_t out_encrypt(tls_conn_t *tc, tls_gather_t *g)
             *bufs += taken;
             *lens -= taken;
         }
-        if ((rv = out_drain(tc)) == APR_SUCCESS && tc->out_pending >= TLS_OUT_PASS) {
+        if ((rv = out_drain(tc, bulk)) == APR_SUCCESS && tc->out_pending >= TLS_OUT_PASS) {
             rv = out_pass(tc, 0);
         }
     }
@@ -149,7 +152,7 @@ static apr_status_t out_close_notify(tls_conn_t *tc)
     }
     mtls_conn_send_close_notify(tc->rc);
     tls_conn_transit(tc, TLS_ST_CLOSED);
-    return out_drain(tc);
+    return out_drain(tc, 0);
 }
 
 /* ---- in: TLS from the network ---------------------------------------------------------- */
@@ -488,7 +491,7 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
                 rv = out_close_notify(tc);
             }
             if (rv == APR_SUCCESS) {
-                rv = out_drain(tc);
+                rv = out_drain(tc, 0);
             }
             APR_BUCKET_REMOVE(e);
             APR_BRIGADE_INSERT_TAIL(tc->raw_out, e);
