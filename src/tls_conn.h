@@ -38,6 +38,7 @@ typedef struct {
     unsigned char in_hdr[5];           /* the next record's header, as far as read */
     apr_size_t in_hdr_len;
     apr_size_t out_pending;            /* bytes in raw_out not yet passed on */
+    apr_size_t out_response;           /* TLS bytes since the last response's end (EOS) */
 } tls_conn_t;
 
 /* The TLS state of c, or of the connection c runs on (HTTP/2 streams); NULL: no TLS. */

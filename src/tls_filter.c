@@ -64,6 +64,7 @@ static apr_status_t out_drain(tls_conn_t *tc, int bulk)
                                 ? apr_bucket_heap_create(buf, len, NULL, ba)
                                 : apr_bucket_heap_create(buf, len, apr_bucket_free, ba));
         tc->out_pending += len;
+        tc->out_response += len;
         buf = (len == TLS_OUT_CHUNK) ? apr_bucket_alloc(TLS_OUT_CHUNK, ba) : stack;
     }
     if (buf != stack) {
@@ -495,8 +496,17 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
             }
             APR_BUCKET_REMOVE(e);
             APR_BRIGADE_INSERT_TAIL(tc->raw_out, e);
-            if (rv == APR_SUCCESS
-                && (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e) || APR_BUCKET_IS_EOS(e))) {
+            if (rv == APR_SUCCESS && APR_BUCKET_IS_EOS(e)) {
+                /* The core would hold a small response (a few KiB, all in memory) until
+                 * the MPM's write completion, after Apache has looked for a pipelined
+                 * request, found none and handed the connection back to the listener;
+                 * plain HTTP responses from files go out at once. A FLUSH sends a small
+                 * one now, so the client can send its next request early; the worker
+                 * waits at most for one record to fit in the socket buffer. */
+                rv = out_pass(tc, tc->out_response <= TLS_OUT_CHUNK);
+                tc->out_response = 0;
+            }
+            else if (rv == APR_SUCCESS && (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e))) {
                 rv = out_pass(tc, 0);
             }
             e = APR_BRIGADE_FIRST(bb);

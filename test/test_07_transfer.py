@@ -3,8 +3,11 @@ requests on one connection."""
 import hashlib
 import json
 import os
+import re
+import signal
 import socket
 import ssl
+import subprocess
 import time
 
 import pytest
@@ -282,3 +285,56 @@ def test_reads_per_request(ca, server):
     finally:
         s.close()
     assert reads <= 2.25 * n, f'{reads} reads for {n} requests'
+
+
+def test_small_response_written_before_pipeline_check(ca, server):
+    """A small response is written when it is complete, before Apache looks for a pipelined
+    request (as plain HTTP does with files), not only at the MPM's write completion after
+    that look, so a quick client's next request can be read at once. Seen in the order of
+    each worker thread's system calls on the connection (strace)."""
+    trace = os.path.join(server.dir, 'strace')
+    kids = server.children()
+    tracer = subprocess.Popen(['strace', '-f', '-ff', '-qq', '-s', '0', '-e', 'trace=read,writev',
+                               '-o', trace] + [a for k in kids for a in ('-p', str(k))],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        time.sleep(1)       # attached to every thread
+        s = harness.tls_connect(ca, server.port, 'a.test')
+        try:
+            f = s.makefile('rb')
+            for _ in range(3):
+                s.sendall(b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n')
+                assert _read_response(f) == ('HTTP/1.1 200 OK', b'Hello, TLS!\n')
+                time.sleep(0.05)
+        finally:
+            s.close()
+        time.sleep(0.2)
+    finally:
+        tracer.send_signal(signal.SIGINT)
+        tracer.wait(timeout=10)
+    call = re.compile(r'^(read|writev)\((\d+),.*=\s+(-?\d+)')
+    checked = 0
+    for name in os.listdir(server.dir):
+        if not name.startswith('strace.'):
+            continue
+        events = []
+        with open(os.path.join(server.dir, name)) as fh:
+            for line in fh:
+                m = call.match(line)
+                if m:
+                    events.append((m.group(1), int(m.group(2)), int(m.group(3))))
+        sockets = {fd for op, fd, n in events if op == 'writev'}
+        since_request = None        # events on the connection since a request was read
+        for op, fd, n in events:
+            if fd not in sockets:
+                continue
+            if op == 'read' and n > 0:
+                since_request = []
+            elif since_request is not None and op == 'writev' and n > 0:
+                assert ('read', -1) not in since_request, \
+                    f'{name}: looked for a pipelined request before writing the response'
+                checked += 1
+                since_request = None
+            elif since_request is not None:
+                since_request.append((op, n))
+    assert checked >= 3, f'only {checked} responses seen in the trace'
