@@ -830,7 +830,7 @@ SCENARIOS = {
     4: 'Throughput of a 10 MiB file',
     5: 'A mix of 1,000 files of 1 KiB to 10 MiB',
     6: 'Memory per connection (Apache Pss)',
-    7: 'Apache CPU time per full handshake',
+    7: 'Apache CPU time per handshake, full and resumed',
     8: 'Apache CPU time per 10 MiB response',
 }
 TLS_ONLY = ('mod_tls', 'mod_ssl')
@@ -864,6 +864,10 @@ def plan(opt, sizes, urilist):
         rows.append(Row(cid, 'rate', f'Resumed handshakes/s, {label}', 'conn/s', True,
                         [('mod_ssl', '>=', 1.5)], 'conn-plain',
                         chart=f'resumed hs/s {label.split(" (")[0]}'))
+        rows.append(Row(cid, 'cpu_us', f'Apache CPU per resumed handshake, {label}', 'us', False,
+                        plain_case='conn-plain',
+                        chart=f'CPU/resumed hs {label.split(" (")[0]} (lower=better)',
+                        gen_matters=False))
     for h1 in (True, False):
         for c in opt['ka_conns']:
             proto = 'HTTP/1.1' if h1 else 'HTTP/2'
@@ -909,7 +913,7 @@ def plan(opt, sizes, urilist):
     for r in rows:
         r.scenario = by_id[r.case].scenario
         if r.metric.startswith('cpu_us'):
-            r.scenario = 7 if r.scenario == 1 else 8
+            r.scenario = 7 if r.scenario in (1, 2) else 8
     rows.sort(key=lambda r: r.scenario)     # stable: the order above within a scenario
     return cases, rows
 
@@ -1314,9 +1318,9 @@ handshake and with memory, which they do not bend.
    10 MiB response that the client does not read (a worker blocked writing), minus the
    memory just before, divided by the connections. The number of connections the server
    holds is checked in /proc/net/tcp.
-7. Apache's CPU time over the measuring window of scenario 1, divided by the connections
-   completed in it: the server's cost of one full handshake plus one small request
-   (plain: of one TCP connection plus the request).
+7. Apache's CPU time over the measuring window of scenarios 1 and 2, divided by the
+   connections completed in it: the server's cost of one full (or resumed) handshake plus
+   one small request (plain: of one TCP connection plus the request).
 8. Apache's CPU time over the measuring window of scenario 4, divided by the responses
    completed in it: the server's cost of sending 10 MiB, without the client's (no target;
    the server-side view of scenario 4, as 7 is of 1).
