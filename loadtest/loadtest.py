@@ -1107,32 +1107,50 @@ def probe(srv, key='ecdsa'):
         return f'probe failed: {e}'
 
 
-def bulk_note(results):
-    """What the client's share of the machine leaves for scenario 4: the rate a TLS layer
-    costing nothing would reach, from this run's own CPU times per MiB (the client's under
-    TLS, Apache's with plain HTTP) with all cores busy, as a ratio to mod_ssl's rate."""
-    lines = []
-    for cid, proto in (('big-h1', 'HTTP/1.1'), ('big-h2', 'HTTP/2')):
-        def per_mib(variants, cores):
-            return median([getattr(x, cores) / x.metrics['mibps'] * 1e3
-                           for v in variants for x in results.get((cid, v), [])
-                           if x.metrics.get('mibps') and getattr(x, cores)])
-        client = per_mib(TLS_ONLY, 'gen_cores')
-        plain = per_mib(('plain',), 'apache_cores')
-        tls = per_mib(('mod_tls',), 'apache_cores')
-        ssl_rate = median([x.metrics.get('mibps') for x in results.get((cid, 'mod_ssl'), [])])
-        if not (client and plain and tls and ssl_rate):
+CEILING_CASES = (('ka-h1-c1', 'rps', 'µs per request', 1e6),
+                 ('ka-h1-c10', 'rps', 'µs per request', 1e6),
+                 ('ka-h1-c100', 'rps', 'µs per request', 1e6),
+                 ('big-h1', 'mibps', 'ms per MiB', 1e3),
+                 ('big-h2', 'mibps', 'ms per MiB', 1e3))
+
+
+def ceiling_note(results, cases):
+    """How far a TLS layer that cost the server nothing could get, from this run's own CPU
+    times per request (or MiB): the client's under TLS plus Apache's with plain HTTP,
+    against each server's client + Apache time. The load generator shares the cores, so
+    its TLS work lowers the rate whatever the server does."""
+    rows = []
+    for cid, metric, unit, scale in CEILING_CASES:
+        def per_unit(variant, cores):
+            return median([getattr(x, cores) / x.metrics[metric] * scale
+                           for x in results.get((cid, variant), [])
+                           if x.metrics.get(metric) and getattr(x, cores) is not None])
+        cl = {v: per_unit(v, 'gen_cores') for v in VARIANTS}
+        ap = {v: per_unit(v, 'apache_cores') for v in VARIANTS}
+        if None in cl.values() or None in ap.values():
             continue
-        ceiling = NCPU * 1e3 / (client + plain)
-        lines.append(f'- {proto}: the client (h2load, OpenSSL) used {client:.2f} ms of CPU per'
-                     f' MiB it received over TLS; Apache used {tls:.2f} ms per MiB with mod_tls'
-                     f' and {plain:.2f} ms with plain HTTP. With a TLS layer that cost nothing'
-                     f' and all {NCPU} cores busy, the rate would be at most {ceiling:,.0f} MiB/s:'
-                     f' {ceiling / ssl_rate:.2f}× mod_ssl.')
-    if lines:
-        lines = ['', 'About the 10 MiB throughput (scenario 4): the client decrypts on the same'
-                 ' cores, so it takes a share of the machine whatever the server does:', ''] + lines
-    return lines
+        free = cl['mod_tls'] + ap['plain']
+        digits = 0 if scale == 1e6 else 2
+        rows.append(f'| {cases[cid].label if cid in cases else cid} | {unit} |'
+                    f' {cl["mod_tls"]:.{digits}f} / {cl["mod_ssl"]:.{digits}f} /'
+                    f' {cl["plain"]:.{digits}f} | {ap["mod_tls"]:.{digits}f} /'
+                    f' {ap["mod_ssl"]:.{digits}f} / {ap["plain"]:.{digits}f} |'
+                    f' {(cl["mod_ssl"] + ap["mod_ssl"]) / free:.2f}× |'
+                    f' {(cl["plain"] + ap["plain"]) / free:.2f}× |')
+    if not rows:
+        return []
+    return ['', 'What a free TLS layer could reach (scenarios 3 and 4): the load generator'
+            ' decrypts and encrypts on the same cores, so its TLS work takes a share of the'
+            ' machine whatever the server does. The table gives the CPU time per request (or'
+            ' MiB) of the client and of Apache, and the rate a TLS layer costing Apache'
+            ' nothing would reach (client time under TLS plus Apache\'s with plain HTTP),'
+            ' relative to mod_ssl and to plain HTTP, when CPU time is what limits the rate'
+            ' (with one connection, client and server take turns, so their times add up the'
+            ' same way).'
+            ' A target above these ceilings cannot be met on this machine by any server.', '',
+            '| Measurement | unit | client: mod_tls / mod_ssl / plain | Apache: mod_tls /'
+            ' mod_ssl / plain | free TLS layer / mod_ssl | free TLS layer / plain |',
+            '|---|---|---|---|---:|---:|'] + rows
 
 
 def report_md(meta, evals, results, cases, level=1):
@@ -1203,7 +1221,8 @@ def report_md(meta, evals, results, cases, level=1):
                   ' of client and server together, and a server that saves CPU gains less rate'
                   ' than it saves: Apache\'s CPU time per handshake (scenario 7) is the'
                   ' server-side comparison.']
-    lines += bulk_note(results)
+    lines += ceiling_note(results, {r.case: r for r in (e['row'] for e in evals)
+                                            if r.metric in ('rps', 'mibps')})
     lines += ['', f'{h}# Every measurement', '',
               'Each server\'s values per round; the CPU use in cores of the load generator,'
               ' of Apache and of all other processes (medians; the machine has'
