@@ -307,6 +307,23 @@ pub extern "C" fn mtls_conn_is_handshaking(conn: *const mtls_conn) -> bool {
     })
 }
 
+/// A reader that has nothing yet: rustls sizes its receive buffer before reading, and with
+/// no partial record buffered it shrinks it to 4 KiB. Without this, the buffer of an idle
+/// connection stays as large as its last read made it (8 KiB: a record's header arrives
+/// alone, its body then needs 4 KiB more room, and Vec growth doubles). rustls 0.23 has no
+/// call to release the buffer, and 4 KiB is as small as it gets.
+struct NothingYet;
+
+impl Read for NothingYet {
+    fn read(&mut self, _: &mut [u8]) -> std::io::Result<usize> {
+        Err(ErrorKind::WouldBlock.into())
+    }
+}
+
+fn shrink_deframer(c: &mut ServerConnection) {
+    let _ = c.read_tls(&mut NothingYet);
+}
+
 /// Reads decrypted application data. MTLS_WOULD_BLOCK: none yet, read more TLS. MTLS_EOF: the
 /// peer sent close_notify. MTLS_PEER_UNEXPECTED_EOF: the transport ended without it.
 #[no_mangle]
@@ -327,7 +344,10 @@ pub extern "C" fn mtls_conn_read(conn: *mut mtls_conn, buf: *mut u8, len: usize,
                 *n_read = n;
                 MTLS_OK
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => MTLS_WOULD_BLOCK,
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                shrink_deframer(c);
+                MTLS_WOULD_BLOCK
+            }
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => MTLS_PEER_UNEXPECTED_EOF,
             Err(e) => {
                 conn.error = e.to_string();
