@@ -774,14 +774,19 @@ def measure_memory(srv, opt):
     s = Sample()
     srv.restart()
     port = srv.ports['ecdsa']
-    warm = asyncio.run(_hold(port, srv.tls, 20, '/1k.bin', True, 0, lambda: None))
+    # The warm-up holds as many connections as the measurement, so what every worker thread
+    # touches once (its stack, its malloc arena and caches) is in the memory before and not
+    # counted as the connections'.
+    warm = asyncio.run(_hold(port, srv.tls, opt['idle_conns'], '/1k.bin', True, 0,
+                             lambda: None))
     if warm[3]:
         s.issues.append(f'warm-up failed: {warm[3][0]!r}')
     time.sleep(0.5)
     s.info['base'] = srv.memory()
     for kind, n, path, read_body, rcvbuf in (
             ('idle', opt['idle_conns'], '/1k.bin', True, 0),
-            ('active', opt['active_conns'], '/10m.bin', False, 32768)):
+            ('active', opt['active_conns'], '/10m.bin', False, 32768),
+            ('idle_big', opt['active_conns'], '/10m.bin', True, 0)):
         before = srv.memory()
 
         def measure():
@@ -909,6 +914,9 @@ def plan(opt, sizes, urilist):
     rows.append(Row('memory', 'active_bytes', f'Memory per active connection '
                     f'({opt["active_conns"]} sending 10 MiB)', 'bytes', False,
                     chart='memory/active conn (lower=better)', gen_matters=False))
+    rows.append(Row('memory', 'idle_big_bytes', f'Memory per idle connection after a 10 MiB '
+                    f'response ({opt["active_conns"]} held)', 'bytes', False,
+                    chart='memory/idle after 10 MiB (lower=better)', gen_matters=False))
     by_id = cases_by_id(cases)
     for r in rows:
         r.scenario = by_id[r.case].scenario
@@ -1330,13 +1338,15 @@ handshake and with memory, which they do not bend.
    1.2 GB): {mix_requests} requests over {mix_conns} connections (each connection walks the
    list from the start); the total of body bytes must be exact. HTTP/2 with
    {h2_streams} streams per connection.
-6. Memory: each server restarted, 20 warm-up connections, then the memory of all Apache
-   processes (Pss from /proc/PID/smaps_rollup, without file-backed pages) with
-   {idle_conns} connections held idle after one 1 KiB request each (HTTP/1.1 keep-alive,
-   parked by the event MPM), and with {active_conns} connections each in the middle of a
-   10 MiB response that the client does not read (a worker blocked writing), minus the
-   memory just before, divided by the connections. The number of connections the server
-   holds is checked in /proc/net/tcp.
+6. Memory: each server restarted and warmed up with {idle_conns} connections held at once
+   and closed again (so what each worker thread touches once is not counted as the
+   connections'), then the memory of all Apache processes (Pss from
+   /proc/PID/smaps_rollup, without file-backed pages) with {idle_conns} connections held
+   idle after one 1 KiB request each (HTTP/1.1 keep-alive, parked by the event MPM), with
+   {active_conns} connections each in the middle of a 10 MiB response that the client does
+   not read (a worker blocked writing), and with {active_conns} connections held idle after
+   reading a whole 10 MiB response, minus the memory just before, divided by the
+   connections. The number of connections the server holds is checked in /proc/net/tcp.
 7. Apache's CPU time over the measuring window of scenarios 1 and 2, divided by the
    connections completed in it: the server's cost of one full (or resumed) handshake plus
    one small request (plain: of one TCP connection plus the request).
