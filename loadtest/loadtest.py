@@ -736,9 +736,14 @@ async def _open(port, tls, path, read_body, rcvbuf):
     status = int(head.split(None, 2)[1])
     if read_body:
         length = int(re.search(rb'(?i)\r\ncontent-length:\s*(\d+)', head).group(1))
-        body = await reader.readexactly(length)
-        if status != 200 or len(body) != length:
-            raise RuntimeError(f'status {status}, {len(body)} bytes')
+        got = 0
+        while got < length:         # in pieces: 50 clients of 10 MiB need not hold 500 MiB
+            piece = await reader.read(min(1 << 20, length - got))
+            if not piece:
+                break
+            got += len(piece)
+        if status != 200 or got != length:
+            raise RuntimeError(f'status {status}, {got} bytes')
     elif status != 200:
         raise RuntimeError(f'status {status}')
     return reader, writer
@@ -772,36 +777,38 @@ def measure_memory(srv, opt):
     processes with the connections open minus before. The server is restarted first so
     that every round starts from the same state."""
     s = Sample()
-    srv.restart()
     port = srv.ports['ecdsa']
-    # The warm-up holds as many connections as the measurement, so what every worker thread
-    # touches once (its stack, its malloc arena and caches) is in the memory before and not
-    # counted as the connections'.
-    warm = asyncio.run(_hold(port, srv.tls, opt['idle_conns'], '/1k.bin', True, 0,
-                             lambda: None))
-    if warm[3]:
-        s.issues.append(f'warm-up failed: {warm[3][0]!r}')
-    time.sleep(0.5)
-    s.info['base'] = srv.memory()
-    for kind, n, path, read_body, rcvbuf in (
-            ('idle', opt['idle_conns'], '/1k.bin', True, 0),
-            ('active', opt['active_conns'], '/10m.bin', False, 32768),
-            ('idle_big', opt['active_conns'], '/10m.bin', True, 0)):
-        before = srv.memory()
-
-        def measure():
-            return srv.memory(), srv.established('ecdsa')
-        (after, est), opened, still_open, errors = asyncio.run(
-            _hold(port, srv.tls, n, path, read_body, rcvbuf, measure))
-        s.metrics[f'{kind}_bytes'] = (after['mem'] - before['mem']) / n
-        s.info[f'{kind}_pss_bytes'] = (after['pss'] - before['pss']) / n
-        s.info[f'{kind}_rss_bytes'] = (after['rss'] - before['rss']) / n
-        s.info[f'{kind}_open'] = est
-        if errors or opened != n or still_open != n or est < n:
-            s.issues.append(f'{kind}: {opened} of {n} opened, {still_open} still open, '
-                            f'{est} established at the server'
-                            + (f' ({errors[0]!r})' if errors else ''))
+    # Each group starts from a restarted server, warmed up with as many connections as the
+    # idle measurement holds, so what every worker thread touches once (its stack, its
+    # malloc arena and caches) is in the memory before and not counted as the connections';
+    # the idle memory after big responses gets its own start, so it does not reuse what the
+    # busy connections left behind.
+    for group in ((('idle', opt['idle_conns'], '/1k.bin', True, 0),
+                   ('active', opt['active_conns'], '/10m.bin', False, 32768)),
+                  (('idle_big', opt['active_conns'], '/10m.bin', True, 0),)):
+        srv.restart()
+        warm = asyncio.run(_hold(port, srv.tls, opt['idle_conns'], '/1k.bin', True, 0,
+                                 lambda: None))
+        if warm[3]:
+            s.issues.append(f'warm-up failed: {warm[3][0]!r}')
         time.sleep(0.5)
+        s.info.setdefault('base', srv.memory())
+        for kind, n, path, read_body, rcvbuf in group:
+            before = srv.memory()
+
+            def measure():
+                return srv.memory(), srv.established('ecdsa')
+            (after, est), opened, still_open, errors = asyncio.run(
+                _hold(port, srv.tls, n, path, read_body, rcvbuf, measure))
+            s.metrics[f'{kind}_bytes'] = (after['mem'] - before['mem']) / n
+            s.info[f'{kind}_pss_bytes'] = (after['pss'] - before['pss']) / n
+            s.info[f'{kind}_rss_bytes'] = (after['rss'] - before['rss']) / n
+            s.info[f'{kind}_open'] = est
+            if errors or opened != n or still_open != n or est < n:
+                s.issues.append(f'{kind}: {opened} of {n} opened, {still_open} still open, '
+                                f'{est} established at the server'
+                                + (f' ({errors[0]!r})' if errors else ''))
+            time.sleep(0.5)
     return s
 
 
@@ -1262,12 +1269,18 @@ def report_md(meta, evals, results, cases, level=1):
             base = median([x.info['base']['mem'] for x in ss if 'base' in x.info])
             got = {k: median([x.info.get(k) for x in ss]) for k in
                    ('idle_pss_bytes', 'idle_rss_bytes', 'idle_open', 'active_pss_bytes',
-                    'active_rss_bytes', 'active_open')}
+                    'active_rss_bytes', 'active_open', 'idle_big_pss_bytes',
+                    'idle_big_rss_bytes', 'idle_big_open')}
             mem_lines.append(
                 f'- {v}: {base / MIB:.1f} MiB before; per idle connection {fmt(got["idle_pss_bytes"], "bytes")}'
                 f' by Pss, {fmt(got["idle_rss_bytes"], "bytes")} by Rss ({got["idle_open"]:.0f} held'
                 f' at the server); per active connection {fmt(got["active_pss_bytes"], "bytes")}'
-                f' by Pss, {fmt(got["active_rss_bytes"], "bytes")} by Rss ({got["active_open"]:.0f} held).')
+                f' by Pss, {fmt(got["active_rss_bytes"], "bytes")} by Rss ({got["active_open"]:.0f} held)'
+                + (f'; per idle connection after a 10 MiB response'
+                   f' {fmt(got["idle_big_pss_bytes"], "bytes")} by Pss,'
+                   f' {fmt(got["idle_big_rss_bytes"], "bytes")} by Rss'
+                   f' ({got["idle_big_open"]:.0f} held).' if got['idle_big_open'] is not None
+                   else '.'))
     idle = [e for e in evals if e['row'].metric == 'idle_bytes']
     if idle and None not in (idle[0]['mod_tls_med'], idle[0]['mod_ssl_med'], idle[0]['plain_med']):
         e = idle[0]
@@ -1344,9 +1357,10 @@ handshake and with memory, which they do not bend.
    /proc/PID/smaps_rollup, without file-backed pages) with {idle_conns} connections held
    idle after one 1 KiB request each (HTTP/1.1 keep-alive, parked by the event MPM), with
    {active_conns} connections each in the middle of a 10 MiB response that the client does
-   not read (a worker blocked writing), and with {active_conns} connections held idle after
-   reading a whole 10 MiB response, minus the memory just before, divided by the
-   connections. The number of connections the server holds is checked in /proc/net/tcp.
+   not read (a worker blocked writing), and (after another restart and warm-up) with
+   {active_conns} connections held idle after reading a whole 10 MiB response, minus the
+   memory just before, divided by the connections. The number of connections the server
+   holds is checked in /proc/net/tcp.
 7. Apache's CPU time over the measuring window of scenarios 1 and 2, divided by the
    connections completed in it: the server's cost of one full (or resumed) handshake plus
    one small request (plain: of one TCP connection plus the request).
@@ -1542,6 +1556,9 @@ def select(cases, rows, only):
     if not only:
         return cases, rows
     want = set(only.split(','))
+    # 7 and 8 are Apache's CPU time in the runs of 1 and 2, and of 4
+    want |= {'1', '2'} if '7' in want else set()
+    want |= {'4'} if '8' in want else set()
     cases = [c for c in cases if c.id in want or str(c.scenario) in want]
     keep = {c.id for c in cases}
     return cases, [r for r in rows if r.case in keep]

@@ -29,8 +29,8 @@ static const char *phase_of(const tls_conn_t *tc)
     return tc->state == TLS_ST_TRAFFIC ? "traffic" : "handshake";
 }
 
-/* Buffers for the pieces that become buckets. Everything is malloc'ed, never taken from the
- * connection's bucket allocator: that one keeps the blocks it hands out (8 KiB at least) for
+/* Buffers for the pieces that become buckets. They are malloc'ed (the bucket allocator only
+ * if malloc fails), not taken from the connection's bucket allocator: that one keeps the blocks it hands out (8 KiB at least) for
  * the connection's whole life once they are freed, so an idle connection would hold what its
  * biggest transfer once needed (measured: 187 KiB per idle connection after a 10 MiB
  * download, mod_ssl 86). The C heap reuses freed memory for the next connection. */
@@ -66,6 +66,19 @@ static void piece_done(char *buf, const char *stack)
     if (buf != stack) {
         free(buf);
     }
+}
+
+/* Reading lines leaves empty buckets behind; they are not data. */
+static int brigade_has_data(apr_bucket_brigade *bb)
+{
+    apr_bucket *e;
+
+    for (e = APR_BRIGADE_FIRST(bb); e != APR_BRIGADE_SENTINEL(bb); e = APR_BUCKET_NEXT(e)) {
+        if (e->length != 0) {
+            return 1;
+        }
+    }
+    return 0;
 }
 
 /* ---- out: TLS to the network ----------------------------------------------------------- */
@@ -243,6 +256,7 @@ static apr_status_t in_process(tls_conn_t *tc)
     }
     if (tc->state == TLS_ST_HANDSHAKE && !mtls_conn_is_handshaking(tc->rc)) {
         tls_conn_on_handshake_done(tc);
+        tc->out_response = 0;      /* the handshake's flights are no response's */
     }
     return tc->state == TLS_ST_TRAFFIC ? in_take_plain(tc) : APR_SUCCESS;
 }
@@ -321,9 +335,16 @@ static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
     else if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(tc->raw_in)) {
         /* The core answers a non-blocking read with nothing to read by an empty brigade. */
         if (block == APR_NONBLOCK_READ) {
-            return APR_EAGAIN;
+            rv = APR_EAGAIN;
         }
-        eof = 1;
+        else {
+            eof = 1;
+        }
+    }
+    if (APR_STATUS_IS_EAGAIN(rv) && tc->in_rec_left == 0 && tc->in_hdr_len == 0) {
+        /* The client has nothing more for now, not even part of a record: the connection
+         * may idle a while, with rustls' receive buffer as small as it gets. */
+        mtls_conn_shrink(tc->rc);
     }
     while (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(tc->raw_in)) {
         e = APR_BRIGADE_FIRST(tc->raw_in);
@@ -532,9 +553,12 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
                  * the MPM's write completion, after Apache has looked for a pipelined
                  * request, found none and handed the connection back to the listener;
                  * plain HTTP responses from files go out at once. A FLUSH sends a small
-                 * one now, so the client can send its next request early; the worker
-                 * waits at most for one record to fit in the socket buffer. */
-                rv = out_pass(tc, tc->out_response <= TLS_OUT_CHUNK);
+                 * one now, so the client can send its next request early. Not when the
+                 * connection closes next (close_notify goes in the same write) or a
+                 * pipelined request waits (the core writes the answers together). */
+                rv = out_pass(tc, tc->out_response <= TLS_OUT_CHUNK
+                                  && tc->c->keepalive != AP_CONN_CLOSE
+                                  && !brigade_has_data(tc->plain_in));
                 tc->out_response = 0;
             }
             else if (rv == APR_SUCCESS && (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e))) {

@@ -284,7 +284,7 @@ def test_reads_per_request(ca, server):
         reads = _read_syscalls(kids) - before
     finally:
         s.close()
-    assert reads <= 2.25 * n, f'{reads} reads for {n} requests'
+    assert n <= reads <= 2.25 * n, f'{reads} reads for {n} requests'
 
 
 def test_small_response_written_before_pipeline_check(ca, server):
@@ -298,11 +298,17 @@ def test_small_response_written_before_pipeline_check(ca, server):
                                '-o', trace] + [a for k in kids for a in ('-p', str(k))],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
-        time.sleep(1)       # attached to every thread
+        deadline = time.monotonic() + 10
+        while (tracer.poll() is None and time.monotonic() < deadline
+               and not any(n.startswith('strace.') for n in os.listdir(server.dir))):
+            time.sleep(0.1)
+        if tracer.poll() is not None:
+            pytest.skip('strace cannot trace the server here (ptrace not allowed?)')
+        time.sleep(0.5)     # attached to every thread
         s = harness.tls_connect(ca, server.port, 'a.test')
         try:
             f = s.makefile('rb')
-            for _ in range(3):
+            for _ in range(6):
                 s.sendall(b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n')
                 assert _read_response(f) == ('HTTP/1.1 200 OK', b'Hello, TLS!\n')
                 time.sleep(0.05)
@@ -337,4 +343,5 @@ def test_small_response_written_before_pipeline_check(ca, server):
                 since_request = None
             elif since_request is not None:
                 since_request.append((op, n))
-    assert checked >= 3, f'only {checked} responses seen in the trace'
+    # the handshake's two flights count too; at least 4 of the 6 responses were seen
+    assert checked >= 6, f'only {checked} writes after a read seen in the trace'

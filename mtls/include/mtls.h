@@ -160,6 +160,8 @@ mtls_result mtls_conn_write_tls(mtls_conn *conn, uint8_t *buf, size_t len, size_
 bool mtls_conn_is_handshaking(const mtls_conn *conn);
 /* MTLS_OK with *n_read > 0, MTLS_WOULD_BLOCK, MTLS_EOF or MTLS_PEER_UNEXPECTED_EOF. */
 mtls_result mtls_conn_read(mtls_conn *conn, uint8_t *buf, size_t len, size_t *n_read);
+/* The peer has nothing more to send for now: rustls may shrink its receive buffer. */
+void mtls_conn_shrink(mtls_conn *conn);
 /* Encrypts application data given as n pieces, as one stream: small pieces share records,
  * uncopied. *n_taken (over all pieces) < their sum when rustls' send buffer is full: drain
  * it with mtls_conn_write_tls, offer the rest again. */

@@ -308,10 +308,8 @@ pub extern "C" fn mtls_conn_is_handshaking(conn: *const mtls_conn) -> bool {
 }
 
 /// A reader that has nothing yet: rustls sizes its receive buffer before reading, and with
-/// no partial record buffered it shrinks it to 4 KiB. Without this, the buffer of an idle
-/// connection stays as large as its last read made it (8 KiB: a record's header arrives
-/// alone, its body then needs 4 KiB more room, and Vec growth doubles). rustls 0.23 has no
-/// call to release the buffer, and 4 KiB is as small as it gets.
+/// no partial record buffered it shrinks it to 4 KiB. rustls 0.23 has no call to release
+/// the buffer, and 4 KiB is as small as it gets.
 struct NothingYet;
 
 impl Read for NothingYet {
@@ -320,8 +318,16 @@ impl Read for NothingYet {
     }
 }
 
-fn shrink_deframer(c: &mut ServerConnection) {
-    let _ = c.read_tls(&mut NothingYet);
+/// The peer has nothing more to send for now: lets rustls shrink its receive buffer, which
+/// otherwise stays as large as the last records made it (8 KiB after small ones, 32 KiB
+/// after an upload) for as long as the connection idles.
+#[no_mangle]
+pub extern "C" fn mtls_conn_shrink(conn: *mut mtls_conn) {
+    ffi_guard!((), {
+        if let Some(c) = unsafe { conn.as_mut() }.and_then(|c| c.traffic()) {
+            let _ = c.read_tls(&mut NothingYet);
+        }
+    })
 }
 
 /// Reads decrypted application data. MTLS_WOULD_BLOCK: none yet, read more TLS. MTLS_EOF: the
@@ -344,10 +350,7 @@ pub extern "C" fn mtls_conn_read(conn: *mut mtls_conn, buf: *mut u8, len: usize,
                 *n_read = n;
                 MTLS_OK
             }
-            Err(e) if e.kind() == ErrorKind::WouldBlock => {
-                shrink_deframer(c);
-                MTLS_WOULD_BLOCK
-            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => MTLS_WOULD_BLOCK,
             Err(e) if e.kind() == ErrorKind::UnexpectedEof => MTLS_PEER_UNEXPECTED_EOF,
             Err(e) => {
                 conn.error = e.to_string();
