@@ -29,11 +29,12 @@ static const char *phase_of(const tls_conn_t *tc)
     return tc->state == TLS_ST_TRAFFIC ? "traffic" : "handshake";
 }
 
-/* Buffers for the pieces that become buckets. They are malloc'ed (the bucket allocator only
- * if malloc fails), not taken from the connection's bucket allocator: that one keeps the blocks it hands out (8 KiB at least) for
- * the connection's whole life once they are freed, so an idle connection would hold what its
- * biggest transfer once needed (measured: 187 KiB per idle connection after a 10 MiB
- * download, mod_ssl 86). The C heap reuses freed memory for the next connection. */
+/* Buffers for the pieces that become buckets. They are malloc'ed, not taken from the
+ * connection's bucket allocator (only if malloc fails): that one keeps the blocks it hands
+ * out (8 KiB at least) for the connection's whole life once they are freed, so an idle
+ * connection would hold what its biggest transfer once needed (measured: 187 KiB per idle
+ * connection after a 10 MiB download; mod_ssl 86). The C heap reuses freed memory for the
+ * next connection. */
 
 /* Where the next piece goes: in bulk, a buffer of `bulk` bytes that the bucket will own;
  * otherwise (or if malloc fails) the caller's stack buffer of TLS_SMALL bytes. */
