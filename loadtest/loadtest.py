@@ -1132,11 +1132,11 @@ CEILING_CASES = tuple((cid, 'rate', 'µs per connection', 1e6, 'conn-plain') for
     ('big-h2', 'mibps', 'ms per MiB', 1e3, 'big-h2'))
 
 
-def ceiling_note(results, cases):
+def ceiling_note(results, row_of):
     """How far a TLS layer that cost the server nothing could get, from this run's own CPU
     times per request (or MiB): the client's under TLS plus Apache's with plain HTTP,
     against each server's client + Apache time. The load generator shares the cores, so
-    its TLS work lowers the rate whatever the server does."""
+    its TLS work lowers the rate whatever the server does. row_of: case id -> its rate row."""
     rows = []
     for cid, metric, unit, scale, plain_cid in CEILING_CASES:
         def per_unit(variant, cores):
@@ -1150,7 +1150,7 @@ def ceiling_note(results, cases):
             continue
         free = cl['mod_tls'] + ap['plain']
         digits = 0 if scale == 1e6 else 2
-        rows.append(f'| {cases[cid].label if cid in cases else cid} | {unit} |'
+        rows.append(f'| {row_of[cid].label if cid in row_of else cid} | {unit} |'
                     f' {cl["mod_tls"]:.{digits}f} / {cl["mod_ssl"]:.{digits}f} /'
                     f' {cl["plain"]:.{digits}f} | {ap["mod_tls"]:.{digits}f} /'
                     f' {ap["mod_ssl"]:.{digits}f} / {ap["plain"]:.{digits}f} |'
