@@ -16,19 +16,43 @@ case "${1:-build}" in
   *) echo "usage: $0 build|test|loadtest" >&2; exit 2 ;;
 esac
 
+# Apt installs only what is missing and leaves what a machine came with as it is. These must
+# be as new as the OpenSSL Debian's apache2-bin was built against: mod_ssl, loaded beside
+# mod_tls in the tests and the load test, refuses an older libssl3 with a warning (AH01882).
+fresh="libssl3 openssl"
+
+installed_version() {
+  dpkg-query -W -f='${Status} ${Version}' "$1" 2>/dev/null | sed -n 's/^install ok installed //p'
+}
+
+candidate_version() {
+  apt-cache policy "$1" 2>/dev/null | sed -n 's/^ *Candidate: //p' | grep -v '^(none)$' || true
+}
+
 missing=""
 for p in $want; do
-  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing="$missing $p"
+  [ -n "$(installed_version "$p")" ] || missing="$missing $p"
 done
-if [ -n "$missing" ]; then
+outdated=""
+for p in $fresh; do
+  have=$(installed_version "$p")
+  new=$(candidate_version "$p")
+  if [ -n "$have" ] && [ -n "$new" ] && dpkg --compare-versions "$have" lt "$new"; then
+    outdated="$outdated $p"
+  fi
+done
+if [ -n "$missing$outdated" ]; then
   if [ "$(id -u)" != 0 ]; then
-    echo "deps: missing Debian packages:$missing; run as root or: sudo apt-get install$missing" >&2
+    echo "deps: missing or outdated Debian packages:$missing$outdated; run as root or:" \
+      "sudo apt-get install$missing$outdated" >&2
     exit 1
   fi
-  echo "deps: installing$missing"
+  echo "deps: installing$missing${outdated:+, upgrading$outdated}"
   apt-get update -q >/dev/null
+  # Naming the fresh packages upgrades them to what the lists just fetched offer, together
+  # with anything (apache2-bin) that was built against them.
   # shellcheck disable=SC2086
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing >/dev/null
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends $missing $fresh >/dev/null
 fi
 
 cargo=$(command -v cargo 2>/dev/null || echo "$HOME/.cargo/bin/cargo")

@@ -86,3 +86,11 @@ def apache_factory(docroot, module_path):
     yield make
     for inst in made:
         inst.stop()
+
+
+def pytest_terminal_summary(terminalreporter):
+    """Name what the machine got wrong, apart from the tests' own results."""
+    if harness.ENVIRONMENT_PROBLEMS:
+        terminalreporter.section('environment problems (not mod_tls failures)')
+        for tag, line in harness.ENVIRONMENT_PROBLEMS.items():
+            terminalreporter.line(f'{harness.ENVIRONMENT_LINES[tag]}\n  seen: {line}')

@@ -271,6 +271,15 @@ BASE_MODULES = ['authz_core', 'mime', 'dir', 'env', 'headers', 'setenvif',
 BAD_LEVELS = re.compile(r'\[(?:[\w_]+:)?(warn|error|crit|alert|emerg)\]'
                         r'|exit signal')  # a crashed child is logged at notice
 
+# Lines that tell of the machine, not of mod_tls: reported once at the end of the run
+# (conftest.py), never failing a test. AH01882: mod_ssl runs on an older libssl3 than it was
+# built against (scripts/deps.sh upgrades it, as root).
+ENVIRONMENT_LINES = {
+    'AH01882': 'mod_ssl was built against a newer OpenSSL than the libssl3 installed; '
+               'run `scripts/deps.sh test` as root (or apt-get install libssl3 openssl)',
+}
+ENVIRONMENT_PROBLEMS = {}   # tag -> first line seen
+
 INSTANCES = []   # running instances
 STARTED = []     # instances whose error log still needs checking
 
@@ -542,6 +551,10 @@ class Apache:
             if not BAD_LEVELS.search(line):
                 continue
             if any(p.search(line) for p in pats):
+                continue
+            tag = next((t for t in ENVIRONMENT_LINES if t in line), None)
+            if tag:
+                ENVIRONMENT_PROBLEMS.setdefault(tag, line)
                 continue
             bad.append(line)
         return bad
