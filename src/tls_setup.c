@@ -53,18 +53,28 @@ static int engine_has_listen(const tls_engine_t *e)
     return 0;
 }
 
-/* The engine a vhost's address falls on, or NULL when it serves no TLS address. */
-static const tls_engine_t *vhost_engine(const tls_global_t *global, const server_rec *s)
+/* Whether one of the vhost's addresses (a <VirtualHost> may list several) falls on e. */
+static int vhost_on_engine(const server_rec *s, const tls_engine_t *e)
 {
     const server_addr_rec *sa;
-    int i;
 
     for (sa = s->addrs; sa; sa = sa->next) {
-        for (i = 0; i < global->engines->nelts; ++i) {
-            const tls_engine_t *e = &APR_ARRAY_IDX(global->engines, i, tls_engine_t);
-            if (addr_matches(e->addr, e->port, sa->host_addr, sa->host_port)) {
-                return e;
-            }
+        if (addr_matches(e->addr, e->port, sa->host_addr, sa->host_port)) {
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* The first engine a vhost's addresses fall on, or NULL when it serves no TLS address. */
+static const tls_engine_t *vhost_engine(const tls_global_t *global, const server_rec *s)
+{
+    int i;
+
+    for (i = 0; i < global->engines->nelts; ++i) {
+        const tls_engine_t *e = &APR_ARRAY_IDX(global->engines, i, tls_engine_t);
+        if (engine_has_listen(e) && vhost_on_engine(s, e)) {
+            return e;
         }
     }
     return NULL;
@@ -232,12 +242,16 @@ int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
         const tls_engine_t *e = &APR_ARRAY_IDX(global->engines, i, tls_engine_t);
         int covered = 0;
         if (!engine_has_listen(e)) {
-            return fail(base, apr_psprintf(ptemp, "%s:%u: TLSEngine %s: no Listen directive "
-                        "covers this address; add 'Listen %s' or correct the address",
-                        e->where.file, e->where.line, e->spec, e->spec));
+            /* A warning, not a refusal: Debian's ports.conf opens 443 only while mod_ssl is
+             * enabled, and `a2dismod ssl` must not stop the whole server. */
+            APR_ARRAY_PUSH(global->warnings, const char *) = apr_psprintf(pconf,
+                "%s:%u: TLSEngine %s: no Listen directive opens this address, so nothing "
+                "is served there; add 'Listen %s' or correct the address", e->where.file,
+                e->where.line, e->spec, e->spec);
+            continue;
         }
         for (s = base->next; s && !covered; s = s->next) {
-            covered = vhost_engine(global, s) == e;
+            covered = vhost_on_engine(s, e);
         }
         main_needed |= !covered;
     }

@@ -24,7 +24,9 @@ APLOG_USE_MODULE(tls);
 /* Variables exported with TLSOptions +StdEnvVars, besides the certificate fields. */
 static const char *const STD_VARS[] = {
     "SSL_PROTOCOL", "SSL_CIPHER", "SSL_TLS_SNI", "SSL_SESSION_RESUMED",
-    "SSL_VERSION_INTERFACE", "SSL_VERSION_LIBRARY", "SSL_CLIENT_VERIFY", NULL
+    "SSL_VERSION_INTERFACE", "SSL_VERSION_LIBRARY", "SSL_CLIENT_VERIFY",
+    "SSL_CIPHER_EXPORT", "SSL_CIPHER_USEKEYSIZE", "SSL_CIPHER_ALGKEYSIZE",
+    "SSL_COMPRESS_METHOD", "SSL_SECURE_RENEG", NULL
 };
 
 #define TLS_FIELD_MAX 8192
@@ -98,6 +100,19 @@ static const char *client_var(apr_pool_t *p, const tls_conn_t *tc, const char *f
     return peer_der(tc, 0, &der, &len) ? cert_var(p, der, len, field) : NULL;
 }
 
+/* The symmetric key size of a suite, from its name: every suite rustls offers is AES-128,
+ * AES-256 or ChaCha20 (256 bits). */
+static const char *key_bits(const char *suite)
+{
+    if (strstr(suite, "_AES_128_")) {
+        return "128";
+    }
+    if (strstr(suite, "_AES_256_") || strstr(suite, "_CHACHA20_")) {
+        return "256";
+    }
+    return NULL;
+}
+
 static const char *lookup(apr_pool_t *p, const tls_conn_t *tc, const char *name)
 {
     const uint8_t *der;
@@ -128,6 +143,18 @@ static const char *lookup(apr_pool_t *p, const tls_conn_t *tc, const char *name)
     }
     if (!strcmp(name, "CIPHER")) {
         return tc->suite ? tls_cipher_name(p, tc->suite) : NULL;
+    }
+    if (!strcmp(name, "CIPHER_USEKEYSIZE") || !strcmp(name, "CIPHER_ALGKEYSIZE")) {
+        return tc->suite ? key_bits(tls_cipher_name(p, tc->suite)) : NULL;
+    }
+    /* Facts of every rustls connection, for scripts written for mod_ssl: no export
+     * ciphers, no TLS compression (CRIME), and no renegotiation at all, so none that
+     * is "secure" either. */
+    if (!strcmp(name, "CIPHER_EXPORT") || !strcmp(name, "SECURE_RENEG")) {
+        return "false";
+    }
+    if (!strcmp(name, "COMPRESS_METHOD")) {
+        return "NULL";
     }
     if (!strcmp(name, "SESSION_RESUMED")) {
         return tc->resumed ? "Resumed" : "Initial";

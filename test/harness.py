@@ -377,7 +377,7 @@ class Apache:
                 host, port = addr.rsplit(':', 1)
             else:
                 host, port = '127.0.0.1', addr
-            self.listens.append((host, int(port)))
+            self.listens.append((host.strip('[]'), int(port)))
 
     # -- config helpers
 

@@ -184,14 +184,6 @@ def test_unknown_option(apache_factory, certs, port):
     assert_fails(a, 'TLSOptions', [r'NoSuchOption'])
 
 
-def test_engine_without_listen(apache_factory, certs, port):
-    cert, key = certs['a']
-    other = harness.free_port()
-    a = apache_factory(_body(port, f'TLSCertificate {cert} {key}',
-                             extra=f'TLSEngine 127.0.0.1:{other}'))
-    assert_fails(a, f'TLSEngine 127.0.0.1:{other}', [str(other)])
-
-
 def test_good_config_passes(apache_factory, certs, port):
     cert, key = certs['a']
     a = apache_factory(_body(port, f'TLSCertificate {cert} {key}'))
@@ -259,3 +251,24 @@ def test_server_alias_covered_does_not_warn(apache_factory, ca, port):
     a = apache_factory(body)
     a.start()
     assert not _warn_lines(a), a.read_log()
+
+
+def test_engine_without_listen_warns(apache_factory, ca, certs, port, allow_log):
+    """Debian's ports.conf opens 443 only under <IfModule ssl_module>: after `a2dismod ssl`
+    a TLSEngine may name an address nothing listens on. Apache still starts, and says once
+    which line serves nothing."""
+    cert, key = certs['a']
+    other = harness.free_port()
+    allow_log(rf'TLSEngine 127\.0\.0\.1:{other}')
+    a = apache_factory(_body(port, f'TLSCertificate {cert} {key}',
+                             extra=f'TLSEngine 127.0.0.1:{other}') + f"""
+<VirtualHost 127.0.0.1:{other}>
+  ServerName other.test
+</VirtualHost>
+""")
+    line = a.line_of(f'TLSEngine 127.0.0.1:{other}')
+    hits = _start_and_warn(a, [rf'httpd\.conf:{line}\b', rf'127\.0\.0\.1:{other}',
+                               r'no Listen', r'nothing is served'])
+    assert len(hits) == 1, a.read_log()
+    r = harness.curl(ca, port, '/hello.txt')
+    assert (r.rc, r.status, r.body) == (0, 200, b'Hello, TLS!\n'), r

@@ -85,3 +85,46 @@ TLSEngine {port}
     a.start()
     status, _, body = harness.https_get(ca, port, '/hello.txt')
     assert (status, body) == (200, b'Hello, TLS!\n')
+
+
+def _ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(('::1', 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_vhost_with_several_addresses(apache_factory, ca, certs):
+    """<VirtualHost A B> with TLS on both, as configurations for the earlier mod_tls have
+    it: every address serves TLS with that vhost (the second one used to fail startup as
+    if the main server had to serve it without a certificate)."""
+    cert, key = certs['a']
+    p, q = harness.free_port(), harness.free_port()
+    addrs = [('127.0.0.1', p), ('127.0.0.1', q)]
+    if _ipv6_loopback():
+        addrs.append(('::1', p))
+    spec = ' '.join(f'[{h}]:{port}' if ':' in h else f'{h}:{port}' for h, port in addrs)
+    listens = '\n'.join(f'Listen {a}\nTLSEngine {a}' for a in spec.split())
+    a = apache_factory(f"""
+{listens}
+<VirtualHost {spec}>
+  ServerName a.test
+  TLSCertificate {cert} {key}
+  Header always set X-VHost multi
+</VirtualHost>
+""")
+    a.start()
+    for host, port in addrs:
+        info = harness.tls_info(ca, port, 'a.test', host=host)
+        assert info['cn'] == 'a.test', (host, port, info)
+        conn = harness.HTTPSConn(ca, port, 'a.test')
+        conn.host = host
+        try:
+            conn.request('GET', '/hello.txt', headers={'Host': 'a.test'})
+            r = conn.getresponse()
+            assert (r.status, r.getheader('X-VHost'), r.read()) == \
+                (200, 'multi', b'Hello, TLS!\n'), (host, port)
+        finally:
+            conn.close()

@@ -88,7 +88,21 @@ def test_std_env_vars(ca, server, tls, proto):
     assert env.get('SSL_TLS_SNI') == 'a.test'
     assert env.get('SSL_SESSION_RESUMED') == 'Initial'
     assert env.get('SSL_VERSION_INTERFACE', '').startswith('mod_tls'), env
-    assert 'rustls' in env.get('SSL_VERSION_LIBRARY', ''), env
+    assert env.get('SSL_VERSION_LIBRARY') == f'rustls/{rustls_version()}', env
+    # what scripts written for mod_ssl read: constant facts of rustls
+    assert env.get('SSL_SECURE_RENEG') == 'false', env
+    assert env.get('SSL_COMPRESS_METHOD') == 'NULL', env
+    assert env.get('SSL_CIPHER_EXPORT') == 'false', env
+    bits = '128' if '_AES_128_' in env['SSL_CIPHER'] else '256'
+    assert env.get('SSL_CIPHER_USEKEYSIZE') == env.get('SSL_CIPHER_ALGKEYSIZE') == bits, env
+
+
+def rustls_version():
+    """The rustls version cargo resolved for this build, from the lock file it wrote."""
+    with open(os.path.join(harness.TOP_DIR, 'mtls', 'Cargo.lock')) as f:
+        m = re.search(r'name = "rustls"\nversion = "([0-9.]+)"', f.read())
+    assert m and re.fullmatch(r'0\.23\.\d+', m.group(1)), 'rustls 0.23 not in Cargo.lock'
+    return m.group(1)
 
 
 def test_cipher_matches_connection(ca, server):

@@ -48,7 +48,7 @@ typedef enum {
 bool mtls_result_is_peer_fault(mtls_result r);
 /* A generic text for r, NUL-terminated and truncated into buf. */
 void mtls_result_text(mtls_result r, char *buf, size_t len);
-/* "rustls/0.23 (ring)"; static. */
+/* "rustls/" and the exact rustls version this was built with, e.g. "rustls/0.23.26"; static. */
 const char *mtls_version(void);
 
 /* Cipher suites this build supports, by IANA id, in rustls' default preference order. */

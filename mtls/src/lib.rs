@@ -89,7 +89,8 @@ pub(crate) fn write_cstr(msg: &str, buf: *mut c_char, len: usize) {
     }
 }
 
-static VERSION: &[u8] = b"rustls/0.23 (ring)\0";
+/// As cargo resolved it for this build (build.rs reads Cargo.lock).
+static VERSION: &str = concat!("rustls/", env!("MTLS_RUSTLS_VERSION"), "\0");
 
 /// The TLS library's name and version, for SSL_VERSION_LIBRARY. Static, never freed.
 #[no_mangle]
