@@ -139,17 +139,15 @@ static const char *global_of(cmd_parms *cmd, tls_global_t **g)
 
 static const char *set_engine(cmd_parms *cmd, void *dc, const char *arg)
 {
-    tls_global_t *g;
-    const char *err = global_of(cmd, &g);
+    /* Module-wide wherever it stands: the earlier mod_tls took it inside <VirtualHost> too,
+     * and an address is TLS for every vhost on it or for none. */
+    tls_global_t *g = tls_conf_srv_get(cmd->server)->global;
     tls_engine_t *e;
     char *host = NULL, *scope = NULL;
     apr_port_t port = 0;
     apr_status_t rv;
 
     (void)dc;
-    if (err) {
-        return err;
-    }
     rv = apr_parse_addr_port(&host, &scope, &port, arg, cmd->pool);
     if (rv != APR_SUCCESS || port == 0 || scope) {
         return apr_psprintf(cmd->pool, "TLSEngine '%s': give a port or address:port, "
@@ -228,6 +226,16 @@ static const char *set_protocol(cmd_parms *cmd, void *dc, const char *arg)
     else if (!strcasecmp(v, "v1.3+") || !strcasecmp(v, "v0x0304+")) {
         sc->min_version = 0x0304;
     }
+    else if (!strcasecmp(v, "v1.0+") || !strcasecmp(v, "v1.1+") || !strcasecmp(v, "v0x0301+")
+             || !strcasecmp(v, "v0x0302+")) {
+        /* Configurations for the earlier mod_tls may ask for these; it served TLS 1.2 and
+         * up instead, and so does this one: asking for less gets no less. */
+        sc->min_version = 0x0303;
+        APR_ARRAY_PUSH(sc->global->warnings, const char *) = apr_psprintf(cmd->pool,
+            "%s:%d: TLSProtocol %s: TLS 1.0 and 1.1 are never offered, so TLS 1.2 is the "
+            "minimum here; write 'TLSProtocol default' to silence this warning",
+            cmd->directive->filename, cmd->directive->line_num, arg);
+    }
     else {
         return apr_psprintf(cmd->pool, "TLSProtocol '%s' is not known or not safe: use "
                             "'default' (TLS 1.2 and 1.3), 'TLSv1.2+' or 'TLSv1.3+' "
@@ -285,27 +293,42 @@ static const char *set_strict_sni(cmd_parms *cmd, void *dc, int flag)
     return NULL;
 }
 
-static const char *set_options(cmd_parms *cmd, void *dcv, const char *arg)
+/* As SSLOptions (and the earlier mod_tls) have it: +name and -name change what the section
+ * inherits; the first name without a sign starts the line from all options off, so
+ * `TLSOptions StdEnvVars` means exactly that one. `Defaults` is all off. */
+static const char *set_options(cmd_parms *cmd, void *dcv, const char *args)
 {
     tls_dir_conf_t *dc = dcv;
-    int value = 1, *field;
-    const char *name = arg;
+    const char *word, *name;
+    int value, reset = 0, *field;
 
-    if (*name == '+' || *name == '-') {
-        value = (*name == '+');
-        ++name;
+    while (*(word = ap_getword_conf(cmd->temp_pool, &args))) {
+        name = word;
+        value = 1;
+        if (*name == '+' || *name == '-') {
+            value = (*name == '+');
+            ++name;
+        }
+        else if (!reset) {
+            dc->std_env_vars = dc->export_cert_data = 0;
+            reset = 1;
+        }
+        if (!strcasecmp(name, "StdEnvVars")) {
+            field = &dc->std_env_vars;
+        }
+        else if (!strcasecmp(name, "ExportCertData")) {
+            field = &dc->export_cert_data;
+        }
+        else if (!strcasecmp(name, "Defaults") && name == word) {
+            continue;
+        }
+        else {
+            return apr_psprintf(cmd->pool, "TLSOptions: unknown option '%s'; known are "
+                                "StdEnvVars and ExportCertData, with + or -, and Defaults "
+                                "(all off)", word);
+        }
+        *field = value;
     }
-    if (!strcasecmp(name, "StdEnvVars")) {
-        field = &dc->std_env_vars;
-    }
-    else if (!strcasecmp(name, "ExportCertData")) {
-        field = &dc->export_cert_data;
-    }
-    else {
-        return apr_psprintf(cmd->pool, "TLSOptions: unknown option '%s'; "
-                            "known are StdEnvVars and ExportCertData, with + or -", arg);
-    }
-    *field = value;
     return NULL;
 }
 
@@ -476,8 +499,8 @@ const command_rec tls_conf_cmds[] = {
         "on: the client's cipher preference wins (default), off: ours"),
     AP_INIT_FLAG("TLSStrictSNI", set_strict_sni, NULL, RSRC_CONF,
         "on: refuse SNI names no vhost serves (default), off: use the default vhost"),
-    AP_INIT_ITERATE("TLSOptions", set_options, NULL, RSRC_CONF | OR_OPTIONS,
-        "[+-]StdEnvVars [+-]ExportCertData"),
+    AP_INIT_RAW_ARGS("TLSOptions", set_options, NULL, RSRC_CONF | OR_OPTIONS,
+        "[+-]StdEnvVars [+-]ExportCertData, or Defaults"),
     AP_INIT_TAKE1("TLSClientCA", set_client_ca, NULL, RSRC_CONF,
         "PEM file with the CA certificates client certificates must chain to"),
     AP_INIT_TAKE1("TLSClientCertificate", set_client_cert, NULL, RSRC_CONF | ACCESS_CONF,
