@@ -41,11 +41,11 @@ $(BUILD)/.deps-test: scripts/deps.sh
 $(BUILD)/crates/.complete: scripts/fetch-crates.sh
 	@scripts/fetch-crates.sh
 
-$(MTLS_A): mtls/Cargo.toml $(wildcard mtls/src/*.rs) $(if $(SYSTEM_CRATES),,$(BUILD)/crates/.complete)
-	cd mtls && $(CARGO) build --release --offline --quiet \
-	  --config 'source.crates-io.replace-with="debian"' \
-	  --config 'source.debian.directory="$(CRATES)"' \
-	  --target-dir $(BUILD)/cargo
+CARGO_OFFLINE = --offline --quiet --config 'source.crates-io.replace-with="debian"' \
+	  --config 'source.debian.directory="$(CRATES)"'
+
+$(MTLS_A): mtls/Cargo.toml mtls/build.rs $(wildcard mtls/src/*.rs) $(if $(SYSTEM_CRATES),,$(BUILD)/crates/.complete)
+	cd mtls && $(CARGO) build --release $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo
 
 $(BUILD)/obj/%.o: src/%.c $(HDR) | $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
@@ -66,11 +66,14 @@ demo: all
 demo-stop:
 	@scripts/demo.sh stop
 
+# The bridge's own unit tests first (in a debug build of their own), then the suite against
+# real Apache.
 test: test-deps all
+	cd mtls && $(CARGO) test $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo-test
 	$(PYTHON) -m pytest -q test
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/cargo $(MODULE)
+	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(MODULE)
 
 # `make loadtest` compares mod_tls with mod_ssl and plain HTTP under load (10-12 minutes;
 # report in build/loadtest/, see docs/performance.md). `LOADTEST=short make loadtest` or

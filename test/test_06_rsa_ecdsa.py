@@ -1,5 +1,7 @@
 """An RSA and an ECDSA certificate on one vhost: the client's capabilities
 decide which one is served."""
+import re
+
 import pytest
 
 import harness
@@ -64,3 +66,40 @@ def test_both_usable_for_requests(ca, server, order):
         r = harness.curl(ca, port, '/hello.txt',
                          args=['--http1.1', '--tls-max', '1.2', '--ciphers', ciphers])
         assert (r.rc, r.status, r.body) == (0, 200, b'Hello, TLS!\n'), r
+
+
+@pytest.fixture(scope='module')
+def ec_only(docroot, module_path, ca):
+    ec_cert, ec_key = ca.issue(['a.test'], key_type='ec')
+    port = harness.free_port()
+    a = harness.Apache(f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  TLSCertificate {ec_cert} {ec_key}
+</VirtualHost>
+""", docroot, name='ec-only')
+    a.port = port
+    a.start()
+    yield a
+    a.stop()
+
+
+@pytest.mark.parametrize('args', [
+    ['-tls1_3', '-sigalgs', 'ecdsa_secp384r1_sha384'],
+    ['-tls1_2', '-sigalgs', 'ECDSA+SHA1'],
+    ['-tls1_2', '-sigalgs', 'ECDSA+SHA224'],
+    ['-tls1_2', '-cipher', 'AES128-SHA'],
+    ['-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256'],
+], ids=['tls13-p384-only', 'tls12-sha1-only', 'tls12-sha224-only', 'tls12-rsa-kx-only',
+        'tls12-rsa-suite-for-ecdsa-cert'])
+def test_nothing_in_common_is_handshake_failure(ca, ec_only, args):
+    """A client the certificate cannot serve gets handshake_failure (40), as from rustls
+    alone and from mod_ssl, not access_denied (49): it is not a matter of permission."""
+    r = harness.s_client(ca, ec_only.port, 'a.test', args + ['-cipher', 'ALL:@SECLEVEL=0']
+                         if '-cipher' not in args else args)
+    # (in TLS 1.3 the ServerHello comes before the failure, so s_client names a cipher)
+    assert r.rc != 0, r
+    assert re.search(r'alert handshake failure|alert number 40\b', r.stderr), r.stderr
+    assert 'access denied' not in r.stderr, r.stderr

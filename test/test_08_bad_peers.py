@@ -220,3 +220,54 @@ def test_corrupted_record_after_handshake(server, ca, check_survives):
         assert b'Hello' not in got
     finally:
         sock.close()
+
+
+def _duplicate_first_extension(hello):
+    """The ClientHello record with its first extension sent twice (lengths fixed up), which
+    RFC 8446 4.2 forbids."""
+    body = hello[5:]
+    assert body[0] == 0x01
+    pos = 4 + 2 + 32                       # handshake header, version, random
+    pos += 1 + body[pos]                   # session id
+    pos += 2 + struct.unpack('!H', body[pos:pos + 2])[0]   # cipher suites
+    pos += 1 + body[pos]                   # compression methods
+    ext_len = struct.unpack('!H', body[pos:pos + 2])[0]
+    exts = body[pos + 2:pos + 2 + ext_len]
+    first = exts[:4 + struct.unpack('!H', exts[2:4])[0]]
+    exts = first + exts
+    hs = body[4:pos] + struct.pack('!H', len(exts)) + exts
+    hs = b'\x01' + struct.pack('!I', len(hs))[1:] + hs
+    return struct.pack('!BHH', 0x16, 0x0301, len(hs)) + hs
+
+
+def _client_sends_alert(server, ca):
+    # a client that does not trust the server's CA ends the handshake with a fatal alert
+    other = harness.CA('another CA')
+    harness.s_client(other, server.port, 'a.test')
+
+
+@pytest.mark.parametrize('fault,text', [
+    ('garbage', 'peer sent invalid TLS data'),
+    ('old-protocol', 'peer has no TLS version or cipher in common'),
+    ('duplicate-extension', 'peer violated the TLS protocol'),
+    ('client-alert', 'peer sent a fatal alert'),
+])
+def test_peer_faults_log_at_info(server, ca, fault, text):
+    """Whatever a client does wrong is logged once at info, which the default LogLevel
+    does not show: no client can write warn or error lines at will."""
+    offset = server.log_size()
+    if fault == 'garbage':
+        send_and_wait_close(server.port, b'\x16\x03\x01\x00\x05' + b'\xff' * 5)
+    elif fault == 'old-protocol':
+        harness.s_client(ca, server.port, 'a.test', ['-tls1_1', '-cipher', 'DEFAULT:@SECLEVEL=0'])
+    elif fault == 'duplicate-extension':
+        send_and_wait_close(server.port, _duplicate_first_extension(client_hello(ca)))
+    else:
+        _client_sends_alert(server, ca)
+    deadline = time.time() + 5
+    while time.time() < deadline and text not in server.read_log(offset):
+        time.sleep(0.05)
+    lines = [line for line in server.log_lines(offset) if '[tls:' in line]
+    hits = [line for line in lines if text in line]
+    assert len(hits) == 1 and '[tls:info]' in hits[0], lines
+    assert not [line for line in lines if re.search(r'\[tls:(warn|error|crit)', line)], lines

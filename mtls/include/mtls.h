@@ -44,10 +44,12 @@ typedef enum {
     MTLS_ERROR = 7300
 } mtls_result;
 
-/* Whether r blames the peer (worth an info line) rather than this server. */
-bool mtls_result_is_peer_fault(mtls_result r);
+/* Whether r blames the peer (worth an info line) rather than this server. Every rustls error
+ * a peer can cause is in the peer range (7200-7299). Codes travel as numbers: any value is
+ * safe to pass. */
+bool mtls_result_is_peer_fault(unsigned int r);
 /* A generic text for r, NUL-terminated and truncated into buf. */
-void mtls_result_text(mtls_result r, char *buf, size_t len);
+void mtls_result_text(unsigned int r, char *buf, size_t len);
 /* "rustls/" and the exact rustls version this was built with, e.g. "rustls/0.23.26"; static. */
 const char *mtls_version(void);
 

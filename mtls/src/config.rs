@@ -41,7 +41,10 @@ thread_local! {
 
 impl ResolvesServerCert for BySignatureScheme {
     fn resolve(&self, hello: ClientHello<'_>) -> Option<Arc<CertifiedKey>> {
-        let i = self.pick(hello.signature_schemes());
+        // When no key suits the client, the first one goes on anyway: rustls then fails the
+        // handshake where the mismatch is (no suite or signature scheme in common) with
+        // handshake_failure, as TLS says; returning none would make it send access_denied.
+        let i = self.pick(hello.signature_schemes()).or(if self.keys.is_empty() { None } else { Some(0) });
         PICKED.with(|p| p.set(i));
         i.map(|i| self.keys[i].clone())
     }

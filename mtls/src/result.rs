@@ -46,18 +46,31 @@ pub enum mtls_result {
 use mtls_result::*;
 
 impl mtls_result {
+    /// Every error a peer can cause is one of the peer classes, so that a client can never
+    /// write a line above `info` into the error log at will.
     pub(crate) fn from_rustls(e: &Error) -> Self {
         match e {
             Error::InappropriateMessage { .. }
             | Error::InappropriateHandshakeMessage { .. }
             | Error::InvalidMessage(_)
+            | Error::InvalidEncryptedClientHello(_)
+            | Error::UnsupportedNameType
+            | Error::PeerSentOversizedRecord
             | Error::DecryptError => MTLS_PEER_INVALID,
-            Error::PeerIncompatible(_) => MTLS_PEER_INCOMPATIBLE,
+            Error::PeerIncompatible(_) | Error::NoApplicationProtocol => MTLS_PEER_INCOMPATIBLE,
             Error::PeerMisbehaved(_) => MTLS_PEER_MISBEHAVED,
             Error::AlertReceived(_) => MTLS_PEER_ALERT,
             Error::NoCertificatesPresented | Error::InvalidCertificate(_) => MTLS_PEER_CERT,
-            // What rustls says when none of our certificates suits the client's algorithms.
-            Error::General(m) if m == "no server certificate chain resolved" => MTLS_PEER_INCOMPATIBLE,
+            // Ours: settings, keys, the clock, the random source, or a bug.
+            Error::EncryptError
+            | Error::InvalidCertRevocationList(_)
+            | Error::General(_)
+            | Error::FailedToGetCurrentTime
+            | Error::FailedToGetRandomBytes
+            | Error::HandshakeNotComplete
+            | Error::BadMaxFragmentSize
+            | Error::InconsistentKeys(_)
+            | Error::Other(_) => MTLS_ERROR,
             _ => MTLS_ERROR,
         }
     }
@@ -65,14 +78,30 @@ impl mtls_result {
 
 /// Whether a result blames the peer (log quietly) rather than this server (log loudly).
 #[no_mangle]
-pub extern "C" fn mtls_result_is_peer_fault(r: mtls_result) -> bool {
-    (r as u32) >= 7200 && (r as u32) < 7300
+pub extern "C" fn mtls_result_is_peer_fault(r: u32) -> bool {
+    (7200..7300).contains(&r)
 }
 
-/// A short generic description of a result code, written NUL-terminated into buf.
+/// A short generic description of a result code, written NUL-terminated into buf. The code
+/// comes as a plain number: a value C made up must not become an invalid Rust enum.
 #[no_mangle]
-pub extern "C" fn mtls_result_text(r: mtls_result, buf: *mut c_char, len: usize) {
-    let text = match r {
+pub extern "C" fn mtls_result_text(r: u32, buf: *mut c_char, len: usize) {
+    crate::ffi_guard!((), {
+        crate::write_cstr(result_text(r), buf, len);
+    })
+}
+
+fn result_text(r: u32) -> &'static str {
+    const ALL: [mtls_result; 22] = [
+        MTLS_OK, MTLS_WOULD_BLOCK, MTLS_EOF, MTLS_NULL_PARAM, MTLS_PANIC, MTLS_INVALID, MTLS_HELLO,
+        MTLS_WRONG_PHASE, MTLS_CERT_NONE, MTLS_CERT_BAD, MTLS_KEY_NONE, MTLS_KEY_ENCRYPTED,
+        MTLS_KEY_UNSUPPORTED, MTLS_KEY_MISMATCH, MTLS_CONFIG, MTLS_PEER_INVALID, MTLS_PEER_INCOMPATIBLE,
+        MTLS_PEER_MISBEHAVED, MTLS_PEER_ALERT, MTLS_PEER_UNEXPECTED_EOF, MTLS_PEER_CERT, MTLS_ERROR,
+    ];
+    let Some(r) = ALL.into_iter().find(|k| *k as u32 == r) else {
+        return "unknown result code";
+    };
+    match r {
         MTLS_OK => "ok",
         MTLS_WOULD_BLOCK => "more data needed",
         MTLS_EOF => "closed by peer",
@@ -95,6 +124,33 @@ pub extern "C" fn mtls_result_text(r: mtls_result, buf: *mut c_char, len: usize)
         MTLS_PEER_UNEXPECTED_EOF => "peer closed the connection without close_notify",
         MTLS_PEER_CERT => "peer certificate invalid",
         MTLS_ERROR => "TLS error",
-    };
-    crate::write_cstr(text, buf, len);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use rustls::{AlertDescription, InvalidMessage, PeerIncompatible, PeerMisbehaved};
+
+    #[test]
+    fn peer_errors_are_peer_faults() {
+        let peer = [
+            Error::PeerSentOversizedRecord,
+            Error::DecryptError,
+            Error::UnsupportedNameType,
+            Error::InvalidMessage(InvalidMessage::MessageTooLarge),
+            Error::NoApplicationProtocol,
+            Error::PeerIncompatible(PeerIncompatible::NoCipherSuitesInCommon),
+            Error::PeerMisbehaved(PeerMisbehaved::TooMuchEarlyDataReceived),
+            Error::AlertReceived(AlertDescription::UnknownCA),
+            Error::NoCertificatesPresented,
+        ];
+        for e in &peer {
+            let r = mtls_result::from_rustls(e);
+            assert!(mtls_result_is_peer_fault(r as u32), "{e:?} -> {r:?}");
+        }
+        for e in [Error::FailedToGetRandomBytes, Error::General("x".into()), Error::EncryptError] {
+            assert!(!mtls_result_is_peer_fault(mtls_result::from_rustls(&e) as u32), "{e:?}");
+        }
+    }
 }
