@@ -3,6 +3,7 @@
 #include <httpd.h>
 #include <http_config.h>
 #include <http_connection.h>
+#include <http_core.h>
 #include <http_protocol.h>
 #include <http_request.h>
 #include <mod_auth.h>
@@ -40,7 +41,11 @@ static int tls_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     tls_global_t *g = tls_conf_srv_get(s)->global;
 
     (void)plog;
-    tls_setup_warn(ptemp, s);
+    /* httpd reads the config twice when it starts; warn in the pass that goes on to serve,
+     * so each warning appears once per start or restart. */
+    if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
+        tls_setup_warn(ptemp, s);
+    }
     if (tls_cache_init(g, pconf, s) != APR_SUCCESS || tls_ticket_init(g, pconf, s) != APR_SUCCESS) {
         return !OK;
     }
