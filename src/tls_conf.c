@@ -244,13 +244,62 @@ static const char *set_protocol(cmd_parms *cmd, void *dc, const char *arg)
     return NULL;
 }
 
-static const char *add_ciphers(cmd_parms *cmd, apr_array_header_t **ids, const char *arg)
+/* What TLSCiphersPrefer and TLSCiphersSuppress tell the admin differently. */
+typedef struct {
+    const char *none_means;    /* what `default`/`none` stands for */
+    const char *unoffered;     /* the end of the warning for a suite rustls lacks */
+} tls_cipher_directive_t;
+
+static const tls_cipher_directive_t CIPHERS_PREFER = {
+    "no preference", "so it cannot be preferred; the name is ignored"
+};
+static const tls_cipher_directive_t CIPHERS_SUPPRESS = {
+    "nothing suppressed", "so there is nothing to suppress; the name is harmless and ignored"
+};
+
+static const char *ciphers_mixed(cmd_parms *cmd, const tls_cipher_directive_t *d,
+                                 const char *word, const tls_where_t *other)
+{
+    tls_where_t here = where_of(cmd);
+    const char *also = "";
+
+    if (other->line != here.line || strcmp(other->file, here.file)) {
+        also = apr_psprintf(cmd->pool, " (the other part is at %s:%u)", other->file,
+                            other->line);
+    }
+    return apr_psprintf(cmd->pool, "%s: '%s' means %s and cannot be combined with suite "
+                        "names%s; keep either '%s %s' or the names", cmd->cmd->name, word,
+                        d->none_means, also, cmd->cmd->name, word);
+}
+
+/* One name of a TLSCiphersPrefer/Suppress line. `default` or `none` alone is an explicitly
+ * empty list, so that a vhost can undo what the main server says (merging goes by pointer). */
+static const char *add_cipher(cmd_parms *cmd, const tls_cipher_directive_t *d,
+                              apr_array_header_t **ids, tls_cipher_lines_t *lines,
+                              const char *arg)
 {
     tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
     apr_array_header_t *unsupported = apr_array_make(cmd->temp_pool, 2, sizeof(const char *));
     const char *err;
     int i;
 
+    if (!strcasecmp(arg, "default") || !strcasecmp(arg, "none")) {
+        if (lines->names_at.file) {
+            return ciphers_mixed(cmd, d, arg, &lines->names_at);
+        }
+        lines->none_at = where_of(cmd);
+        lines->none_word = arg;
+        if (!*ids) {
+            *ids = apr_array_make(cmd->pool, 1, sizeof(uint16_t));
+        }
+        return NULL;
+    }
+    if (lines->none_at.file) {
+        return ciphers_mixed(cmd, d, lines->none_word, &lines->none_at);
+    }
+    if (!lines->names_at.file) {
+        lines->names_at = where_of(cmd);
+    }
     if (!*ids) {
         *ids = apr_array_make(cmd->pool, 8, sizeof(uint16_t));
     }
@@ -260,23 +309,43 @@ static const char *add_ciphers(cmd_parms *cmd, apr_array_header_t **ids, const c
     }
     for (i = 0; i < unsupported->nelts; ++i) {
         APR_ARRAY_PUSH(sc->global->warnings, const char *) = apr_psprintf(
-            cmd->pool, "%s:%d: %s: cipher %s is not offered by rustls and is ignored",
-            cmd->directive->filename, cmd->directive->line_num, cmd->cmd->name,
-            APR_ARRAY_IDX(unsupported, i, const char *));
+            cmd->pool, "%s:%d: %s: %s is never offered by mod_tls (rustls does not implement "
+            "it), %s", cmd->directive->filename, cmd->directive->line_num, cmd->cmd->name,
+            APR_ARRAY_IDX(unsupported, i, const char *), d->unoffered);
+    }
+    return NULL;
+}
+
+/* One word of the line: names may also be separated by colons, as in OpenSSL. */
+static const char *add_ciphers(cmd_parms *cmd, const tls_cipher_directive_t *d,
+                               apr_array_header_t **ids, tls_cipher_lines_t *lines,
+                               const char *arg)
+{
+    char *rest = apr_pstrdup(cmd->pool, arg), *name;
+    const char *err;
+
+    while ((name = apr_strtok(rest, ":", &rest)) != NULL) {
+        if ((err = add_cipher(cmd, d, ids, lines, name))) {
+            return err;
+        }
     }
     return NULL;
 }
 
 static const char *set_prefer(cmd_parms *cmd, void *dc, const char *arg)
 {
+    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+
     (void)dc;
-    return add_ciphers(cmd, &tls_conf_srv_get(cmd->server)->prefer, arg);
+    return add_ciphers(cmd, &CIPHERS_PREFER, &sc->prefer, &sc->prefer_lines, arg);
 }
 
 static const char *set_suppress(cmd_parms *cmd, void *dc, const char *arg)
 {
+    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+
     (void)dc;
-    return add_ciphers(cmd, &tls_conf_srv_get(cmd->server)->suppress, arg);
+    return add_ciphers(cmd, &CIPHERS_SUPPRESS, &sc->suppress, &sc->suppress_lines, arg);
 }
 
 static const char *set_honor_order(cmd_parms *cmd, void *dc, int flag)
@@ -492,9 +561,9 @@ const command_rec tls_conf_cmds[] = {
     AP_INIT_TAKE1("TLSProtocol", set_protocol, NULL, RSRC_CONF,
         "minimum TLS version: default, TLSv1.2+ or TLSv1.3+"),
     AP_INIT_ITERATE("TLSCiphersPrefer", set_prefer, NULL, RSRC_CONF,
-        "cipher suites to prefer, in order"),
+        "cipher suites to prefer, in order, or 'default' for no preference"),
     AP_INIT_ITERATE("TLSCiphersSuppress", set_suppress, NULL, RSRC_CONF,
-        "cipher suites never to use"),
+        "cipher suites never to use, or 'none'"),
     AP_INIT_FLAG("TLSHonorClientOrder", set_honor_order, NULL, RSRC_CONF,
         "on: the client's cipher preference wins (default), off: ours"),
     AP_INIT_FLAG("TLSStrictSNI", set_strict_sni, NULL, RSRC_CONF,

@@ -41,6 +41,14 @@ typedef struct {
     apr_hash_t *by_alpn;               /* protocol name -> mtls_server_config* */
 } tls_settings_t;
 
+/* Where one server's TLSCiphersPrefer or TLSCiphersSuppress lines named suites, and where
+ * they said `default`/`none` instead, so that the two are not mixed. */
+typedef struct {
+    tls_where_t names_at;    /* the first line naming suites; file NULL: none */
+    tls_where_t none_at;     /* the `default`/`none` line; file NULL: none */
+    const char *none_word;   /* as written on that line */
+} tls_cipher_lines_t;
+
 typedef enum {
     TLS_CLIENT_NONE = 0,
     TLS_CLIENT_OPTIONAL = 1,
@@ -78,8 +86,10 @@ typedef struct {
     tls_global_t *global;
     apr_array_header_t *certs;         /* tls_cert_spec_t; NULL: unset */
     int min_version;                   /* 0x0303 or 0x0304; TLS_UNSET: TLS 1.2 */
-    apr_array_header_t *prefer;        /* uint16_t suite ids; NULL: unset */
-    apr_array_header_t *suppress;      /* uint16_t suite ids; NULL: unset */
+    apr_array_header_t *prefer;        /* uint16_t suite ids; NULL: unset, empty: `default` */
+    apr_array_header_t *suppress;      /* uint16_t suite ids; NULL: unset, empty: `none` */
+    tls_cipher_lines_t prefer_lines;   /* only while reading the config: not merged */
+    tls_cipher_lines_t suppress_lines; /* the same */
     int honor_client_order;            /* TLS_UNSET: on */
     int strict_sni;                    /* TLS_UNSET: on */
     const char *client_ca;             /* TLSClientCA file; NULL: unset */
