@@ -164,11 +164,23 @@ static int cache_paused(tls_cache_t *cache)
     return cache->paused_until && apr_time_now() < cache->paused_until;
 }
 
+/* What a provider answers for a value too large for it (shmcb's subcaches, memcached's item
+ * size) or for the buffer: a matter of that one session, not of the cache. */
+static int value_too_large(apr_status_t rv)
+{
+    return APR_STATUS_IS_ENOSPC(rv) || APR_STATUS_IS_ENOMEM(rv);
+}
+
 static apr_status_t cache_judge(tls_cache_t *cache, server_rec *s, apr_status_t rv,
                                 apr_time_t started, const char *what)
 {
     apr_time_t now = apr_time_now();
 
+    if (value_too_large(rv) && now - started <= TLS_CACHE_SLOW) {
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, "TLSSessionCache: %s: the value does not "
+                     "fit this cache; that session will not resume", what);
+        return rv;
+    }
     if ((rv != APR_SUCCESS && !APR_STATUS_IS_NOTFOUND(rv)) || now - started > TLS_CACHE_SLOW) {
         cache->paused_until = now + TLS_CACHE_PAUSE;
         cache_warn(s, rv == APR_SUCCESS ? APR_TIMEUP : rv, what);

@@ -9,7 +9,9 @@ import subprocess
 import time
 
 import pytest
+from cryptography.hazmat.primitives import serialization
 
+import clientcerts as cc
 import harness
 import sessionlib as sl
 from sessionlib import PROTOS
@@ -330,3 +332,38 @@ def test_cache_down(ca, docroot, module_path, workdir, allow_log, kind, tickets)
         a.stop()
     finally:
         peer.stop()
+
+
+@pytest.mark.parametrize('kind', ['redis', 'memcache'])
+def test_large_client_chain_sessions(ca, docroot, module_path, redis, memcached, kind):
+    """A session carries the client's certificate chain, which can pass 8 KiB. It is
+    stored and resumes like any other, and no cache call is judged as failing (which would
+    leave the cache alone for everybody for 10 seconds, with a warning)."""
+    peer = redis if kind == 'redis' else memcached
+    pki = cc.Authority(cc.dn(CN='big chain CA'), label='bigca')
+    names = [f'host-{i:04d}.a-rather-long-subdomain.example.org' for i in range(220)]
+    client = pki.issue(cc.dn(CN='alice'), san_dns=names)
+    assert len(client.cert.public_bytes(serialization.Encoding.DER)) > 9000
+    cert, key = ca.issue(['a.test'])
+    port = harness.free_port()
+    a = sl.make_server(docroot, cert, key, _cache_conf(peer, 'off'), f'big-{kind}',
+                       mpm='event', start=False)
+    a.config = a.config.replace('  TLSOptions +StdEnvVars',
+                                f'  TLSOptions +StdEnvVars\n  TLSClientCA {pki.cert_path}\n'
+                                '  TLSClientCertificate required')
+    harness.write_file(a.conf_path, a.config)
+    a.start()
+    try:
+        for proto in PROTO_IDS:
+            ctx = sl.client_context(ca, proto)
+            ctx.load_cert_chain(client.chain_path, client.key_path)
+            hits, session = [], None
+            for i in range(3):
+                hit = sl.py_request(ctx, a.port, f'big-{kind}-{proto}-{i}', session=session)
+                hits.append(hit)
+                session = hit.session
+            sl.assert_resumed(hits, proto)
+        assert not [line for line in a.log_lines() if re.search(CACHE_WARN, line)
+                    or re.search(PROVIDER_ERRORS, line)], a.read_log()
+    finally:
+        a.stop()

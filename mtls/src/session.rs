@@ -31,8 +31,10 @@ pub type mtls_session_put_cb =
 /// Removes a session (TLS 1.3 tickets are single use).
 pub type mtls_session_remove_cb = extern "C" fn(userdata: *mut c_void, key: *const u8, key_len: usize);
 
-/// Largest session value we fetch; rustls' encoded sessions are far smaller.
-const SESSION_MAX: usize = 8192;
+/// Largest session value stored, and so the buffer every look-up offers: a session holds the
+/// client's certificate chain, which can pass 8 KiB, and Apache's socache providers refuse
+/// (and log at error) a value larger than the buffer they are given.
+const SESSION_MAX: usize = 64 * 1024;
 
 thread_local! {
     /// The connection's userdata while rustls may call the store: rustls' store API has no
@@ -58,7 +60,11 @@ pub(crate) struct CallbackStore {
 impl StoresServerSessions for CallbackStore {
     fn put(&self, key: Vec<u8>, value: Vec<u8>) -> bool {
         let ud = USERDATA.with(|u| u.get());
-        !ud.is_null() && (self.put)(ud, key.as_ptr(), key.len(), value.as_ptr(), value.len()) == 0
+        // A larger one could never be fetched again: not kept, that session only does not
+        // resume.
+        value.len() <= SESSION_MAX
+            && !ud.is_null()
+            && (self.put)(ud, key.as_ptr(), key.len(), value.as_ptr(), value.len()) == 0
     }
 
     fn get(&self, key: &[u8]) -> Option<Vec<u8>> {
