@@ -75,7 +75,6 @@ int tls_conn_pre_connection(conn_rec *c, void *csd)
     tc = apr_pcalloc(c->pool, sizeof(*tc));
     tc->c = c;
     tc->state = TLS_ST_HELLO;
-    tc->certkey_index = -1;
     tc->rc = mtls_conn_new();
     if (!tc->rc) {
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "tls: cannot create a TLS connection");
@@ -228,23 +227,42 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc)
     return APR_SUCCESS;
 }
 
+/* The handshake's results, copied out of rustls once (see tls_handshake_t). */
+static tls_handshake_t *snapshot(tls_conn_t *tc)
+{
+    tls_handshake_t *hs = apr_pcalloc(tc->c->pool, sizeof(*hs));
+    size_t i, n = mtls_conn_peer_cert_count(tc->rc);
+    const uint8_t *der;
+    tls_der_t *d;
+    size_t len;
+
+    hs->version = mtls_conn_protocol_version(tc->rc);
+    hs->suite = mtls_conn_cipher_suite(tc->rc);
+    hs->resumed = mtls_conn_is_resumed(tc->rc);
+    hs->certkey_index = mtls_conn_certkey_index(tc->rc);
+    if (hs->certkey_index < 0 && tc->settings->certkeys->nelts == 1) {
+        /* A resumed session sends no certificate; with only one, it is the one of before. */
+        hs->certkey_index = 0;
+    }
+    hs->peer_chain = apr_array_make(tc->c->pool, (int)n, sizeof(tls_der_t));
+    for (i = 0; i < n && mtls_conn_peer_cert(tc->rc, i, &der, &len) == MTLS_OK; ++i) {
+        d = apr_array_push(hs->peer_chain);
+        d->der = apr_pmemdup(tc->c->pool, der, len);
+        d->len = len;
+    }
+    return hs;
+}
+
 void tls_conn_on_handshake_done(tls_conn_t *tc)
 {
     conn_rec *c = tc->c;
+    const tls_handshake_t *hs = tc->hs = snapshot(tc);
 
-    tc->version = mtls_conn_protocol_version(tc->rc);
-    tc->suite = mtls_conn_cipher_suite(tc->rc);
-    tc->resumed = mtls_conn_is_resumed(tc->rc);
-    tc->certkey_index = mtls_conn_certkey_index(tc->rc);
-    if (tc->certkey_index < 0 && tc->settings->certkeys->nelts == 1) {
-        /* A resumed session sends no certificate; with only one, it is the one of before. */
-        tc->certkey_index = 0;
-    }
     tls_conn_transit(tc, TLS_ST_TRAFFIC);
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, "tls: handshake done with %s: version %04x, "
-                  "suite %04x, sni %s, alpn %s%s", c->client_ip, tc->version, tc->suite,
+                  "suite %04x, sni %s, alpn %s%s", c->client_ip, hs->version, hs->suite,
                   tc->sni ? tc->sni : "-", tc->alpn ? tc->alpn : "-",
-                  tc->resumed ? ", resumed" : "");
+                  hs->resumed ? ", resumed" : "");
     if (tc->alpn && strcmp(tc->alpn, ap_get_protocol(c))) {
         ap_switch_protocol(c, NULL, tc->server, tc->alpn);
     }

@@ -16,18 +16,34 @@ typedef enum {
     TLS_ST_FAILED          /* refused or broken; only queued alerts go out */
 } tls_state_e;
 
+/* One DER certificate, in c->pool. */
+typedef struct {
+    const uint8_t *der;
+    size_t len;
+} tls_der_t;
+
+/* What the handshake agreed, taken once when it completes and never changed afterwards.
+ * Request hooks, on whatever thread runs the request (HTTP/2 runs them on others), read only
+ * this: the rustls connection belongs to the connection's filters alone. */
+typedef struct {
+    uint16_t version;
+    uint16_t suite;
+    int resumed;
+    int certkey_index;                 /* served certificate, in settings->certkeys; -1: not
+                                        * known (resumed, several certificates) */
+    apr_array_header_t *peer_chain;    /* tls_der_t: the client's certificate, then its chain */
+} tls_handshake_t;
+
 typedef struct {
     conn_rec *c;
-    mtls_conn *rc;                     /* rustls connection, freed with c->pool */
+    mtls_conn *rc;                     /* rustls connection, freed with c->pool; only the
+                                        * filters (the connection's own thread) use it */
     tls_state_e state;
     server_rec *server;                /* vhost the handshake chose (SNI or address default) */
     const tls_settings_t *settings;    /* of that vhost */
     const char *sni;                   /* NULL: the client sent none */
     const char *alpn;                  /* agreed protocol, NULL: none */
-    uint16_t version;                  /* after the handshake: for variables */
-    uint16_t suite;
-    int resumed;
-    int certkey_index;
+    const tls_handshake_t *hs;         /* NULL until the handshake completed */
     ap_filter_t *in_filter;            /* ours; TLS bytes come from its next */
     ap_filter_t *out_filter;           /* ours; TLS bytes go to its next */
     apr_bucket_brigade *raw_in;        /* TLS read from the network, scratch */

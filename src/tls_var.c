@@ -45,18 +45,28 @@ static const char *protocol_name(uint16_t version)
     }
 }
 
-/* Whether the client sent certificate i (0: its own, then its chain); *der borrows it. */
+/* Whether the client sent certificate i (0: its own, then its chain); *der borrows it from
+ * the handshake's snapshot, never from the live rustls connection. */
 static int peer_der(const tls_conn_t *tc, size_t i, const uint8_t **der, size_t *len)
 {
-    return tc->rc && mtls_conn_peer_cert(tc->rc, i, der, len) == MTLS_OK;
+    const tls_der_t *d;
+
+    if (!tc->hs || i >= (size_t)tc->hs->peer_chain->nelts) {
+        return 0;
+    }
+    d = &APR_ARRAY_IDX(tc->hs->peer_chain, (int)i, tls_der_t);
+    *der = d->der;
+    *len = d->len;
+    return 1;
 }
 
 static int server_der(const tls_conn_t *tc, const uint8_t **der, size_t *len)
 {
-    return tc->settings && tc->certkey_index >= 0
-           && tc->certkey_index < tc->settings->certkeys->nelts
-           && mtls_certkey_leaf_der(APR_ARRAY_IDX(tc->settings->certkeys, tc->certkey_index,
-                                                  mtls_certkey *), der, len) == MTLS_OK;
+    int i = tc->hs ? tc->hs->certkey_index : -1;
+
+    return tc->settings && i >= 0 && i < tc->settings->certkeys->nelts
+           && mtls_certkey_leaf_der(APR_ARRAY_IDX(tc->settings->certkeys, i, mtls_certkey *),
+                                    der, len) == MTLS_OK;
 }
 
 static const char *cert_var(apr_pool_t *p, const uint8_t *der, size_t len, const char *field)
@@ -134,18 +144,18 @@ static const char *lookup(apr_pool_t *p, const tls_conn_t *tc, const char *name)
     if (!strcmp(name, "TLS_SNI")) {
         return tc->sni;
     }
-    if (tc->state < TLS_ST_TRAFFIC && tc->state != TLS_ST_CLOSED) {
+    if (!tc->hs) {
         /* Asked during the handshake (e.g. by mod_http2 at ALPN): not settled yet. */
         return NULL;
     }
     if (!strcmp(name, "PROTOCOL")) {
-        return protocol_name(tc->version);
+        return protocol_name(tc->hs->version);
     }
     if (!strcmp(name, "CIPHER")) {
-        return tc->suite ? tls_cipher_name(p, tc->suite) : NULL;
+        return tc->hs->suite ? tls_cipher_name(p, tc->hs->suite) : NULL;
     }
     if (!strcmp(name, "CIPHER_USEKEYSIZE") || !strcmp(name, "CIPHER_ALGKEYSIZE")) {
-        return tc->suite ? key_bits(tls_cipher_name(p, tc->suite)) : NULL;
+        return tc->hs->suite ? key_bits(tls_cipher_name(p, tc->hs->suite)) : NULL;
     }
     /* Facts of every rustls connection, for scripts written for mod_ssl: no export
      * ciphers, no TLS compression (CRIME), and no renegotiation at all, so none that
@@ -157,7 +167,7 @@ static const char *lookup(apr_pool_t *p, const tls_conn_t *tc, const char *name)
         return "NULL";
     }
     if (!strcmp(name, "SESSION_RESUMED")) {
-        return tc->resumed ? "Resumed" : "Initial";
+        return tc->hs->resumed ? "Resumed" : "Initial";
     }
     if (!strncmp(name, "CLIENT_", 7)) {
         return client_var(p, tc, name + 7);

@@ -148,3 +148,53 @@ TLSCertificate {cert} {key}
         assert (h1.rc, h1.status) == (0, 200), h1
     finally:
         a.stop()
+
+
+def test_h2_streams_read_handshake_results(ca, docroot, module_path, apache_factory):
+    """HTTP/2 runs requests on other threads than the connection's: every stream reads the
+    client certificate and the TLS facts from the handshake's snapshot, all at once, while
+    the connection itself moves a large download through rustls."""
+    import json
+
+    import clientcerts as cc
+    pki = cc.Authority(cc.dn(CN='h2 client CA'), label='h2ca')
+    client = pki.issue(cc.dn(CN='carol', O='Streams'))
+    cert, key = ca.issue(['a.test'])
+    size = 8 << 20
+    harness.make_data_file(docroot, 'h2-8m.bin', size)
+    port = harness.free_port()
+    a = apache_factory(f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+H2MaxSessionStreams 100
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  Protocols h2 http/1.1
+  TLSCertificate {cert} {key}
+  TLSClientCA {pki.cert_path}
+  TLSClientCertificate required
+  TLSOptions +StdEnvVars +ExportCertData
+</VirtualHost>
+""")
+    a.start()
+    n = 40
+    out = harness.mkdtemp('tls-h2-streams-')
+    p = subprocess.run(
+        ['curl', '-sS', '--resolve', f'a.test:{port}:127.0.0.1', '--cacert', ca.cert_path,
+         '--http2', '--parallel', '--parallel-max', '50', '--max-time', '60',
+         *client.curl_args(), '-w', '%{http_version} %{http_code} %{num_connects}\\n',
+         '-o', '/dev/null', f'https://a.test:{port}/h2-8m.bin',
+         '-o', f'{out}/env_#1.json', f'https://a.test:{port}/cgi-bin/env.py?[1-{n}]'],
+        capture_output=True, text=True, timeout=90)
+    assert p.returncode == 0, p.stderr
+    lines = p.stdout.split()
+    assert len(lines) == 3 * (n + 1), p.stdout
+    assert set(lines[0::3]) == {'2'} and set(lines[1::3]) == {'200'}, p.stdout
+    assert sum(int(x) for x in lines[2::3]) == 1, 'all streams on one connection'
+    for i in range(1, n + 1):
+        with open(f'{out}/env_{i}.json') as f:
+            env = json.load(f)
+        assert env['SSL_CLIENT_S_DN'] == 'CN=carol,O=Streams', env
+        assert env['SSL_CLIENT_VERIFY'] == 'SUCCESS'
+        assert env['SSL_CLIENT_CERT'].strip() == client.pem.strip()
+        assert env['SSL_PROTOCOL'] in ('TLSv1.2', 'TLSv1.3')

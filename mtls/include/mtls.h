@@ -140,7 +140,13 @@ void mtls_server_config_free(const mtls_server_config *c);
  * Life: mtls_conn_new; feed with mtls_conn_read_tls + mtls_conn_process until MTLS_HELLO;
  * look at mtls_conn_sni / mtls_conn_hello_alpn; then mtls_conn_start(config) or
  * mtls_conn_refuse(alert). After that: read_tls/process, read/write plaintext, write_tls out.
- * After any error, send what mtls_conn_write_tls still gives (the alert), then close. */
+ * After any error, send what mtls_conn_write_tls still gives (the alert), then close.
+ *
+ * One owner: a connection is not synchronised, and every call on it (the const ones too)
+ * must come from the thread that owns it at that moment. mod_tls' owner is the connection's
+ * filter chain; anything another thread needs (HTTP/2 requests) is copied out once when the
+ * handshake completes. Pointers it lends (SNI, ALPN, peer certificates) are to be copied
+ * before the next call that takes a non-const conn. */
 typedef struct mtls_conn mtls_conn;
 
 mtls_conn *mtls_conn_new(void);
