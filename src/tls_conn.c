@@ -253,8 +253,10 @@ static tls_handshake_t *snapshot(tls_conn_t *tc)
     return hs;
 }
 
-void tls_conn_on_handshake_done(tls_conn_t *tc)
+apr_status_t tls_conn_on_handshake_done(tls_conn_t *tc)
 {
+    apr_status_t rv;
+
     conn_rec *c = tc->c;
     const tls_handshake_t *hs = tc->hs = snapshot(tc);
 
@@ -263,7 +265,14 @@ void tls_conn_on_handshake_done(tls_conn_t *tc)
                   "suite %04x, sni %s, alpn %s%s", c->client_ip, hs->version, hs->suite,
                   tc->sni ? tc->sni : "-", tc->alpn ? tc->alpn : "-",
                   hs->resumed ? ", resumed" : "");
-    if (tc->alpn && strcmp(tc->alpn, ap_get_protocol(c))) {
-        ap_switch_protocol(c, NULL, tc->server, tc->alpn);
+    if (tc->alpn && strcmp(tc->alpn, ap_get_protocol(c))
+        && (rv = ap_switch_protocol(c, NULL, tc->server, tc->alpn)) != APR_SUCCESS) {
+        /* The client will speak what ALPN agreed, and nothing here can answer it. */
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c, "tls: connection from %s closed: ALPN "
+                      "agreed on '%s', but switching the connection to it failed",
+                      c->client_ip, tc->alpn);
+        tls_conn_transit(tc, TLS_ST_FAILED);
+        return APR_ECONNABORTED;
     }
+    return APR_SUCCESS;
 }

@@ -70,8 +70,9 @@ int tls_conn_process_connection(conn_rec *c);
  * with that vhost's prebuilt config, or refuse. */
 apr_status_t tls_conn_on_hello(tls_conn_t *tc);
 
-/* The handshake is complete: remember what was agreed, switch protocol if ALPN said so. */
-void tls_conn_on_handshake_done(tls_conn_t *tc);
+/* The handshake is complete: remember what was agreed, switch protocol if ALPN said so.
+ * Fails (state FAILED) when that switch fails. */
+apr_status_t tls_conn_on_handshake_done(tls_conn_t *tc);
 
 /* Moves to a new state, logging the step at trace level. */
 void tls_conn_transit(tls_conn_t *tc, tls_state_e state);

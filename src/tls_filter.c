@@ -256,7 +256,9 @@ static apr_status_t in_process(tls_conn_t *tc)
         return tls_conn_fail(tc, rr, phase_of(tc));
     }
     if (tc->state == TLS_ST_HANDSHAKE && !mtls_conn_is_handshaking(tc->rc)) {
-        tls_conn_on_handshake_done(tc);
+        if ((rv = tls_conn_on_handshake_done(tc)) != APR_SUCCESS) {
+            return rv;
+        }
         tc->out_response = 0;      /* the handshake's flights are no response's */
     }
     return tc->state == TLS_ST_TRAFFIC ? in_take_plain(tc) : APR_SUCCESS;

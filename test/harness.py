@@ -265,6 +265,28 @@ def make_data_file(docroot, name, size):
 # --------------------------------------------------------------------------
 # Apache
 
+TEST_MODULE_SRC = os.path.join(TEST_DIR, 'mod_tlstest.c')
+TEST_MODULE = os.path.join(TOP_DIR, 'build', 'test', 'mod_tlstest.so')
+
+
+def test_module():
+    """A LoadModule line for mod_tlstest (see its source), built with apxs when missing or
+    older than its source."""
+    if (not os.path.exists(TEST_MODULE)
+            or os.path.getmtime(TEST_MODULE) < os.path.getmtime(TEST_MODULE_SRC)):
+        out = os.path.dirname(TEST_MODULE)
+        os.makedirs(out, exist_ok=True)
+        # apxs leaves its objects next to the source: build from a copy in build/
+        shutil.copy(TEST_MODULE_SRC, out)
+        p = subprocess.run(['apxs', '-c', '-o', 'mod_tlstest.so', 'mod_tlstest.c'],
+                           cwd=out, capture_output=True, text=True, timeout=120)
+        built = os.path.join(out, '.libs', 'mod_tlstest.so')
+        if p.returncode != 0 or not os.path.exists(built):
+            raise RuntimeError(f'apxs could not build mod_tlstest:\n{p.stdout}{p.stderr}')
+        shutil.copy(built, TEST_MODULE)
+    return f'LoadModule tlstest_module {TEST_MODULE}'
+
+
 BASE_MODULES = ['authz_core', 'mime', 'dir', 'env', 'headers', 'setenvif',
                 'rewrite', 'reqtimeout', 'alias', 'socache_shmcb']
 

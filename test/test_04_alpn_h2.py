@@ -198,3 +198,34 @@ H2MaxSessionStreams 100
         assert env['SSL_CLIENT_VERIFY'] == 'SUCCESS'
         assert env['SSL_CLIENT_CERT'].strip() == client.pem.strip()
         assert env['SSL_PROTOCOL'] in ('TLSv1.2', 'TLSv1.3')
+
+
+def test_failed_protocol_switch_closes(ca, docroot, module_path, apache_factory, allow_log):
+    """ALPN agreed on a protocol whose module then refuses the switch (mod_tlstest's
+    x-no-switch): the connection closes, as with mod_ssl, instead of going on as HTTP/1.1
+    while the client speaks the agreed protocol."""
+    cert, key = ca.issue(['a.test'])
+    port = harness.free_port()
+    allow_log(r'AH02906', r'x-no-switch')
+    a = apache_factory(f"""
+{harness.test_module()}
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  Protocols x-no-switch http/1.1
+  TLSCertificate {cert} {key}
+</VirtualHost>
+""")
+    a.start()
+    offset = a.log_size()
+    data, _ = harness.request_until_close(
+        ca, port, b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n',
+        alpn=['x-no-switch'])
+    assert b'Hello, TLS!' not in data and b'HTTP/1.1 200' not in data, data
+    assert re.search(r"\[tls:error\].*x-no-switch", a.read_log(offset)), a.read_log(offset)
+    # a client that offers only http/1.1 is served
+    data, _ = harness.request_until_close(
+        ca, port, b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n',
+        alpn=['http/1.1'])
+    assert data.startswith(b'HTTP/1.1 200') and data.endswith(b'Hello, TLS!\n'), data
