@@ -69,7 +69,10 @@ int tls_conn_pre_connection(conn_rec *c, void *csd)
     tls_conn_t *tc;
 
     (void)csd;
-    if (c->master || !sc->global || !tls_setup_is_tls_addr(sc->global, c->local_addr)) {
+    /* Ours are the connections clients make to a TLS address; mod_proxy's own connections
+     * to backends (outgoing) are not, whatever address they happen to leave from. */
+    if (c->master || c->outgoing || !sc->global
+        || !tls_setup_is_tls_addr(sc->global, c->local_addr)) {
         return DECLINED;
     }
     tc = apr_pcalloc(c->pool, sizeof(*tc));
@@ -78,8 +81,10 @@ int tls_conn_pre_connection(conn_rec *c, void *csd)
     tc->rc = mtls_conn_new();
     if (!tc->rc) {
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "tls: cannot create a TLS connection");
+        /* Aborted, and the other modules' hooks (the core's filters) still run: DONE would
+         * leave a connection without them. */
         c->aborted = 1;
-        return DONE;
+        return DECLINED;
     }
     mtls_conn_set_userdata(tc->rc, tc);
     apr_pool_cleanup_register(c->pool, tc, conn_cleanup, apr_pool_cleanup_null);
