@@ -19,7 +19,8 @@ APLOG_USE_MODULE(tls);
 #define TLS_ALERT_UNRECOGNIZED_NAME 112
 #define TLS_ALERT_INTERNAL_ERROR 80
 
-static const char *const STATE_NAMES[] = { "hello", "handshake", "traffic", "closed", "failed" };
+static const char *const STATE_NAMES[] = { "hello", "handshake", "traffic", "closed", "failed",
+                                            "plain-http" };
 
 tls_conn_t *tls_conn_get(conn_rec *c)
 {
@@ -103,6 +104,13 @@ int tls_conn_process_connection(conn_rec *c)
     bb = apr_brigade_create(c->pool, c->bucket_alloc);
     rv = ap_get_brigade(c->input_filters, bb, AP_MODE_INIT, APR_BLOCK_READ, 0);
     apr_brigade_destroy(bb);
+    if (rv != APR_SUCCESS && tc->state == TLS_ST_PLAIN_HTTP) {
+        /* Its 400 is out. Not aborted: the MPM's lingering close reads what the client sent
+         * beyond what we read (a body, a long line) before closing, where an abort would
+         * reset the connection and could take the answer with it. Briefly, though. */
+        apr_table_setn(c->notes, "short-lingering-close", "1");
+        return DONE;
+    }
     if (rv != APR_SUCCESS) {
         c->aborted = 1;
         return DONE;

@@ -13,8 +13,11 @@ typedef enum {
     TLS_ST_HANDSHAKE,      /* vhost and config chosen, handshake under way */
     TLS_ST_TRAFFIC,        /* application data */
     TLS_ST_CLOSED,         /* we sent close_notify: nothing more goes out */
-    TLS_ST_FAILED          /* refused or broken; only queued alerts go out */
+    TLS_ST_FAILED,         /* refused or broken; only queued alerts go out */
+    TLS_ST_PLAIN_HTTP      /* the client spoke plain HTTP: it gets a 400 in clear, no TLS */
 } tls_state_e;
+
+struct tls_plain_in;               /* the input filter's, see tls_filter.c */
 
 typedef struct {
     conn_rec *c;
@@ -34,6 +37,8 @@ typedef struct {
     apr_bucket_brigade *plain_in;      /* decrypted, not yet taken by Apache */
     apr_bucket_brigade *raw_out;       /* TLS on its way to the network */
     int in_eof;                        /* no more TLS will come in */
+    int in_started;                    /* the first bytes came in and were looked at */
+    struct tls_plain_in *plain;        /* NULL unless those first bytes may be plain HTTP */
     apr_size_t in_rec_left;            /* bytes of the current TLS record still to read */
     unsigned char in_hdr[5];           /* the next record's header, as far as read */
     apr_size_t in_hdr_len;
