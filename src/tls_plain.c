@@ -189,7 +189,8 @@ static void parse_head(const char *data, apr_size_t len, plain_req_t *rq)
 }
 
 /* The path as it can go into the answer and the log: every byte that is not printable ASCII
- * (controls, CR, LF, non-ASCII) %-escaped. NULL when it gets too long to be worth repeating. */
+ * (controls, CR, LF, non-ASCII), and those a URL may not hold, %-escaped. NULL when it gets
+ * too long to be worth repeating. */
 static const char *path_escape(apr_pool_t *p, const char *path, apr_size_t len)
 {
     static const char hex[] = "0123456789ABCDEF";
@@ -202,7 +203,7 @@ static const char *path_escape(apr_pool_t *p, const char *path, apr_size_t len)
     o = out = apr_palloc(p, 3 * len + 1);
     for (i = 0; i < len; ++i) {
         unsigned char ch = (unsigned char)path[i];
-        if (ch > 0x20 && ch < 0x7f) {
+        if (ch > 0x20 && ch < 0x7f && !strchr("\"<>\\^`{|}", ch)) {
             *o++ = (char)ch;
         }
         else {

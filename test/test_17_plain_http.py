@@ -153,6 +153,12 @@ def test_nothing_of_the_client_reflected_unescaped(server):
     assert '\x1b' not in log and '\x07' not in log and 'evil' not in log, log
 
 
+def test_path_escaped_for_a_url(server):
+    got, _ = exchange(server.port, b'GET /a"<b>\\{c}%41 HTTP/1.1\r\nHost: a.test\r\n\r\n')
+    assert f'https://a.test:{server.port}/a%22%3Cb%3E%5C%7Bc%7D%41\n'.encode() \
+        in parse_response(got)[2], got
+
+
 def test_bounded_request_line(server):
     # "GET /" and then more than anyone reads without a newline: the answer comes all the
     # same, from what was read; the rest is drained while the connection closes
