@@ -19,7 +19,10 @@ APLOG_USE_MODULE(tls);
 #define TLS_ALERT_UNRECOGNIZED_NAME 112
 #define TLS_ALERT_INTERNAL_ERROR 80
 
-static const char *const STATE_NAMES[] = { "hello", "handshake", "traffic", "closed", "failed" };
+#define TLS_SNI_SHOWN 64             /* bytes of a refused SNI the log shows */
+
+static const char *const STATE_NAMES[] = { "hello", "handshake", "traffic", "closed", "failed",
+                                            "plain-http" };
 
 tls_conn_t *tls_conn_get(conn_rec *c)
 {
@@ -36,10 +39,55 @@ void tls_conn_transit(tls_conn_t *tc, tls_state_e state)
     tc->state = state;
 }
 
+/* An SNI for the log, quoted: %-escaped as in URLs, every byte that is not printable ASCII
+ * (NUL and controls included) and the few that would be ambiguous or that Apache's error log
+ * escapes once more (% ' " \ space). At most TLS_SNI_SHOWN bytes of it. */
+static const char *sni_escape(apr_pool_t *p, const uint8_t *name, size_t len)
+{
+    static const char hex[] = "0123456789ABCDEF";
+    char *out = apr_palloc(p, 3 * TLS_SNI_SHOWN + 1), *o = out;
+    size_t i;
+
+    for (i = 0; i < len && i < TLS_SNI_SHOWN; ++i) {
+        if (name[i] > 0x20 && name[i] < 0x7f && !strchr("%'\"\\", name[i])) {
+            *o++ = (char)name[i];
+        }
+        else {
+            *o++ = '%';
+            *o++ = hex[name[i] >> 4];
+            *o++ = hex[name[i] & 0xf];
+        }
+    }
+    *o = '\0';
+    return len > TLS_SNI_SHOWN
+           ? apr_psprintf(p, "'%s...' (%" APR_SIZE_T_FMT " bytes)", out, (apr_size_t)len)
+           : apr_psprintf(p, "'%s'", out);
+}
+
+/* rustls refused the ClientHello because its SNI is no host name (the load generator hey, for
+ * one, sends "host:port"). Such a client cannot be served: the hello is part of the handshake
+ * transcript, so it cannot be mended. Say what the client sent, and why that is wrong. */
+static void log_bad_sni(tls_conn_t *tc)
+{
+    const uint8_t *name;
+    size_t len;
+
+    if (mtls_conn_refused_sni(tc->rc, &name, &len) != MTLS_OK) {
+        name = NULL;
+    }
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c, "tls: connection from %s refused: SNI %s "
+                  "is not a DNS host name (RFC 6066 section 3 wants a host name without port)",
+                  tc->c->client_ip, name ? sni_escape(tc->c->pool, name, len) : "(unreadable)");
+}
+
 apr_status_t tls_conn_fail(tls_conn_t *tc, mtls_result rr, const char *during)
 {
     char detail[256], text[128];
 
+    if (tc->state != TLS_ST_FAILED && rr == MTLS_PEER_BAD_SNI) {
+        log_bad_sni(tc);
+        tls_conn_transit(tc, TLS_ST_FAILED);
+    }
     if (tc->state != TLS_ST_FAILED) {
         detail[0] = '\0';
         mtls_conn_error(tc->rc, detail, sizeof(detail));
@@ -107,6 +155,13 @@ int tls_conn_process_connection(conn_rec *c)
     bb = apr_brigade_create(c->pool, c->bucket_alloc);
     rv = ap_get_brigade(c->input_filters, bb, AP_MODE_INIT, APR_BLOCK_READ, 0);
     apr_brigade_destroy(bb);
+    if (rv != APR_SUCCESS && tc->state == TLS_ST_PLAIN_HTTP) {
+        /* Its 400 is out. Not aborted: the MPM's lingering close reads what the client sent
+         * beyond what we read (a body, a long line) before closing, where an abort would
+         * reset the connection and could take the answer with it. Briefly, though. */
+        apr_table_setn(c->notes, "short-lingering-close", "1");
+        return DONE;
+    }
     if (rv != APR_SUCCESS) {
         c->aborted = 1;
         return DONE;

@@ -11,6 +11,7 @@
 #include <http_request.h>
 
 #include "tls_filter.h"
+#include "tls_plain.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -23,6 +24,14 @@ APLOG_USE_MODULE(tls);
 #define TLS_SMALL       4096                   /* stack buffers for little pieces: every
                                                 * worker thread's stack keeps the pages it
                                                 * touched once, whatever its connection */
+
+/* What was read of a connection whose first byte no TLS client sends: while it may be plain
+ * HTTP, and once it is, its request head as far as it fits. */
+struct tls_plain_in {
+    apr_size_t len;
+    int answered;                    /* its 400 went out */
+    char head[TLS_PLAIN_HEAD_MAX];
+};
 
 static const char *phase_of(const tls_conn_t *tc)
 {
@@ -295,6 +304,11 @@ static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
  * per request on a kept-alive connection. */
 static apr_size_t in_want(const tls_conn_t *tc)
 {
+    if (tc->plain) {
+        /* No more than settles what the first bytes are; then what the head may still take. */
+        return (tc->state == TLS_ST_PLAIN_HTTP ? TLS_PLAIN_HEAD_MAX : TLS_PLAIN_SNIFF_MAX)
+               - tc->plain->len;
+    }
     return tc->in_rec_left ? tc->in_rec_left : TLS_REC_HDR - tc->in_hdr_len;
 }
 
@@ -318,6 +332,59 @@ static void in_track(tls_conn_t *tc, const char *data, apr_size_t len)
             tc->in_hdr_len = 0;
         }
     }
+}
+
+/* Not plain HTTP after all: rustls gets the bytes held back (and refuses them, as ever). */
+static apr_status_t in_plain_undo(tls_conn_t *tc, const char *rest, apr_size_t rest_len)
+{
+    struct tls_plain_in *p = tc->plain;
+    apr_status_t rv;
+
+    tc->plain = NULL;
+    in_track(tc, p->head, p->len);
+    if ((rv = in_feed(tc, p->head, p->len)) == APR_SUCCESS && rest_len > 0) {
+        in_track(tc, rest, rest_len);
+        rv = in_feed(tc, rest, rest_len);
+    }
+    return rv;
+}
+
+/* Hands bytes from the network to rustls; but while the connection's first bytes may be plain
+ * HTTP, and once they are, keeps them for the answer (what does not fit is not needed). */
+static apr_status_t in_take(tls_conn_t *tc, const char *data, apr_size_t len)
+{
+    struct tls_plain_in *p;
+    apr_size_t n;
+
+    if (!tc->in_started && len > 0) {
+        tc->in_started = 1;
+        if (tls_plain_sniff(data, 1) != TLS_PLAIN_NOT) {
+            tc->plain = apr_pcalloc(tc->c->pool, sizeof(*tc->plain));
+        }
+    }
+    if (!(p = tc->plain)) {
+        in_track(tc, data, len);
+        return in_feed(tc, data, len);
+    }
+    n = len < sizeof(p->head) - p->len ? len : sizeof(p->head) - p->len;
+    memcpy(p->head + p->len, data, n);
+    p->len += n;
+    if (tc->state == TLS_ST_PLAIN_HTTP) {
+        return APR_SUCCESS;
+    }
+    switch (tls_plain_sniff(p->head, p->len)) {
+    case TLS_PLAIN_HTTP:
+        tls_conn_transit(tc, TLS_ST_PLAIN_HTTP);
+        return APR_SUCCESS;
+    case TLS_PLAIN_MORE:
+        if (n == len) {
+            return APR_SUCCESS;
+        }
+        break;                       /* more came in than settles it: not HTTP */
+    case TLS_PLAIN_NOT:
+        break;
+    }
+    return in_plain_undo(tc, data + n, len - n);
 }
 
 /* One read from the network, fed to rustls; sends whatever rustls has to say back. */
@@ -356,15 +423,19 @@ static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
         }
         else if (!APR_BUCKET_IS_METADATA(e)
                  && (rv = apr_bucket_read(e, &data, &len, block)) == APR_SUCCESS) {
-            in_track(tc, data, len);
-            rv = in_feed(tc, data, len);
+            rv = in_take(tc, data, len);
         }
         apr_bucket_delete(e);
     }
     apr_brigade_cleanup(tc->raw_in);
     if (rv == APR_SUCCESS && eof) {
         tc->in_eof = 1;
-        rv = in_feed(tc, NULL, 0);
+        if (tc->plain && tc->state == TLS_ST_HELLO) {
+            rv = in_plain_undo(tc, NULL, 0);
+        }
+        if (rv == APR_SUCCESS && tc->state != TLS_ST_PLAIN_HTTP) {
+            rv = in_feed(tc, NULL, 0);
+        }
     }
     /* Handshake flights, tickets, alerts: rustls' answers go out right away. */
     if (mtls_conn_wants_write(tc->rc)) {
@@ -380,19 +451,66 @@ static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
     return rv;
 }
 
+/* Sends the 400 for a plain HTTP request, in clear, below our output filter (which lets
+ * nothing unencrypted pass). */
+static void in_plain_answer(tls_conn_t *tc)
+{
+    conn_rec *c = tc->c;
+    apr_bucket_brigade *bb = apr_brigade_create(c->pool, c->bucket_alloc);
+    const char *answer;
+    apr_status_t rv;
+    apr_size_t len;
+
+    answer = tls_plain_answer(c, tc->plain->head, tc->plain->len, &len);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(answer, len, c->pool, c->bucket_alloc));
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
+    if ((rv = ap_pass_brigade(tc->out_filter->next, bb)) != APR_SUCCESS) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, c, "tls: sending the 400 to %s failed",
+                      c->client_ip);
+    }
+    apr_brigade_destroy(bb);
+}
+
+/* Reads a plain HTTP request head until it ends, fills the buffer or the client stops
+ * sending, answers it once, and ends the connection. */
+static apr_status_t in_plain_http(tls_conn_t *tc, apr_read_type_e block)
+{
+    struct tls_plain_in *p = tc->plain;
+    apr_status_t rv;
+
+    while (!p->answered && !tc->in_eof && p->len < sizeof(p->head)
+           && !tls_plain_head_done(p->head, p->len)) {
+        rv = in_read_net(tc, block);
+        if (APR_STATUS_IS_EAGAIN(rv)) {
+            return rv;
+        }
+        if (rv != APR_SUCCESS) {
+            break;                   /* a timeout, say: what was read is answered */
+        }
+    }
+    if (!p->answered) {
+        p->answered = 1;
+        in_plain_answer(tc);
+    }
+    return APR_ECONNABORTED;
+}
+
 static apr_status_t in_handshake(tls_conn_t *tc, apr_read_type_e block)
 {
     apr_status_t rv;
 
     while (tc->state == TLS_ST_HELLO || tc->state == TLS_ST_HANDSHAKE) {
-        if ((rv = in_read_net(tc, block)) != APR_SUCCESS) {
+        if ((rv = in_read_net(tc, block)) != APR_SUCCESS && tc->state != TLS_ST_PLAIN_HTTP) {
             return rv;
         }
-        if (tc->in_eof && tc->state != TLS_ST_TRAFFIC) {
+        if (tc->in_eof && tc->state != TLS_ST_TRAFFIC && tc->state != TLS_ST_PLAIN_HTTP) {
             ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c, "tls: %s closed the connection "
                           "during the handshake", tc->c->client_ip);
             tls_conn_transit(tc, TLS_ST_FAILED);
         }
+    }
+    if (tc->state == TLS_ST_PLAIN_HTTP) {
+        return in_plain_http(tc, block);
     }
     return tc->state == TLS_ST_FAILED ? APR_ECONNABORTED : APR_SUCCESS;
 }
@@ -475,6 +593,9 @@ static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
 
     if (tc->state == TLS_ST_FAILED) {
         return APR_ECONNABORTED;
+    }
+    if (tc->state == TLS_ST_PLAIN_HTTP) {
+        return in_plain_http(tc, block);
     }
     if (tc->state < TLS_ST_TRAFFIC && (rv = in_handshake(tc, block)) != APR_SUCCESS) {
         return rv;

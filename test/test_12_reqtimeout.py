@@ -74,3 +74,25 @@ def test_stalled_handshake_closed(server, ca):
 def test_normal_request_unaffected(ca, server):
     r = harness.curl(ca, server.port, '/hello.txt', args=['--http1.1'])
     assert (r.rc, r.status, r.body) == (0, 200, b'Hello, TLS!\n'), r
+
+
+def test_stalled_plain_http_closed(server):
+    # plain HTTP on the TLS port is read under the handshake stage too: a client that stops
+    # halfway through its request head gets its 400 when the stage's time is up
+    s = socket.create_connection(('127.0.0.1', server.port), timeout=15)
+    start, got = time.time(), b''
+    try:
+        s.sendall(b'GET /slow HTTP/1.1\r\nHost: a.te')
+        while True:
+            try:
+                chunk = s.recv(4096)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            got += chunk
+    finally:
+        s.close()
+    assert 1.5 <= time.time() - start <= 6, time.time() - start
+    assert got.startswith(b'HTTP/1.1 400 Bad Request\r\n'), got
+    assert f'https://a.test:{server.port}/slow\n'.encode() in got, got

@@ -40,6 +40,7 @@ typedef enum {
     MTLS_PEER_ALERT = 7203,
     MTLS_PEER_UNEXPECTED_EOF = 7204,
     MTLS_PEER_CERT = 7205,
+    MTLS_PEER_BAD_SNI = 7206,     /* its SNI is no DNS host name: see mtls_conn_refused_sni */
 
     MTLS_ERROR = 7300
 } mtls_result;
@@ -156,7 +157,15 @@ void mtls_conn_free(mtls_conn *conn);
 /* len 0 tells of the transport's EOF. *n_read may be < len: process, then offer the rest. */
 mtls_result mtls_conn_read_tls(mtls_conn *conn, const uint8_t *buf, size_t len, size_t *n_read);
 mtls_result mtls_conn_process(mtls_conn *conn);
+/* The SNI host name (borrowed, not NUL-terminated); *len 0 when the client sent none. An IP
+ * address sent as SNI counts as none (rustls drops it). */
 mtls_result mtls_conn_sni(const mtls_conn *conn, const char **name, size_t *len);
+/* After mtls_conn_process returned MTLS_PEER_BAD_SNI (rustls refused the ClientHello with a
+ * decode_error alert, already queued): the server name the client sent, exactly as sent.
+ * Any bytes, NUL and control characters included, and up to 65535 of them: escape and bound
+ * it before showing it. Borrowed, not NUL-terminated, valid until conn is freed. MTLS_INVALID
+ * when there is none. */
+mtls_result mtls_conn_refused_sni(const mtls_conn *conn, const uint8_t **name, size_t *len);
 size_t mtls_conn_hello_alpn_count(const mtls_conn *conn);
 mtls_result mtls_conn_hello_alpn(const mtls_conn *conn, size_t i,
                                  const uint8_t **proto, size_t *len);

@@ -6,12 +6,17 @@ use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::os::raw::{c_char, c_void};
 
 use rustls::server::{Accepted, Acceptor};
-use rustls::{HandshakeKind, ServerConnection};
+use rustls::{HandshakeKind, InvalidMessage, ServerConnection};
 
 use crate::config::{mtls_server_config, PICKED};
+use crate::hello::refused_server_name;
 use crate::result::mtls_result::{self, *};
 use crate::session::with_userdata;
 use crate::{ffi_guard, slice_from, slice_from_mut, try_mut, try_ref, write_cstr};
+
+/// The most of the ClientHello's bytes kept: one full record. Hellos take a few hundred bytes
+/// to 2 KiB; one that is larger and names its server late goes without its name in the log.
+const HELLO_KEPT_MAX: usize = 5 + 16384;
 
 /// A plaintext fatal alert record (type 21, version TLS 1.2, length 2, level 2), for refusals
 /// before any key is agreed, where rustls has no call to send one.
@@ -31,6 +36,11 @@ pub struct mtls_conn {
     phase: Phase,
     /// Bytes to send that rustls no longer holds (an alert after a failed hello).
     pending: Vec<u8>,
+    /// The ClientHello's bytes as they came in, kept in the hello phase only: when rustls
+    /// refuses the server name, it does not say what it was.
+    hello_bytes: Vec<u8>,
+    /// The server name rustls refused as no DNS host name.
+    refused_sni: Option<Vec<u8>>,
     sni: Option<String>,
     alpn: Vec<Vec<u8>>,
     /// Index of the certificate rustls sent, in the config's order.
@@ -74,6 +84,8 @@ pub extern "C" fn mtls_conn_new() -> *mut mtls_conn {
         Box::into_raw(Box::new(mtls_conn {
             phase: Phase::Hello(Acceptor::default()),
             pending: Vec::new(),
+            hello_bytes: Vec::new(),
+            refused_sni: None,
             sni: None,
             alpn: Vec::new(),
             certkey_index: None,
@@ -118,8 +130,16 @@ pub extern "C" fn mtls_conn_read_tls(
         let Some(mut data) = slice_from(buf, len) else {
             return MTLS_NULL_PARAM;
         };
+        let offered = data;
         let r = match &mut conn.phase {
-            Phase::Hello(a) => a.read_tls(&mut data),
+            Phase::Hello(a) => {
+                let r = a.read_tls(&mut data);
+                if let Ok(n) = r {
+                    let keep = n.min(HELLO_KEPT_MAX.saturating_sub(conn.hello_bytes.len()));
+                    conn.hello_bytes.extend_from_slice(offered.get(..keep).unwrap_or_default());
+                }
+                r
+            }
             Phase::Traffic(c) => c.read_tls(&mut data),
             _ => return MTLS_WRONG_PHASE,
         };
@@ -148,13 +168,28 @@ pub extern "C" fn mtls_conn_process(conn: *mut mtls_conn) -> mtls_result {
             Phase::Hello(a) => match a.accept() {
                 Ok(None) => MTLS_WOULD_BLOCK,
                 Ok(Some(accepted)) => {
+                    conn.hello_bytes = Vec::new();
                     let hello = accepted.client_hello();
                     conn.sni = hello.server_name().map(str::to_owned);
                     conn.alpn = hello.alpn().map(|it| it.map(<[u8]>::to_vec).collect()).unwrap_or_default();
                     conn.phase = Phase::Chosen(accepted);
                     MTLS_HELLO
                 }
-                Err((e, alert)) => conn.fail_with_alert(e, alert),
+                Err((e, alert)) => {
+                    let refused = match e {
+                        rustls::Error::InvalidMessage(InvalidMessage::InvalidServerName) => {
+                            refused_server_name(&conn.hello_bytes)
+                        }
+                        _ => None,
+                    };
+                    conn.hello_bytes = Vec::new();
+                    let rr = conn.fail_with_alert(e, alert);
+                    if refused.is_none() {
+                        return rr;
+                    }
+                    conn.refused_sni = refused;
+                    MTLS_PEER_BAD_SNI
+                }
             },
             Phase::Chosen(_) => MTLS_HELLO,
             Phase::Traffic(c) => match with_userdata(conn.userdata, || c.process_new_packets()) {
@@ -183,6 +218,27 @@ pub extern "C" fn mtls_conn_sni(conn: *const mtls_conn, name: *mut *const c_char
                 *len = 0;
             }
         }
+        MTLS_OK
+    })
+}
+
+/// After MTLS_PEER_BAD_SNI: the server name the client sent, exactly as sent (any bytes, NUL
+/// included; borrowed, not NUL-terminated, valid until the connection is freed).
+/// MTLS_INVALID when there is none.
+#[no_mangle]
+pub extern "C" fn mtls_conn_refused_sni(
+    conn: *const mtls_conn,
+    name: *mut *const u8,
+    len: *mut usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_ref!(conn);
+        let (name, len) = (try_mut!(name), try_mut!(len));
+        let Some(s) = &conn.refused_sni else {
+            return MTLS_INVALID;
+        };
+        *name = s.as_ptr();
+        *len = s.len();
         MTLS_OK
     })
 }

@@ -9,6 +9,7 @@
 mod certkey;
 mod config;
 mod conn;
+mod hello;
 mod result;
 mod session;
 mod x509;

@@ -38,6 +38,9 @@ pub enum mtls_result {
     MTLS_PEER_ALERT = 7203,
     MTLS_PEER_UNEXPECTED_EOF = 7204,
     MTLS_PEER_CERT = 7205,
+    /// The ClientHello's server name is not a DNS host name (e.g. "host:port"); the name is
+    /// in mtls_conn_refused_sni.
+    MTLS_PEER_BAD_SNI = 7206,
 
     /// Anything else rustls reported.
     MTLS_ERROR = 7300,
@@ -123,6 +126,7 @@ fn result_text(r: u32) -> &'static str {
         MTLS_PEER_ALERT => "peer sent a fatal alert",
         MTLS_PEER_UNEXPECTED_EOF => "peer closed the connection without close_notify",
         MTLS_PEER_CERT => "peer certificate invalid",
+        MTLS_PEER_BAD_SNI => "peer sent a server name (SNI) that is not a DNS host name",
         MTLS_ERROR => "TLS error",
     }
 }
