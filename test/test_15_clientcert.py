@@ -469,6 +469,56 @@ def test_conf_bad_crl(apache_factory, ca, pki, kind):
     assert not a.alive()
 
 
+def test_crl_file_with_nul_byte(apache_factory, ca, pki):
+    """A NUL byte between the lists of one TLSClientCRL file (PEM ignores
+    what lies between blocks), a second file after it: every list holds.
+    The files are joined by their sizes, not up to a NUL as C strings (that
+    lost what followed the NUL, and the bridge read past the copy)."""
+    d = harness.mkdtemp('tls-nulcrl-')
+    with open(pki['root_crl'], 'rb') as f:
+        root_crl = f.read()
+    with open(pki['inter_crl'], 'rb') as f:
+        inter_crl = f.read()
+    both = harness.write_file(os.path.join(d, 'both.crl.pem'),
+                              root_crl + b'\0\n' + inter_crl + b'\0trailing junk\n')
+    # a long tail after the NUL: read as C strings, the bridge read that far past the copy
+    # (a crash at startup)
+    again = harness.write_file(os.path.join(d, 'again.crl.pem'),
+                               b'\0\n' + b'# after a NUL\n' * 40000 + root_crl)
+    port = harness.free_port()
+    inner = f"""  TLSClientCertificate required
+  TLSClientCA {pki['root'].cert_path}
+  TLSClientCRL {both}
+  TLSClientCRL {again}"""
+    a = apache_factory(_vhost(port, ca.issue(['nulcrl.test']), inner, name='nulcrl.test'))
+    a.start()
+    for who in ('alice', 'chained'):
+        o = cc.curl_get(ca, port, '/index.html', host='nulcrl.test', client=pki[who])
+        assert (o.ok, o.status) == (True, 200), (who, o)
+    for who in ('revoked', 'inter_revoked_leaf', 'under_revoked_inter'):
+        offset = a.log_size()
+        o = cc.curl_get(ca, port, '/index.html', host='nulcrl.test', client=pki[who])
+        refused_with(a, o, REASONS[who], offset)
+
+
+def test_crl_nul_inside_a_list(apache_factory, ca, pki):
+    """A NUL byte inside a list's base64 breaks it: the start stops, naming
+    the file."""
+    with open(pki['root_crl'], 'rb') as f:
+        lines = f.read().split(b'\n')
+    lines[2] = lines[2][:10] + b'\0' + lines[2][11:]
+    path = harness.write_file(os.path.join(harness.mkdtemp('tls-nulcrl-'), 'broken.crl.pem'),
+                              b'\n'.join(lines))
+    port = harness.free_port()
+    inner = f"""  TLSClientCertificate required
+  TLSClientCA {pki['root'].cert_path}
+  TLSClientCRL {path}"""
+    a = apache_factory(_vhost(port, ca.issue(['bad.test']), inner, name='badcrl.test'))
+    rc, out = a.configtest()
+    assert rc != 0, out
+    assert path in out and 'badcrl.test' in out, out
+
+
 def test_conf_missing_files(apache_factory, ca, pki):
     port = harness.free_port()
     for inner in ('  TLSClientCA /nonexistent/ca.pem',
