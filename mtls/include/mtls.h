@@ -118,7 +118,8 @@ mtls_result mtls_server_config_builder_set_client_auth(mtls_server_config_builde
                                                        const uint8_t *ca_pem, size_t ca_len,
                                                        const uint8_t *crl_pem, size_t crl_len,
                                                        bool required, char *err, size_t err_len);
-/* The earliest nextUpdate (Unix seconds) of the CRLs in crl_pem; 0 when none has one. */
+/* The earliest nextUpdate (Unix seconds) of the CRLs in crl_pem (webpki requires every CRL to
+ * have one); 0 when crl_pem holds none. MTLS_CERT_BAD: a CRL does not parse. */
 mtls_result mtls_crl_next_update(const uint8_t *crl_pem, size_t crl_len, int64_t *secs);
 
 /* Consumes b, also on failure; err gets a sentence on failure. */
