@@ -93,9 +93,12 @@ static void tls_register_hooks(apr_pool_t *p)
     ap_hook_default_port(tls_var_default_port, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_post_read_request(tls_var_check_request, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_fixups(tls_var_fixups, NULL, NULL, APR_HOOK_MIDDLE);
+    /* Both per configuration, as mod_ssl's: one plain access_checker would make httpd redo
+     * authorization for every internal redirect and subrequest of the server. */
     ap_hook_check_authn(tls_clientauth_check_user, NULL, NULL, APR_HOOK_FIRST,
                         AP_AUTH_INTERNAL_PER_CONF);
-    ap_hook_access_checker(tls_clientauth_access, NULL, NULL, APR_HOOK_FIRST);
+    ap_hook_check_access(tls_clientauth_access, NULL, NULL, APR_HOOK_FIRST,
+                         AP_AUTH_INTERNAL_PER_CONF);
 }
 
 AP_DECLARE_MODULE(tls) = {

@@ -29,30 +29,43 @@ const char *tls_clientauth_key(apr_pool_t *p, const tls_srv_conf_t *sc)
     return key;
 }
 
-/* All TLSClientCRL files, one after the other. */
+/* All TLSClientCRL files, one after the other (each followed by a newline), joined by their
+ * sizes: a NUL byte in a file, which PEM ignores between blocks, must neither cut off what
+ * follows it nor leave the count larger than the copy. */
 static const char *read_crls(const tls_srv_conf_t *sc, apr_pool_t *p, const char **pem,
                              apr_size_t *len)
 {
-    const char *data, *err;
-    apr_size_t n;
-    int i;
+    int i, n = sc->client_crls ? sc->client_crls->nelts : 0;
+    const char **data = apr_pcalloc(p, sizeof(*data) * (apr_size_t)(n + 1)), *err;
+    apr_size_t *sizes = apr_pcalloc(p, sizeof(*sizes) * (apr_size_t)(n + 1)), total = 0;
+    char *joined;
 
     *pem = "";
     *len = 0;
-    for (i = 0; sc->client_crls && i < sc->client_crls->nelts; ++i) {
+    for (i = 0; i < n; ++i) {
         const char *path = APR_ARRAY_IDX(sc->client_crls, i, const char *);
         int64_t next;
-        if ((err = tls_cert_read_file(p, path, &data, &n))) {
+        if ((err = tls_cert_read_file(p, path, &data[i], &sizes[i]))) {
             return err;
         }
-        if (mtls_crl_next_update((const uint8_t *)data, n, &next) != MTLS_OK) {
+        if (mtls_crl_next_update((const uint8_t *)data[i], sizes[i], &next) != MTLS_OK) {
             return apr_psprintf(p, "TLSClientCRL '%s' does not parse as PEM 'X509 CRL' blocks; "
                                 "a broken list would silently disable revocation checks",
                                 path);
         }
-        *pem = apr_pstrcat(p, *pem, data, "\n", NULL);
-        *len += n + 1;
+        total += sizes[i] + 1;
     }
+    if (!total) {
+        return NULL;
+    }
+    joined = apr_palloc(p, total);
+    for (i = 0, total = 0; i < n; ++i) {
+        memcpy(joined + total, data[i], sizes[i]);
+        total += sizes[i];
+        joined[total++] = '\n';
+    }
+    *pem = joined;
+    *len = total;
     return NULL;
 }
 

@@ -69,7 +69,11 @@ static int server_der(const tls_conn_t *tc, const uint8_t **der, size_t *len)
                                     der, len) == MTLS_OK;
 }
 
-static const char *cert_var(apr_pool_t *p, const uint8_t *der, size_t len, const char *field)
+/* A certificate field as the bridge formats it (escaped as mod_ssl does). A value whose
+ * length disagrees with strlen carries a NUL that would shorten it for every C reader
+ * (a user name, a Require, a CGI script): it counts as unset. */
+static const char *cert_var(apr_pool_t *p, conn_rec *c, const uint8_t *der, size_t len,
+                            const char *field)
 {
     char stack[TLS_FIELD_MAX], *buf = stack;
     size_t n = 0;
@@ -85,7 +89,15 @@ static const char *cert_var(apr_pool_t *p, const uint8_t *der, size_t len, const
         buf = apr_palloc(p, n + 1);
         rr = mtls_x509_field(der, len, field, now, buf, n + 1, &n);
     }
-    return rr == MTLS_OK ? apr_pstrmemdup(p, buf, n) : NULL;
+    if (rr != MTLS_OK) {
+        return NULL;
+    }
+    if (strlen(buf) != n) {
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, "tls: certificate field %s has a NUL "
+                      "byte among its %" APR_SIZE_T_FMT " bytes: treated as unset", field, n);
+        return NULL;
+    }
+    return apr_pstrmemdup(p, buf, n);
 }
 
 static const char *client_var(apr_pool_t *p, const tls_conn_t *tc, const char *field)
@@ -107,7 +119,7 @@ static const char *client_var(apr_pool_t *p, const tls_conn_t *tc, const char *f
         return (!*end && end != field && n >= 0 && peer_der(tc, (size_t)n + 1, &der, &len))
                ? tls_cert_pem(p, der, len) : NULL;
     }
-    return peer_der(tc, 0, &der, &len) ? cert_var(p, der, len, field) : NULL;
+    return peer_der(tc, 0, &der, &len) ? cert_var(p, tc->c, der, len, field) : NULL;
 }
 
 /* The symmetric key size of a suite, from its name: every suite rustls offers is AES-128,
@@ -173,15 +185,16 @@ static const char *lookup(apr_pool_t *p, const tls_conn_t *tc, const char *name)
         return client_var(p, tc, name + 7);
     }
     if (!strncmp(name, "SERVER_", 7) && server_der(tc, &der, &len)) {
-        return cert_var(p, der, len, name + 7);
+        return cert_var(p, tc->c, der, len, name + 7);
     }
     return NULL;
 }
 
-/* Exports what StdEnvVars exports of one certificate, from one parse of it. */
+/* Exports what StdEnvVars exports of one certificate, from one parse of it: "NAME\tvalue\n"
+ * lines, whose values the bridge escaped (no tab, newline or NUL inside a value). */
 static void export_cert(request_rec *r, const char *prefix, const uint8_t *der, size_t len)
 {
-    char *lines = (char *)cert_var(r->pool, der, len, "ENV"), *line, *last, *tab;
+    char *lines = (char *)cert_var(r->pool, r->connection, der, len, "ENV"), *line, *last, *tab;
 
     for (line = lines ? apr_strtok(lines, "\n", &last) : NULL; line;
          line = apr_strtok(NULL, "\n", &last)) {

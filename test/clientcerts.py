@@ -87,6 +87,20 @@ def cert_pem(cert):
     return cert.public_bytes(serialization.Encoding.PEM)
 
 
+def _der(tag, content):
+    n = len(content)
+    size = bytes([n]) if n < 0x80 else bytes([0x80 | len(n.to_bytes(4, 'big').lstrip(b'\0'))]) \
+        + n.to_bytes(4, 'big').lstrip(b'\0')
+    return bytes([tag]) + size + content
+
+
+def raw_san_der(dns=(), email=()):
+    """A SubjectAltName extension value (GeneralNames) with the names as
+    given, as latin-1 bytes: dNSName [2] and rfc822Name [1] IA5Strings."""
+    return _der(0x30, b''.join([_der(0x82, n.encode('latin-1')) for n in dns]
+                               + [_der(0x81, m.encode('latin-1')) for m in email]))
+
+
 class Issued:
     """A certificate and its key on disk. `chain_path` holds the certificate
     followed by the issuing intermediates (what a client sends)."""
@@ -233,10 +247,12 @@ authorityKeyIdentifier = keyid:always
     # -- issuing
 
     def issue(self, subject, key_type='ec', eku=(CLIENT_AUTH,), san_dns=(), san_email=(),
-              not_before=None, not_after=None, serial=None, label=None):
+              not_before=None, not_after=None, serial=None, label=None, raw_san=False):
         """Issue a leaf certificate. `eku` None leaves the extension out.
         Dates default to valid from yesterday for a year (plus half a day,
-        so that day counts are not on a boundary)."""
+        so that day counts are not on a boundary). `raw_san` writes the SANs
+        byte for byte, unchecked (cryptography refuses e.g. a newline in an
+        e-mail address): for hostile names."""
         t = now()
         key = new_key(key_type)
         self._n += 1
@@ -254,9 +270,13 @@ authorityKeyIdentifier = keyid:always
                  self.key.public_key()), critical=False))
         if eku:
             b = b.add_extension(x509.ExtendedKeyUsage(list(eku)), critical=False)
-        names = ([x509.DNSName(n) for n in san_dns]
-                 + [x509.RFC822Name(m) for m in san_email])
-        if names:
+        if raw_san:
+            b = b.add_extension(x509.UnrecognizedExtension(
+                x509.oid.ExtensionOID.SUBJECT_ALTERNATIVE_NAME,
+                raw_san_der(san_dns, san_email)), critical=False)
+        elif san_dns or san_email:
+            names = ([x509.DNSName(n) for n in san_dns]
+                     + [x509.RFC822Name(m) for m in san_email])
             b = b.add_extension(x509.SubjectAlternativeName(names), critical=False)
         cert = b.sign(self.key, _sig_hash(self.key))
         base = os.path.join(self.dir, label)

@@ -319,6 +319,49 @@ def test_user_name(ca, server, pki, allow_log):
     assert 'user.test bob@example.org 200 /cgi-email/env.py' in lines, log
 
 
+def _authz_runs(a, port, path, client, status=200):
+    """How often authz_core decided (its debug line AH01626) for one request."""
+    offset = a.log_size()
+    o = cc.curl_get(a.ca, port, path, host='authz.test', client=client)
+    assert (o.ok, o.status) == (True, status), (path, o)
+    n, deadline = -1, time.time() + 2
+    while time.time() < deadline:
+        lines = [ln for ln in a.log_lines(offset) if 'AH01626' in ln and 'Require all' in ln]
+        if len(lines) == n:
+            return n
+        n = len(lines)
+        time.sleep(0.2)
+    return n
+
+
+def test_auth_shortcut_for_internal_requests(apache_factory, ca, pki, docroot):
+    """The user hook runs as a per-configuration access check
+    (AP_AUTH_INTERNAL_PER_CONF), as mod_ssl's: httpd then skips
+    authorization for an internal redirect whose configuration is its
+    parent's, also into another directory (here an ErrorDocument). One
+    plain access_checker hook turned that off for every request of the
+    server, TLS or not."""
+    sub = os.path.join(docroot, 'authz-sub')
+    os.makedirs(sub, exist_ok=True)
+    os.chmod(sub, 0o755)
+    harness.write_file(os.path.join(sub, 'missing.txt'), 'not here\n')
+    port = harness.free_port()
+    inner = f"""  TLSClientCertificate required
+  TLSClientCA {pki['root'].cert_path}
+  TLSUserName SSL_CLIENT_S_DN_CN
+  ErrorDocument 404 /authz-sub/missing.txt
+  LogLevel warn tls:info authz_core:debug"""
+    a = apache_factory(_vhost(port, ca.issue(['authz.test']), inner, name='authz.test'))
+    a.ca = ca
+    a.start()
+    assert _authz_runs(a, port, '/hello.txt', pki['alice']) == 1, a.read_log()
+    assert _authz_runs(a, port, '/nothere.txt', pki['alice'], 404) == 1, a.read_log()
+    # and TLSUserName still names the user
+    env = env_of(cc.curl_get(ca, port, '/cgi-bin/env.py', host='authz.test',
+                             client=pki['alice']))
+    assert env.get('REMOTE_USER') == 'alice', env
+
+
 def test_user_name_not_set_elsewhere(ca, server, pki):
     """TLSUserName is per vhost/directory: req.test has none."""
     env = env_of(cc.curl_get(ca, server.port, '/cgi-bin/env.py', host='req.test',
@@ -467,6 +510,56 @@ def test_conf_bad_crl(apache_factory, ca, pki, kind):
     rc, out = a.start(check=False)
     assert rc != 0, out
     assert not a.alive()
+
+
+def test_crl_file_with_nul_byte(apache_factory, ca, pki):
+    """A NUL byte between the lists of one TLSClientCRL file (PEM ignores
+    what lies between blocks), a second file after it: every list holds.
+    The files are joined by their sizes, not up to a NUL as C strings (that
+    lost what followed the NUL, and the bridge read past the copy)."""
+    d = harness.mkdtemp('tls-nulcrl-')
+    with open(pki['root_crl'], 'rb') as f:
+        root_crl = f.read()
+    with open(pki['inter_crl'], 'rb') as f:
+        inter_crl = f.read()
+    both = harness.write_file(os.path.join(d, 'both.crl.pem'),
+                              root_crl + b'\0\n' + inter_crl + b'\0trailing junk\n')
+    # a long tail after the NUL: read as C strings, the bridge read that far past the copy
+    # (a crash at startup)
+    again = harness.write_file(os.path.join(d, 'again.crl.pem'),
+                               b'\0\n' + b'# after a NUL\n' * 40000 + root_crl)
+    port = harness.free_port()
+    inner = f"""  TLSClientCertificate required
+  TLSClientCA {pki['root'].cert_path}
+  TLSClientCRL {both}
+  TLSClientCRL {again}"""
+    a = apache_factory(_vhost(port, ca.issue(['nulcrl.test']), inner, name='nulcrl.test'))
+    a.start()
+    for who in ('alice', 'chained'):
+        o = cc.curl_get(ca, port, '/index.html', host='nulcrl.test', client=pki[who])
+        assert (o.ok, o.status) == (True, 200), (who, o)
+    for who in ('revoked', 'inter_revoked_leaf', 'under_revoked_inter'):
+        offset = a.log_size()
+        o = cc.curl_get(ca, port, '/index.html', host='nulcrl.test', client=pki[who])
+        refused_with(a, o, REASONS[who], offset)
+
+
+def test_crl_nul_inside_a_list(apache_factory, ca, pki):
+    """A NUL byte inside a list's base64 breaks it: the start stops, naming
+    the file."""
+    with open(pki['root_crl'], 'rb') as f:
+        lines = f.read().split(b'\n')
+    lines[2] = lines[2][:10] + b'\0' + lines[2][11:]
+    path = harness.write_file(os.path.join(harness.mkdtemp('tls-nulcrl-'), 'broken.crl.pem'),
+                              b'\n'.join(lines))
+    port = harness.free_port()
+    inner = f"""  TLSClientCertificate required
+  TLSClientCA {pki['root'].cert_path}
+  TLSClientCRL {path}"""
+    a = apache_factory(_vhost(port, ca.issue(['bad.test']), inner, name='badcrl.test'))
+    rc, out = a.configtest()
+    assert rc != 0, out
+    assert path in out and 'badcrl.test' in out, out
 
 
 def test_conf_missing_files(apache_factory, ca, pki):

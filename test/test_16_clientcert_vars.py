@@ -15,6 +15,12 @@ Left out of the comparison, on purpose:
   environment; mod_ssl has it by lookup only) is fine.
 V_REMAIN is compared: the certificates end half a day off a whole day, so
 the seconds between the two requests cannot change the day count.
+
+Hostile certificates (issued by the trusted client CA) put a NUL, newlines,
+tabs and other control characters into SANs and DN parts: mod_ssl escapes
+them (OpenSSL's ASN1_STRFLGS_ESC_CTRL: a NUL is `\\00`, a newline `\\0A`),
+and so must mod_tls, or a NUL would cut `alice@...\\0.mallory.test` down to
+`alice@...` for every C reader (TLSUserName, Require, CGI scripts).
 """
 import json
 import os
@@ -55,7 +61,8 @@ BY_LOWER = {v.lower(): v for v in LOOKUP_VARS}
 
 # %{VAR}x items of the comparison LogFormat (after the port, before %u)
 LOG_VARS = ['SSL_CLIENT_S_DN_CN', 'SSL_CLIENT_VERIFY', 'SSL_CLIENT_M_SERIAL', 'SSL_CLIENT_S_DN',
-            'SSL_CLIENT_I_DN', 'SSL_CLIENT_V_END', 'SSL_SERVER_S_DN_O', 'SSL_SERVER_M_SERIAL']
+            'SSL_CLIENT_I_DN', 'SSL_CLIENT_V_END', 'SSL_SERVER_S_DN_O', 'SSL_SERVER_M_SERIAL',
+            'SSL_CLIENT_SAN_Email_0', 'SSL_CLIENT_SAN_DNS_0', 'SSL_CLIENT_S_DN_OU']
 
 # outside SSL_CLIENT_* / SSL_SERVER_*, these must agree too
 OTHER_SAME = ['HTTPS', 'SSL_PROTOCOL', 'SSL_TLS_SNI', 'SSL_SESSION_RESUMED', 'REMOTE_USER']
@@ -64,6 +71,10 @@ MODSSL_ONLY = {'SSL_CLIENT_CERT_RFC4523_CEA'}
 
 COMMON_CLIENTS = ['alice', 'rsa', 'chained', 'ed25519']
 UNUSUAL_CLIENTS = ['utf8', 'escapes', 'more_attrs', 'multi_rdn', 'bmp']
+# control characters in SANs and DN parts, from the trusted CA
+HOSTILE_CLIENTS = ['nul_san', 'ctrl_san', 'ctrl_dn']
+# the identity the hostile SANs pretend to be (alice's first SAN e-mail)
+ALICE_EMAIL = 'alice@client.example'
 
 
 @pytest.fixture(scope='module')
@@ -132,6 +143,23 @@ def pki():
             x509.NameAttribute(NameOID.ORGANIZATION_NAME, 'BMP Örg', _type=_ASN1Type.BMPString),
             x509.NameAttribute(NameOID.COMMON_NAME, 'bmp-user')]), label='bmp',
             serial=sn()),
+        # hostile names: a NUL makes C see alice's address and host name
+        'nul_san': root.issue(
+            cc.dn(O='Client Org', CN='mallory'),
+            san_email=[ALICE_EMAIL + '\0.mallory.test', 'm@client.example'],
+            san_dns=['alice.client.example\0.mallory.test'], label='nulsan', serial=sn(),
+            raw_san=True),
+        # lines and tabs that would forge "NAME\tvalue" lines of the environment export
+        'ctrl_san': root.issue(
+            cc.dn(O='Client Org', CN='eve'),
+            san_email=['eve@client.example\nSAN_Email_1\tadmin@client.example',
+                       'back\\slash@client.example'],
+            san_dns=['eve.client.example\tx\r\x7f\x1b[0m', 'ok.client.example'],
+            label='ctrlsan', serial=sn(), raw_san=True),
+        'ctrl_dn': root.issue(
+            cc.dn(O='Client Org\nS_DN_CN\talice', OU='a\tb\x00c', L='\x1b[31mred\x7f',
+                  CN='eve\r\nX-Injected: 1', emailAddress='eve@client.example\x00x'),
+            label='ctrldn', serial=sn()),
     }
     return p
 
@@ -144,7 +172,16 @@ def server(docroot, module_path, pki):
     var_log = os.path.join(logdir, 'vars.log')
     headers = '\n'.join(f'Header always set X-V-{v} "%{{{v}}}s"' for v in LOOKUP_VARS)
     log_items = '|'.join(['%{local}p'] + [f'%{{{v}}}x' for v in LOG_VARS] + ['%u', '%U%q'])
+
+    def admin(user_name):
+        # the user is alice's first SAN e-mail, and only alice may pass
+        return f"""  <Location /admin.txt>
+    {user_name} SSL_CLIENT_SAN_Email_0
+    Require user {ALICE_EMAIL}
+  </Location>"""
     body = f"""
+LoadModule authz_user_module {harness.MODULES_DIR}/mod_authz_user.so
+Alias /admin.txt "{docroot}/hello.txt"
 Listen 127.0.0.1:{tls_port}
 Listen 127.0.0.1:{ssl_port}
 TLSEngine 127.0.0.1:{tls_port}
@@ -169,6 +206,7 @@ CustomLog "{var_log}" varfmt
   TLSClientCertificate required
   TLSOptions +StdEnvVars +ExportCertData
   TLSUserName SSL_CLIENT_S_DN_CN
+{admin('TLSUserName')}
 </VirtualHost>
 
 <VirtualHost 127.0.0.1:{ssl_port}>
@@ -181,6 +219,7 @@ CustomLog "{var_log}" varfmt
   SSLVerifyDepth 5
   SSLOptions +StdEnvVars +ExportCertData
   SSLUserName SSL_CLIENT_S_DN_CN
+{admin('SSLUserName')}
 </VirtualHost>
 """
     a = harness.Apache(body, docroot, ssl=True, name='modssl-cmp')
@@ -454,3 +493,87 @@ def test_unusual_subject_env_names(server, pki, who):
     missing = only_in_mod_ssl(tls_env, ssl_env)
     assert not missing, f'{who}: only in mod_ssl\'s environment: ' + ', '.join(
         f'{k}={ssl_env[k]!r}' for k in missing)
+
+
+# --------------------------------------------------------------------------
+# control characters in names (a NUL, newlines, tabs, ESC, DEL)
+
+def _no_controls(values):
+    return {k: v for k, v in values.items()
+            if "BEGIN CERTIFICATE" not in (v or "") and re.search(r"[\x00-\x1f\x7f]", v or "")}
+
+
+@pytest.mark.parametrize('who', HOSTILE_CLIENTS)
+def test_control_characters_escaped(server, pki, who):
+    """Every value is the one mod_ssl gives, escaped (a NUL is \\00, a
+    newline \\0A, a tab \\09, a backslash \\\\), in the CGI environment and
+    by lookup; no raw control character reaches either, and no variable
+    is forged from a line or tab inside a name."""
+    tls_env, ssl_env = both_env(server, pki, who)
+    tls_h, ssl_h = both_headers(server, pki, who)
+    diffs = value_diffs(cert_vars(tls_env), cert_vars(ssl_env))
+    hdiffs = lookup_diffs(tls_h, ssl_h, [k for k in CLIENT_VARS if 'CHAIN' not in k])
+    assert not diffs and not hdiffs, (
+        f'{who}:\nCGI environment:\n{fmt(diffs)}\nlookup:\n{fmt(hdiffs)}')
+    assert not _no_controls(cert_vars(tls_env)) and not _no_controls(tls_h)
+    t, s = same_meaning(cert_vars(tls_env), cert_vars(ssl_env))
+    assert not only_in_mod_ssl(tls_env, ssl_env)
+    # mod_tls exports SSL_SERVER_V_REMAIN besides mod_ssl's (see the top)
+    assert set(t) - set(s) <= {'SSL_SERVER_V_REMAIN'}, sorted(set(t) - set(s))
+
+
+def test_control_characters_expected_values(server, pki):
+    """The escapes stated outright, as mod_ssl (OpenSSL) writes them."""
+    expected = {
+        'nul_san': {
+            'SSL_CLIENT_SAN_Email_0': ALICE_EMAIL + '\\00.mallory.test',
+            'SSL_CLIENT_SAN_Email_1': 'm@client.example',
+            'SSL_CLIENT_SAN_DNS_0': 'alice.client.example\\00.mallory.test',
+        },
+        'ctrl_san': {
+            'SSL_CLIENT_SAN_Email_0': 'eve@client.example\\0ASAN_Email_1\\09admin@client.example',
+            'SSL_CLIENT_SAN_Email_1': 'back\\\\slash@client.example',
+            'SSL_CLIENT_SAN_DNS_0': 'eve.client.example\\09x\\0D\\7F\\1B[0m',
+        },
+        'ctrl_dn': {
+            'SSL_CLIENT_S_DN_O': 'Client Org\\0AS_DN_CN\\09alice',
+            'SSL_CLIENT_S_DN_OU': 'a\\09b\\00c',
+            'SSL_CLIENT_S_DN_L': '\\1B[31mred\\7F',
+            'SSL_CLIENT_S_DN_CN': 'eve\\0D\\0AX-Injected: 1',
+            'SSL_CLIENT_S_DN_Email': 'eve@client.example\\00x',
+        },
+    }
+    for who, values in expected.items():
+        tls_env, ssl_env = both_env(server, pki, who)
+        assert {k: ssl_env.get(k) for k in values} == values, who
+        assert {k: tls_env.get(k) for k in values} == values, who
+
+
+def test_nul_in_san_is_not_the_user(server, pki, allow_log):
+    """TLSUserName SSL_CLIENT_SAN_Email_0 with `Require user alice@...`:
+    alice passes; a certificate for `alice@...\\0.mallory.test` does not
+    (mod_ssl: 403), and both log the same, escaped, user."""
+    allow_log(r'AH01630', r'AH01631')  # the hostile certificate is denied
+    for who, status in (('alice', 200), ('nul_san', 403)):
+        for port in (server.tls_port, server.ssl_port):
+            o = cc.curl_get(pki['srv_root'], port, f'/admin.txt?{who}', host='a.test',
+                            client=pki[who])
+            assert (o.ok, o.status) == (True, status), (who, port, o)
+    for who, user in (('alice', ALICE_EMAIL), ('nul_san', ALICE_EMAIL + '\\\\00.mallory.test')):
+        tls_lines, ssl_lines = _by_port(server, _log_lines(server, f'/admin.txt?{who}', 2))
+        assert ssl_lines and ssl_lines[-1].split('|')[-2] == user, ssl_lines
+        assert tls_lines and tls_lines[-1] == ssl_lines[-1], (
+            f'mod_ssl: {ssl_lines[-1]!r}\nmod_tls: {tls_lines[-1]!r}')
+
+
+@pytest.mark.parametrize('who', HOSTILE_CLIENTS)
+def test_control_characters_log_format(server, pki, who):
+    """%{SSL_CLIENT_SAN_Email_0}x and the other %{VAR}x of the LogFormat
+    write what mod_ssl's write."""
+    path = f'/index.html?log-{who}'
+    for port in (server.tls_port, server.ssl_port):
+        o = cc.curl_get(pki['srv_root'], port, path, host='a.test', client=pki[who])
+        assert (o.ok, o.status) == (True, 200), o
+    tls_lines, ssl_lines = _by_port(server, _log_lines(server, path, 2))
+    assert ssl_lines and tls_lines == ssl_lines, (
+        f'mod_ssl: {ssl_lines!r}\nmod_tls: {tls_lines!r}')

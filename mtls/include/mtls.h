@@ -121,7 +121,8 @@ mtls_result mtls_server_config_builder_set_client_auth(mtls_server_config_builde
                                                        const uint8_t *ca_pem, size_t ca_len,
                                                        const uint8_t *crl_pem, size_t crl_len,
                                                        bool required, char *err, size_t err_len);
-/* The earliest nextUpdate (Unix seconds) of the CRLs in crl_pem; 0 when none has one. */
+/* The earliest nextUpdate (Unix seconds) of the CRLs in crl_pem (webpki requires every CRL to
+ * have one); 0 when crl_pem holds none. MTLS_CERT_BAD: a CRL does not parse. */
 mtls_result mtls_crl_next_update(const uint8_t *crl_pem, size_t crl_len, int64_t *secs);
 
 /* Consumes b, also on failure; err gets a sentence on failure. */
@@ -201,7 +202,9 @@ void mtls_conn_error(const mtls_conn *conn, char *buf, size_t len);
 /* A field by its variable name without the SSL_CLIENT_/SSL_SERVER_ prefix ("S_DN", "S_DN_CN",
  * "I_DN_O", "M_SERIAL", "M_VERSION", "V_START", "V_END", "V_REMAIN", "A_SIG", "A_KEY",
  * "SAN_DNS_0", "SAN_Email_0", ...), formatted as mod_ssl formats it, NUL-terminated into buf.
- * "ENV" gives all that mod_ssl's StdEnvVars exports, as "NAME\tvalue\n" lines.
+ * "ENV" gives all that mod_ssl's StdEnvVars exports, as "NAME\tvalue\n" lines. Every value is
+ * escaped as mod_ssl escapes names (a control character as "\\XX": a NUL is "\\00", a newline
+ * "\\0A"; a backslash doubled), so none holds a NUL, tab or newline: *out_len == strlen(buf).
  * now (Unix seconds) is for V_REMAIN. MTLS_INVALID: no such field in this certificate (or
  * buf too small: *out_len says how long it is). */
 mtls_result mtls_x509_field(const uint8_t *der, size_t der_len, const char *name, int64_t now,

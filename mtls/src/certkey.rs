@@ -8,6 +8,8 @@ use rustls::sign::CertifiedKey;
 use rustls::InconsistentKeys;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use x509_parser::certificate::X509CertificateParser;
+use x509_parser::nom::Parser;
 
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, try_ref, write_cstr};
@@ -160,7 +162,10 @@ pub extern "C" fn mtls_certkey_not_after(ck: *const mtls_certkey, secs: *mut i64
         let Some(leaf) = ck.key.cert.first() else {
             return MTLS_CERT_NONE;
         };
-        match x509_parser::parse_x509_certificate(leaf.as_ref()) {
+        // Extensions left unparsed: x509-parser keeps its extension parsers in a lazy table,
+        // and this runs in the Apache parent, where statics do not outlive a restart (see
+        // crl_next_update in config.rs).
+        match X509CertificateParser::new().with_deep_parse_extensions(false).parse(leaf.as_ref()) {
             Ok((_, cert)) => {
                 unsafe { *secs = cert.validity().not_after.timestamp() };
                 MTLS_OK

@@ -11,6 +11,8 @@ use rustls::server::WebPkiClientVerifier;
 use rustls::{RootCertStore, ServerConfig, SignatureScheme, SupportedCipherSuite};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, CertificateRevocationListDer};
+use x509_parser::asn1_rs::{Any, FromDer, Tag};
+use x509_parser::time::ASN1Time;
 
 use crate::certkey::mtls_certkey;
 use crate::session::{
@@ -216,7 +218,8 @@ fn client_auth(ca_pem: &[u8], crl_pem: &[u8], required: bool) -> Result<ClientAu
     let mut crls = Vec::new();
     for c in CertificateRevocationListDer::pem_slice_iter(crl_pem) {
         let c = c.map_err(|e| format!("bad PEM in a CRL file: {e}"))?;
-        x509_parser::parse_x509_crl(c.as_ref()).map_err(|e| format!("a CRL does not parse: {e}"))?;
+        webpki::BorrowedCertRevocationList::from_der(c.as_ref())
+            .map_err(|e| format!("a CRL does not parse: {e}"))?;
         crls.push(c);
     }
     if !crl_pem.is_empty() && crls.is_empty() {
@@ -257,8 +260,38 @@ pub extern "C" fn mtls_server_config_builder_set_client_auth(
     })
 }
 
-/// The earliest nextUpdate (Unix seconds) of the CRLs in `crl_pem`, to warn about stale lists;
-/// 0 when none has one.
+/// A CRL's nextUpdate (Unix seconds), read from the head of its TBSCertList (version,
+/// signature, issuer, thisUpdate, nextUpdate). Not with x509-parser's whole-CRL parse: that
+/// builds a lazy table of extension parsers on first use, and this runs in the Apache parent,
+/// which unloads the module at every restart and loads it afresh, statics and all: the table
+/// was built again each time and the old one lost (1.3 KB per restart). Whether the CRL is
+/// valid is webpki's to say, as it is webpki that enforces it.
+fn crl_next_update(der: &[u8]) -> Option<i64> {
+    let (_, list) = Any::from_der(der).ok()?;
+    let (_, tbs) = Any::from_der(list.data).ok()?;
+    if list.tag() != Tag::Sequence || tbs.tag() != Tag::Sequence {
+        return None;
+    }
+    let mut rest = tbs.data;
+    let (after, first) = Any::from_der(rest).ok()?;
+    if first.tag() == Tag::Integer {
+        rest = after; // the version
+    }
+    for _ in 0..2 {
+        // the signature algorithm and the issuer
+        let (after, seq) = Any::from_der(rest).ok()?;
+        if seq.tag() != Tag::Sequence {
+            return None;
+        }
+        rest = after;
+    }
+    let (rest, _this_update) = ASN1Time::from_der(rest).ok()?;
+    let (_, next_update) = ASN1Time::from_der(rest).ok()?;
+    Some(next_update.timestamp())
+}
+
+/// The earliest nextUpdate (Unix seconds) of the CRLs in `crl_pem`, to warn about stale lists.
+/// webpki requires every CRL to have one; 0 when `crl_pem` holds no CRL.
 #[no_mangle]
 pub extern "C" fn mtls_crl_next_update(crl_pem: *const u8, crl_len: usize, secs: *mut i64) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
@@ -271,13 +304,14 @@ pub extern "C" fn mtls_crl_next_update(crl_pem: *const u8, crl_len: usize, secs:
             let Ok(c) = c else {
                 return MTLS_CERT_BAD;
             };
-            let Ok((_, crl)) = x509_parser::parse_x509_crl(c.as_ref()) else {
+            if webpki::BorrowedCertRevocationList::from_der(c.as_ref()).is_err() {
+                return MTLS_CERT_BAD;
+            }
+            let Some(t) = crl_next_update(c.as_ref()) else {
                 return MTLS_CERT_BAD;
             };
-            if let Some(t) = crl.next_update() {
-                if *secs == 0 || t.timestamp() < *secs {
-                    *secs = t.timestamp();
-                }
+            if *secs == 0 || t < *secs {
+                *secs = t;
             }
         }
         MTLS_OK

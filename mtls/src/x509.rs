@@ -1,6 +1,7 @@
 //! Certificate fields for the SSL_CLIENT_* / SSL_SERVER_* variables, formatted the way
 //! mod_ssl formats them so that existing configurations keep working. Parsing is x509-parser's.
 
+use std::borrow::Cow;
 use std::os::raw::c_char;
 
 use x509_parser::certificate::X509Certificate;
@@ -128,14 +129,25 @@ fn der_hex(any: &Any) -> String {
     out
 }
 
-/// Escapes backslashes and control characters, as OpenSSL's ASN1_STRFLGS_ESC_CTRL does;
-/// `rfc2253` adds the characters RFC 2253 reserves.
+fn is_ctrl(ch: char) -> bool {
+    (ch as u32) < 0x20 || ch as u32 == 0x7f
+}
+
+/// A control character as OpenSSL's ASN1_STRFLGS_ESC_CTRL writes it: `\00` for a NUL, `\0A`
+/// for a newline, `\7F` for DEL.
+fn push_ctrl(out: &mut String, ch: char) {
+    out.push_str(&format!("\\{:02X}", ch as u32));
+}
+
+/// Escapes backslashes and control characters, as OpenSSL's ASN1_STRFLGS_ESC_CTRL does (mod_ssl
+/// prints every name with it); `rfc2253` adds the characters RFC 2253 reserves. What comes out
+/// has no NUL, tab or newline: a C string of it is all of it, and an "ENV" line stays one line.
 fn escape(v: &str, rfc2253: bool) -> String {
     let mut out = String::with_capacity(v.len());
     let last = v.chars().count().saturating_sub(1);
     for (i, ch) in v.chars().enumerate() {
-        if (ch as u32) < 0x20 || ch as u32 == 0x7f {
-            out.push_str(&format!("\\{:02X}", ch as u32));
+        if is_ctrl(ch) {
+            push_ctrl(&mut out, ch);
             continue;
         }
         let special = ch == '\\'
@@ -149,6 +161,23 @@ fn escape(v: &str, rfc2253: bool) -> String {
         out.push(ch);
     }
     out
+}
+
+/// Control characters escaped, and nothing else: the last guard before a value leaves this
+/// file. Values built above are escaped already, and for them this changes nothing.
+fn escape_ctrl(v: &str) -> Cow<'_, str> {
+    if !v.chars().any(is_ctrl) {
+        return Cow::Borrowed(v);
+    }
+    let mut out = String::with_capacity(v.len() + 8);
+    for ch in v.chars() {
+        if is_ctrl(ch) {
+            push_ctrl(&mut out, ch);
+        } else {
+            out.push(ch);
+        }
+    }
+    Cow::Owned(out)
 }
 
 /// The DN as mod_ssl prints it: RFC 2253, everything in reverse order (most specific first,
@@ -207,9 +236,8 @@ const ENV_FIELDS: &[&str] = &["M_VERSION", "M_SERIAL", "V_START", "V_END", "V_RE
 fn env_lines(cert: &X509Certificate, now: i64) -> String {
     let mut out = String::new();
     let mut line = |k: &str, v: &str| {
-        // a tab or newline inside a value would break the line format; DNs escape them already
-        let v: String = v.chars().filter(|c| *c != '\t' && *c != '\n').collect();
-        out.push_str(&format!("{k}\t{v}\n"));
+        // values come escaped: a tab or newline in one cannot start a field or a line
+        out.push_str(&format!("{k}\t{}\n", escape_ctrl(v)));
     };
     for f in ENV_FIELDS {
         if let Some(v) = field(cert, f, now) {
@@ -265,14 +293,16 @@ fn algorithm_name(oid: &Oid) -> String {
         .unwrap_or_else(|| oid.to_id_string())
 }
 
+/// The idx-th DNS or e-mail SAN, escaped as mod_ssl escapes it: the IA5String may hold a NUL
+/// (`alice@example.org\0.mallory.test` must not reach C as `alice@example.org`).
 fn san(cert: &X509Certificate, email: bool, idx: usize) -> Option<String> {
     let ext = cert.subject_alternative_name().ok()??;
     ext.value
         .general_names
         .iter()
         .filter_map(|g| match (g, email) {
-            (GeneralName::DNSName(d), false) => Some(d.to_string()),
-            (GeneralName::RFC822Name(m), true) => Some(m.to_string()),
+            (GeneralName::DNSName(d), false) => Some(escape(d, false)),
+            (GeneralName::RFC822Name(m), true) => Some(escape(m, false)),
             _ => None,
         })
         .nth(idx)
@@ -336,6 +366,8 @@ pub extern "C" fn mtls_x509_field(
         let Some(value) = field(&cert, name, now) else {
             return MTLS_INVALID;
         };
+        // "ENV" escaped each value and needs its tabs and newlines; everything else has none
+        let value = if name == "ENV" { value } else { escape_ctrl(&value).into_owned() };
         unsafe { *out_len = value.len() };
         if value.len() >= buf_len {
             return MTLS_INVALID;
