@@ -2,6 +2,7 @@
  * check happen in the bridge; here we read files, cache, tie lifetimes to pconf and say
  * what went wrong in the admin's terms. */
 #include <httpd.h>
+#include <string.h>
 #include <apr_base64.h>
 #include <apr_file_io.h>
 #include <apr_strings.h>
@@ -64,6 +65,9 @@ const char *tls_cert_load(tls_global_t *global, apr_pool_t *pconf, apr_pool_t *p
     detail[0] = '\0';
     rr = mtls_certkey_load((const uint8_t *)cert, cert_len, (const uint8_t *)key, key_len,
                            ck, detail, sizeof(detail));
+    /* The bridge holds what it needs; the PEM key read here must not linger in ptemp's
+     * freed memory (read above into buffers of ours, so writable). */
+    explicit_bzero((char *)key, key_len);
     switch (rr) {
     case MTLS_OK:
         break;

@@ -6,8 +6,11 @@ use std::sync::Arc;
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::sign::CertifiedKey;
 use rustls::InconsistentKeys;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, ServerName};
+use rustls_pki_types::pem::{PemObject, SectionKind};
+use rustls_pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer, ServerName,
+};
+use zeroize::{Zeroize, Zeroizing};
 use x509_parser::certificate::X509CertificateParser;
 use x509_parser::nom::Parser;
 
@@ -43,9 +46,19 @@ fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, (mtls_result, S
                 .into(),
         ));
     }
-    let der = match PrivateKeyDer::from_pem_slice(key_pem) {
-        Ok(k) => k,
-        Err(_) => return Err((MTLS_KEY_NONE, "no PEM private key block found".into())),
+    // The DER lives in a buffer zeroed when dropped and is lent to the key parser, so no copy
+    // of the private key outlives the load here (ring's own key object is beyond reach).
+    let Some((kind, der)) = <(SectionKind, Vec<u8>)>::pem_slice_iter(key_pem)
+        .filter_map(Result::ok)
+        .find(|(kind, _)| matches!(kind, SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey))
+    else {
+        return Err((MTLS_KEY_NONE, "no PEM private key block found".into()));
+    };
+    let der = Zeroizing::new(der);
+    let der: PrivateKeyDer<'_> = match kind {
+        SectionKind::RsaPrivateKey => PrivatePkcs1KeyDer::from(&der[..]).into(),
+        SectionKind::EcPrivateKey => PrivateSec1KeyDer::from(&der[..]).into(),
+        _ => PrivatePkcs8KeyDer::from(&der[..]).into(),
     };
     let signer = any_supported_type(&der).map_err(|e| {
         (MTLS_KEY_UNSUPPORTED, format!("private key not usable: {e} (RSA, ECDSA P-256/P-384 and Ed25519 are)"))
@@ -60,6 +73,16 @@ fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, (mtls_result, S
         Err(rustls::Error::InconsistentKeys(_)) => Ok(ck),
         Err(e) => Err((MTLS_CERT_BAD, format!("the certificate does not parse: {e}"))),
     }
+}
+
+/// Overwrites the stack below the caller, where parsing the key left copies of secret
+/// bytes (ring works on the key material in stack buffers). Startup only, so the cost does not
+/// matter.
+#[inline(never)]
+fn scrub_stack() {
+    let mut below = [0u8; 64 * 1024];
+    below.zeroize();
+    std::hint::black_box(&below);
 }
 
 /// Loads a PEM chain (leaf first) and its PEM private key. On failure, a sentence for the admin
@@ -81,7 +104,9 @@ pub extern "C" fn mtls_certkey_load(
         if out.is_null() {
             return MTLS_NULL_PARAM;
         }
-        match load(cert, key) {
+        let loaded = load(cert, key);
+        scrub_stack();
+        match loaded {
             Ok(ck) => {
                 let boxed = Box::new(mtls_certkey { key: Arc::new(ck) });
                 unsafe { *out = Box::into_raw(boxed) };
