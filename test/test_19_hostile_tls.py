@@ -1,17 +1,21 @@
 """Hostile TLS 1.3 input that Python's ssl cannot send, over the hand-made client in
-tls13_client.py: oversized records after the handshake. Each bad client gets its alert and one
-info line, never a warn or error one, and the server goes on serving."""
+tls13_client.py: oversized records after the handshake, a first handshake message that is no
+ClientHello. Each bad client gets its alert and one info line, never a warn or error one, and
+the server goes on serving."""
 import hashlib
 import os
 import re
+import socket
+import struct
 import time
 
 import pytest
 
 import harness
-from tls13_client import ALERT, APPLICATION_DATA, Tls13Client
+from tls13_client import (ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, Tls13Client,
+                          alert_record, client_hello, extension, u8, u16, u24)
 
-RECORD_OVERFLOW, DECODE_ERROR = 22, 50
+UNEXPECTED_MESSAGE, RECORD_OVERFLOW, DECODE_ERROR = 10, 22, 50
 
 
 @pytest.fixture(scope='module')
@@ -92,3 +96,70 @@ def test_record_of_2_14_is_fine(server):
     data = b''.join(p for t, p in c.records_until_close() if t == APPLICATION_DATA)
     assert data.startswith(b'HTTP/1.1 200 '), data[:100]
     assert hashlib.sha256(body).hexdigest().encode() in data
+
+
+# ---- a first message that is no ClientHello ------------------------------------------------
+
+def record(typ, payload):
+    return struct.pack('!BHH', typ, 0x0301, len(payload)) + payload
+
+
+def server_hello():
+    body = (struct.pack('!H', 0x0303) + os.urandom(32) + u8(b'') + struct.pack('!H', 0x1301)
+            + b'\0' + u16(extension(43, struct.pack('!H', 0x0304))))
+    return record(HANDSHAKE, bytes([2]) + u24(body))
+
+
+def half_hello_then(typ, payload):
+    """The first 40 bytes of a ClientHello, then a record of another type."""
+    return record(HANDSHAKE, client_hello()[:40]) + record(typ, payload)
+
+
+def send_first(port, data):
+    """Sends data as a client's first bytes; returns all the server sent before closing."""
+    s = socket.create_connection(('127.0.0.1', port), timeout=10)
+    got = b''
+    try:
+        s.sendall(data)
+        while (chunk := s.recv(4096)):
+            got += chunk
+    except ConnectionResetError:
+        pass
+    finally:
+        s.close()
+    return got
+
+
+@pytest.mark.parametrize('data,alert,detail', [
+    pytest.param(server_hello(), UNEXPECTED_MESSAGE, 'got ServerHello when expecting ClientHello',
+                 id='server-hello'),
+    pytest.param(record(HANDSHAKE, bytes([11]) + u24(u24(b''))), UNEXPECTED_MESSAGE,
+                 'got Certificate when expecting ClientHello', id='certificate'),
+    pytest.param(record(HANDSHAKE, bytes([99]) + u24(b'abc')), UNEXPECTED_MESSAGE,
+                 'got HandshakeType(0x63) when expecting ClientHello', id='unknown-type'),
+    pytest.param(record(HANDSHAKE, b'\xff' * 5), DECODE_ERROR, 'HandshakePayloadTooLarge',
+                 id='length-over-64k'),
+    pytest.param(record(CHANGE_CIPHER_SPEC, b'\x01'), UNEXPECTED_MESSAGE,
+                 'got ChangeCipherSpec when expecting Handshake', id='change-cipher-spec'),
+    pytest.param(record(APPLICATION_DATA, b'abcd'), UNEXPECTED_MESSAGE,
+                 'got ApplicationData when expecting Handshake', id='application-data'),
+    pytest.param(half_hello_then(CHANGE_CIPHER_SPEC, b'\x01'), UNEXPECTED_MESSAGE,
+                 'MessageInterleavedWithHandshakeMessage', id='interleaved'),
+    # rustls answered these before: a body that does not parse as its type
+    pytest.param(record(HANDSHAKE, bytes([2, 0, 0, 0])), DECODE_ERROR, 'MissingData',
+                 id='server-hello-empty'),
+    pytest.param(record(HANDSHAKE, bytes([1]) + u24(b'\x03')), DECODE_ERROR, 'MissingData',
+                 id='client-hello-short'),
+])
+def test_not_a_client_hello_gets_alert(server, data, alert, detail):
+    offset = server.log_size()
+    assert send_first(server.port, data) == alert_record(alert)
+    assert_one_info_line(server, offset, detail)
+    assert_serves(server)
+
+
+def test_alert_first_gets_none(server):
+    """A client that opens with an alert is answered with none (RFC 8446 section 6)."""
+    offset = server.log_size()
+    assert send_first(server.port, record(ALERT, b'\x02\x28')) == b''
+    assert_one_info_line(server, offset, 'got Alert when expecting Handshake')
