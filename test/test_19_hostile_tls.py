@@ -1,7 +1,7 @@
 """Hostile TLS 1.3 input that Python's ssl cannot send, over the hand-made client in
 tls13_client.py: oversized records after the handshake, a first handshake message that is no
-ClientHello. Each bad client gets its alert and one info line, never a warn or error one, and
-the server goes on serving."""
+ClientHello, early data the server rejects. Each bad client gets its alert and one info line,
+never a warn or error one, and the server goes on serving."""
 import hashlib
 import os
 import re
@@ -15,7 +15,8 @@ import harness
 from tls13_client import (ALERT, APPLICATION_DATA, CHANGE_CIPHER_SPEC, HANDSHAKE, Tls13Client,
                           alert_record, client_hello, extension, u8, u16, u24)
 
-UNEXPECTED_MESSAGE, RECORD_OVERFLOW, DECODE_ERROR = 10, 22, 50
+UNEXPECTED_MESSAGE, BAD_RECORD_MAC, RECORD_OVERFLOW, DECODE_ERROR = 10, 20, 22, 50
+TRIAL_BUDGET = 16384     # what rustls skips of rejected early data, max_early_data_size unset
 
 
 @pytest.fixture(scope='module')
@@ -163,3 +164,47 @@ def test_alert_first_gets_none(server):
     offset = server.log_size()
     assert send_first(server.port, record(ALERT, b'\x02\x28')) == b''
     assert_one_info_line(server, offset, 'got Alert when expecting Handshake')
+
+
+# ---- rejected early data -------------------------------------------------------------------
+
+def trial_charge(sizes):
+    """What rustls counts against TRIAL_BUDGET for rejected early data records of these
+    (ciphertext) sizes, read one whole record at a time: each look at new records counts
+    again every skipped record it still holds, and the look that finds the client's Finished
+    counts them all once more (docs/architecture.md, "Rejected early data")."""
+    held = charged = 0
+    for size in sizes:
+        held += size
+        charged += held
+    return charged + held
+
+
+def early_data_client(server, sizes):
+    c = Tls13Client(server.port, early_data=True)
+    c.send_hello()
+    for size in sizes:
+        c.send_raw(APPLICATION_DATA, os.urandom(size))
+    return c
+
+
+@pytest.mark.parametrize('sizes', [[8192], [4096, 2048], [1170, 1170, 1170, 1172], [17] * 40],
+                         ids=lambda s: f'{len(s)}x{s[0]}')
+def test_rejected_early_data_skipped(server, sizes):
+    assert trial_charge(sizes) <= TRIAL_BUDGET
+    c = early_data_client(server, sizes)
+    c.finish_handshake()
+    assert c.get('/hello.txt') == (200, b'Hello, TLS!\n')
+
+
+@pytest.mark.parametrize('sizes', [[8193], [4096, 2049], [1170, 1170, 1170, 1173]],
+                         ids=lambda s: f'{len(s)}x{s[0]}')
+def test_rejected_early_data_beyond_allowance(server, sizes):
+    """One byte more than rustls allows: bad_record_mac, at info."""
+    assert trial_charge(sizes) > TRIAL_BUDGET
+    offset = server.log_size()
+    c = early_data_client(server, sizes)
+    c.finish_handshake()
+    assert c.records_until_close() == [(ALERT, bytes([2, BAD_RECORD_MAC]))]
+    assert_one_info_line(server, offset, "cannot decrypt peer's message")
+    assert_serves(server)

@@ -144,8 +144,29 @@ pub extern "C" fn mtls_conn_free(conn: *mut mtls_conn) {
     })
 }
 
-/// Hands TLS bytes from the network to the connection; `*n_read` says how many it took (it may
-/// take fewer: call mtls_conn_process, then offer the rest). `len` 0 signals the peer's EOF.
+/// Offers `data` to `read` (a rustls read_tls) until it took all or takes no more. rustls
+/// takes no more than its buffer's free room per call (4 KiB at least; the buffer grows on
+/// the next call), and refuses with an error once the buffer holds a full record unprocessed
+/// (64 KiB while it joins a handshake message). What it took; its error only when it took
+/// nothing.
+fn read_all<F>(mut read: F, mut data: &[u8]) -> std::io::Result<usize>
+where
+    F: FnMut(&mut &[u8]) -> std::io::Result<usize>,
+{
+    let mut took = 0;
+    loop {
+        match read(&mut data) {
+            Ok(n) if n > 0 && !data.is_empty() => took += n,
+            Ok(n) => return Ok(took + n),
+            Err(_) if took > 0 => return Ok(took),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Hands TLS bytes from the network to the connection; `*n_read` says how many it took: all,
+/// unless rustls holds as much as it will unprocessed (call mtls_conn_process, then offer the
+/// rest). `len` 0 signals the peer's EOF.
 #[no_mangle]
 pub extern "C" fn mtls_conn_read_tls(
     conn: *mut mtls_conn,
@@ -156,20 +177,19 @@ pub extern "C" fn mtls_conn_read_tls(
     ffi_guard!(MTLS_PANIC, {
         let conn = try_mut!(conn);
         let n_read = try_mut!(n_read);
-        let Some(mut data) = slice_from(buf, len) else {
+        let Some(data) = slice_from(buf, len) else {
             return MTLS_NULL_PARAM;
         };
-        let offered = data;
         let r = match &mut conn.phase {
             Phase::Hello(a) => {
-                let r = a.read_tls(&mut data);
+                let r = read_all(|d| a.read_tls(d), data);
                 if let Ok(n) = r {
                     let keep = n.min(HELLO_KEPT_MAX.saturating_sub(conn.hello_bytes.len()));
-                    conn.hello_bytes.extend_from_slice(offered.get(..keep).unwrap_or_default());
+                    conn.hello_bytes.extend_from_slice(data.get(..keep).unwrap_or_default());
                 }
                 r
             }
-            Phase::Traffic(c) => c.read_tls(&mut data),
+            Phase::Traffic(c) => read_all(|d| c.read_tls(d), data),
             _ => return MTLS_WRONG_PHASE,
         };
         match r {
@@ -639,6 +659,25 @@ mod tests {
             assert!(mtls_result_is_peer_fault(rr as u32), "{input:?}: {rr:?}");
             assert_eq!(out, alert_record(50), "{input:?}");
         }
+    }
+
+    #[test]
+    fn read_all_offers_until_taken_or_refused() {
+        // takes at most 3 bytes a call, refuses once it holds 10
+        let mut held = 0;
+        let mut reader = |d: &mut &[u8]| {
+            if held >= 10 {
+                return Err(std::io::Error::new(ErrorKind::InvalidData, "buffer full"));
+            }
+            let n = d.len().min(3).min(10 - held);
+            *d = &d[n..];
+            held += n;
+            Ok(n)
+        };
+        assert_eq!(read_all(&mut reader, &[7; 8]).unwrap(), 8);
+        assert_eq!(read_all(&mut reader, &[7; 8]).unwrap(), 2);
+        assert!(read_all(&mut reader, &[7; 8]).is_err());
+        assert_eq!(read_all(|_| Ok(0), &[]).unwrap(), 0);
     }
 
     #[test]
