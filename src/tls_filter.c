@@ -273,11 +273,29 @@ static apr_status_t in_process(tls_conn_t *tc)
     return tc->state == TLS_ST_TRAFFIC ? in_take_plain(tc) : APR_SUCCESS;
 }
 
+#define TLS_REC_BODY_MAX (TLS_REC_MAX + 2048)  /* the longest record body TLS allows */
+
+/* Whether rustls is to look at what it was given, once the bytes tracked so far are in: when
+ * a record is whole, not before. Every look charges again each record rustls skipped as
+ * rejected 0-RTT data and still holds (docs/architecture.md, "Rejected early data"). Only a
+ * header no TLS record has (type, version, length) is looked at without its body, so that
+ * rustls refuses it at once. */
+static int in_rec_ready(const tls_conn_t *tc)
+{
+    const unsigned char *h = tc->in_hdr;     /* the current record's, once in_hdr_len is 0 */
+    apr_size_t len = ((apr_size_t)h[3] << 8) | h[4];
+
+    return tc->in_hdr_len == 0
+           && (tc->in_rec_left == 0
+               || h[0] < 20 || h[0] > 23 || h[1] != 3 || len > TLS_REC_BODY_MAX);
+}
+
 /* Hands TLS bytes to rustls; len 0 tells it of the network's EOF. */
 static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
 {
     apr_status_t rv;
     mtls_result rr;
+    int eof = len == 0;
     size_t n;
 
     do {
@@ -285,7 +303,8 @@ static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
         if (rr != MTLS_OK) {
             return tls_conn_fail(tc, rr, phase_of(tc));
         }
-        if ((rv = in_process(tc)) != APR_SUCCESS) {
+        /* n < len: rustls holds all it will before processing */
+        if ((n < len || eof || in_rec_ready(tc)) && (rv = in_process(tc)) != APR_SUCCESS) {
             return rv;
         }
         if (n == 0 && len > 0) {

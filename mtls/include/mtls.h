@@ -155,7 +155,8 @@ mtls_conn *mtls_conn_new(void);
 /* What the session callbacks get as userdata for this connection. */
 void mtls_conn_set_userdata(mtls_conn *conn, void *userdata);
 void mtls_conn_free(mtls_conn *conn);
-/* len 0 tells of the transport's EOF. *n_read may be < len: process, then offer the rest. */
+/* len 0 tells of the transport's EOF. *n_read < len only when rustls holds all it will
+ * unprocessed: process, then offer the rest. */
 mtls_result mtls_conn_read_tls(mtls_conn *conn, const uint8_t *buf, size_t len, size_t *n_read);
 mtls_result mtls_conn_process(mtls_conn *conn);
 /* The SNI host name (borrowed, not NUL-terminated); *len 0 when the client sent none. An IP

@@ -6,7 +6,7 @@ use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::os::raw::{c_char, c_void};
 
 use rustls::server::{Accepted, Acceptor};
-use rustls::{HandshakeKind, InvalidMessage, ServerConnection};
+use rustls::{AlertDescription, ContentType, HandshakeKind, InvalidMessage, ServerConnection};
 
 use crate::config::{mtls_server_config, PICKED};
 use crate::hello::refused_server_name;
@@ -22,6 +22,24 @@ const HELLO_KEPT_MAX: usize = 5 + 16384;
 /// before any key is agreed, where rustls has no call to send one.
 fn alert_record(description: u8) -> [u8; 7] {
     [21, 3, 3, 0, 2, 2, description]
+}
+
+/// The alert for a first message rustls' Acceptor refused without queueing one itself. It
+/// queues none when that message is of another type than ClientHello (another handshake
+/// type, a record of another content type), nor when the handshake framing fails before a
+/// message is read (a length over 64 KiB, another record type between a message's pieces).
+/// A client's own alert is not answered (RFC 8446 section 6); our own faults get none either.
+fn hello_refusal_alert(e: &rustls::Error) -> Option<u8> {
+    use rustls::Error as E;
+    let description = match e {
+        E::InappropriateMessage { got_type: ContentType::Alert, .. } => return None,
+        E::InappropriateMessage { .. } | E::InappropriateHandshakeMessage { .. } | E::PeerMisbehaved(_) => {
+            AlertDescription::UnexpectedMessage
+        }
+        E::InvalidMessage(_) => AlertDescription::DecodeError,
+        _ => return None,
+    };
+    Some(u8::from(description))
 }
 
 enum Phase {
@@ -56,9 +74,20 @@ impl mtls_conn {
         mtls_result::from_rustls(&e)
     }
 
-    fn fail_with_alert(&mut self, e: rustls::Error, alert: rustls::server::AcceptedAlert) -> mtls_result {
+    /// Ends the connection rustls refused, with the alert it queued, or `otherwise` when it
+    /// queued none.
+    fn fail_with_alert(
+        &mut self,
+        e: rustls::Error,
+        alert: rustls::server::AcceptedAlert,
+        otherwise: Option<u8>,
+    ) -> mtls_result {
         let mut alert = alert;
-        let _ = alert.write(&mut self.pending);
+        let queued = self.pending.len();
+        let _ = alert.write_all(&mut self.pending);
+        if let (true, Some(description)) = (self.pending.len() == queued, otherwise) {
+            self.pending.extend_from_slice(&alert_record(description));
+        }
         self.phase = Phase::Failed;
         self.fail(e)
     }
@@ -115,8 +144,29 @@ pub extern "C" fn mtls_conn_free(conn: *mut mtls_conn) {
     })
 }
 
-/// Hands TLS bytes from the network to the connection; `*n_read` says how many it took (it may
-/// take fewer: call mtls_conn_process, then offer the rest). `len` 0 signals the peer's EOF.
+/// Offers `data` to `read` (a rustls read_tls) until it took all or takes no more. rustls
+/// takes no more than its buffer's free room per call (4 KiB at least; the buffer grows on
+/// the next call), and refuses with an error once the buffer holds a full record unprocessed
+/// (64 KiB while it joins a handshake message). What it took; its error only when it took
+/// nothing.
+fn read_all<F>(mut read: F, mut data: &[u8]) -> std::io::Result<usize>
+where
+    F: FnMut(&mut &[u8]) -> std::io::Result<usize>,
+{
+    let mut took = 0;
+    loop {
+        match read(&mut data) {
+            Ok(n) if n > 0 && !data.is_empty() => took += n,
+            Ok(n) => return Ok(took + n),
+            Err(_) if took > 0 => return Ok(took),
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// Hands TLS bytes from the network to the connection; `*n_read` says how many it took: all,
+/// unless rustls holds as much as it will unprocessed (call mtls_conn_process, then offer the
+/// rest). `len` 0 signals the peer's EOF.
 #[no_mangle]
 pub extern "C" fn mtls_conn_read_tls(
     conn: *mut mtls_conn,
@@ -127,20 +177,19 @@ pub extern "C" fn mtls_conn_read_tls(
     ffi_guard!(MTLS_PANIC, {
         let conn = try_mut!(conn);
         let n_read = try_mut!(n_read);
-        let Some(mut data) = slice_from(buf, len) else {
+        let Some(data) = slice_from(buf, len) else {
             return MTLS_NULL_PARAM;
         };
-        let offered = data;
         let r = match &mut conn.phase {
             Phase::Hello(a) => {
-                let r = a.read_tls(&mut data);
+                let r = read_all(|d| a.read_tls(d), data);
                 if let Ok(n) = r {
                     let keep = n.min(HELLO_KEPT_MAX.saturating_sub(conn.hello_bytes.len()));
-                    conn.hello_bytes.extend_from_slice(offered.get(..keep).unwrap_or_default());
+                    conn.hello_bytes.extend_from_slice(data.get(..keep).unwrap_or_default());
                 }
                 r
             }
-            Phase::Traffic(c) => c.read_tls(&mut data),
+            Phase::Traffic(c) => read_all(|d| c.read_tls(d), data),
             _ => return MTLS_WRONG_PHASE,
         };
         match r {
@@ -183,7 +232,8 @@ pub extern "C" fn mtls_conn_process(conn: *mut mtls_conn) -> mtls_result {
                         _ => None,
                     };
                     conn.hello_bytes = Vec::new();
-                    let rr = conn.fail_with_alert(e, alert);
+                    let otherwise = hello_refusal_alert(&e);
+                    let rr = conn.fail_with_alert(e, alert, otherwise);
                     if refused.is_none() {
                         return rr;
                     }
@@ -286,7 +336,7 @@ pub extern "C" fn mtls_conn_start(conn: *mut mtls_conn, config: *const mtls_serv
                 conn.phase = Phase::Traffic(c);
                 MTLS_OK
             }
-            Err((e, alert)) => conn.fail_with_alert(e, alert),
+            Err((e, alert)) => conn.fail_with_alert(e, alert, None),
         }
     })
 }
@@ -557,4 +607,83 @@ pub extern "C" fn mtls_conn_error(conn: *const mtls_conn, buf: *mut c_char, len:
             write_cstr(&c.error, buf, len);
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::mtls_result_is_peer_fault;
+
+    /// What a new connection answers to `input` as the client's first bytes, and the result.
+    fn first_bytes(input: &[u8]) -> (mtls_result, Vec<u8>) {
+        let conn = mtls_conn_new();
+        let mut n = 0;
+        assert_eq!(mtls_conn_read_tls(conn, input.as_ptr(), input.len(), &mut n), MTLS_OK);
+        assert_eq!(n, input.len());
+        let rr = mtls_conn_process(conn);
+        let mut out = vec![0u8; 64];
+        assert_eq!(mtls_conn_write_tls(conn, out.as_mut_ptr(), out.len(), &mut n), MTLS_OK);
+        out.truncate(n);
+        mtls_conn_free(conn);
+        (rr, out)
+    }
+
+    fn record(typ: u8, payload: &[u8]) -> Vec<u8> {
+        let mut r = vec![typ, 3, 1, (payload.len() >> 8) as u8, payload.len() as u8];
+        r.extend_from_slice(payload);
+        r
+    }
+
+    #[test]
+    fn a_first_message_of_another_type_gets_unexpected_message() {
+        for input in [
+            record(22, &[99, 0, 0, 3, 1, 2, 3]), // unknown handshake type
+            record(22, &[11, 0, 0, 3, 0, 0, 0]), // Certificate, empty
+            record(20, &[1]),                    // ChangeCipherSpec
+            record(23, b"abcd"),                 // application data
+            [record(22, &[1, 0, 0, 40, 3, 3]), record(20, &[1])].concat(), // interleaved
+        ] {
+            let (rr, out) = first_bytes(&input);
+            assert!(mtls_result_is_peer_fault(rr as u32), "{input:?}: {rr:?}");
+            assert_eq!(out, alert_record(10), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn bad_framing_gets_decode_error() {
+        for input in [
+            record(22, &[0xff; 5]),     // a handshake message over 64 KiB
+            record(22, &[1, 0, 0, 1, 3]), // rustls' own: a ClientHello that does not parse
+        ] {
+            let (rr, out) = first_bytes(&input);
+            assert!(mtls_result_is_peer_fault(rr as u32), "{input:?}: {rr:?}");
+            assert_eq!(out, alert_record(50), "{input:?}");
+        }
+    }
+
+    #[test]
+    fn read_all_offers_until_taken_or_refused() {
+        // takes at most 3 bytes a call, refuses once it holds 10
+        let mut held = 0;
+        let mut reader = |d: &mut &[u8]| {
+            if held >= 10 {
+                return Err(std::io::Error::new(ErrorKind::InvalidData, "buffer full"));
+            }
+            let n = d.len().min(3).min(10 - held);
+            *d = &d[n..];
+            held += n;
+            Ok(n)
+        };
+        assert_eq!(read_all(&mut reader, &[7; 8]).unwrap(), 8);
+        assert_eq!(read_all(&mut reader, &[7; 8]).unwrap(), 2);
+        assert!(read_all(&mut reader, &[7; 8]).is_err());
+        assert_eq!(read_all(|_| Ok(0), &[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn a_client_alert_is_not_answered() {
+        let (rr, out) = first_bytes(&record(21, &[2, 40]));
+        assert!(mtls_result_is_peer_fault(rr as u32), "{rr:?}");
+        assert!(out.is_empty(), "{out:?}");
+    }
 }

@@ -1,0 +1,277 @@
+"""A minimal TLS 1.3 client, for tests that send what no real client would.
+
+NOT A SECURE CLIENT. It checks neither the server's certificate nor its CertificateVerify:
+it trusts whatever answers. It exists to send hostile input to mod_tls: records of any inner
+content type and any length (over 2^14 too), plaintext records at any point, early data that
+the server cannot decrypt. It speaks TLS_AES_128_GCM_SHA256 with x25519 only, knows no
+HelloRetryRequest, and has no session resumption (a PSK it offers is made up, so the server
+rejects it and any 0-RTT data).
+
+Built on python3-cryptography (X25519, HKDF-Expand, AES-GCM); the key schedule follows
+RFC 8446 section 7.
+"""
+import hashlib
+import hmac
+import os
+import socket
+import struct
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
+from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA = 20, 21, 22, 23
+CLIENT_HELLO, SERVER_HELLO, FINISHED = 1, 2, 20
+TLS_AES_128_GCM_SHA256, X25519 = 0x1301, 0x001d
+SIG_ALGS = (0x0403, 0x0503, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0807)
+HRR_RANDOM = hashlib.sha256(b'HelloRetryRequest').digest()
+
+
+class TlsAlert(Exception):
+    """The server sent an alert while the client expected something else."""
+
+    def __init__(self, level, description):
+        super().__init__(f'alert level {level} description {description}')
+        self.level, self.description = level, description
+
+
+def u8(b):
+    return struct.pack('!B', len(b)) + b
+
+
+def u16(b):
+    return struct.pack('!H', len(b)) + b
+
+
+def u24(b):
+    return struct.pack('!I', len(b))[1:] + b
+
+
+def sha256(data):
+    return hashlib.sha256(data).digest()
+
+
+def hkdf_extract(salt, ikm):
+    return hmac.new(salt, ikm, hashlib.sha256).digest()      # RFC 5869 section 2.2
+
+
+def hkdf_expand_label(secret, label, context, length):
+    """HKDF-Expand-Label, RFC 8446 section 7.1."""
+    info = struct.pack('!H', length) + u8(b'tls13 ' + label) + u8(context)
+    return HKDFExpand(hashes.SHA256(), length, info).derive(secret)
+
+
+def derive_secret(secret, label, transcript):
+    return hkdf_expand_label(secret, label, sha256(transcript), 32)
+
+
+def extension(typ, data):
+    return struct.pack('!H', typ) + u16(data)
+
+
+def client_hello(share=None, server_name='a.test', alpn=None, early_data=False):
+    """A ClientHello handshake message with x25519 key share `share` (random bytes if None)."""
+    share = share or os.urandom(32)
+    exts = extension(0, u16(b'\0' + u16(server_name.encode()))) if server_name else b''
+    exts += extension(43, u8(struct.pack('!H', 0x0304)))
+    exts += extension(10, u16(struct.pack('!H', X25519)))
+    exts += extension(13, u16(b''.join(struct.pack('!H', s) for s in SIG_ALGS)))
+    exts += extension(51, u16(struct.pack('!H', X25519) + u16(share)))
+    if alpn:
+        exts += extension(16, u16(b''.join(u8(p.encode()) for p in alpn)))
+    if early_data:
+        # a PSK the server never issued: it must reject it, and with it the 0-RTT data
+        exts += extension(42, b'') + extension(45, u8(b'\x01'))
+        identity = u16(b'made-up ticket ' + os.urandom(16)) + struct.pack('!I', 12345)
+        exts += extension(41, u16(identity) + u16(u8(os.urandom(32))))
+    body = (struct.pack('!H', 0x0303) + os.urandom(32) + u8(os.urandom(32))
+            + u16(struct.pack('!H', TLS_AES_128_GCM_SHA256)) + u8(b'\0') + u16(exts))
+    return bytes([CLIENT_HELLO]) + u24(body)
+
+
+class Protection:
+    """One direction's record protection (RFC 8446 section 5.2, 5.3)."""
+
+    def __init__(self, secret):
+        self.secret = secret
+        self.aead = AESGCM(hkdf_expand_label(secret, b'key', b'', 16))
+        self.iv = hkdf_expand_label(secret, b'iv', b'', 12)
+        self.seq = 0
+
+    def _nonce(self):
+        seq = self.seq.to_bytes(12, 'big')
+        self.seq += 1
+        return bytes(a ^ b for a, b in zip(self.iv, seq))
+
+    def seal(self, content, typ, padding=0):
+        inner = content + bytes([typ]) + bytes(padding)
+        header = struct.pack('!BHH', APPLICATION_DATA, 0x0303, len(inner) + 16)
+        return header + self.aead.encrypt(self._nonce(), inner, header)
+
+    def open(self, header, body):
+        inner = self.aead.decrypt(self._nonce(), body, header).rstrip(b'\0')
+        return inner[-1], inner[:-1]
+
+
+class Tls13Client:
+    """One connection. `handshake()` gets it to application traffic keys; then `send()` writes
+    one encrypted record of anything, `send_raw()` one plaintext record, and `recv_record()`
+    reads one, decrypted where it was encrypted."""
+
+    def __init__(self, port, server_name='a.test', alpn=None, early_data=False,
+                 host='127.0.0.1', timeout=10):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.server_name, self.alpn, self.early_data = server_name, alpn, early_data
+        self.key = X25519PrivateKey.generate()
+        self.transcript = b''
+        self.read_keys = self.write_keys = None
+        self.app_read_secret = self.app_write_secret = None
+        self._in = b''
+
+    # -- records
+
+    def send_raw(self, typ, payload, version=0x0303):
+        """One plaintext record, exactly as given."""
+        self.sock.sendall(struct.pack('!BHH', typ, version, len(payload)) + payload)
+
+    def send(self, content, typ=APPLICATION_DATA, padding=0):
+        """One record protected with the current keys: `content` of any length, of inner
+        content type `typ`, followed by `padding` zero bytes."""
+        self.sock.sendall(self.write_keys.seal(content, typ, padding))
+
+    def _read(self, n):
+        while len(self._in) < n:
+            try:
+                chunk = self.sock.recv(65536)
+            except ConnectionResetError:
+                chunk = b''
+            if not chunk:
+                return None
+            self._in += chunk
+        data, self._in = self._in[:n], self._in[n:]
+        return data
+
+    def recv_record(self):
+        """(content type, payload) of the next record, decrypted when protected; None once
+        the server closed the connection."""
+        header = self._read(5)
+        if header is None:
+            return None
+        typ, _, length = struct.unpack('!BHH', header)
+        body = self._read(length)
+        if body is None:
+            return None
+        if typ == APPLICATION_DATA and self.read_keys:
+            return self.read_keys.open(header, body)
+        return typ, body
+
+    def records_until_close(self):
+        records = []
+        while (rec := self.recv_record()) is not None:
+            records.append(rec)
+        return records
+
+    def close(self):
+        self.sock.close()
+
+    # -- handshake
+
+    def client_hello(self):
+        """The ClientHello handshake message (also the start of the transcript)."""
+        share = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
+        self.transcript = client_hello(share, self.server_name, self.alpn, self.early_data)
+        return self.transcript
+
+    def send_hello(self):
+        self.send_raw(HANDSHAKE, self.client_hello(), version=0x0301)
+
+    def _handshake_messages(self):
+        """Yields the server's handshake messages (type, whole message) across records."""
+        buf = b''
+        while True:
+            while len(buf) < 4 or len(buf) < 4 + int.from_bytes(buf[1:4], 'big'):
+                rec = self.recv_record()
+                if rec is None:
+                    raise ConnectionError('server closed during the handshake')
+                typ, payload = rec
+                if typ == ALERT:
+                    raise TlsAlert(payload[0], payload[1])
+                if typ == HANDSHAKE:
+                    buf += payload
+                elif typ != CHANGE_CIPHER_SPEC:
+                    raise ConnectionError(f'unexpected record type {typ} in the handshake')
+            n = 4 + int.from_bytes(buf[1:4], 'big')
+            yield buf[0], buf[:n]
+            buf = buf[n:]
+
+    def finish_handshake(self):
+        """After send_hello (and whatever else the test sent): reads the server's flight,
+        sends Finished and switches to application traffic keys."""
+        msgs = self._handshake_messages()
+        typ, sh = next(msgs)
+        if typ != SERVER_HELLO or sh[6:38] == HRR_RANDOM:
+            raise ConnectionError(f'expected a ServerHello, got handshake type {typ}')
+        self.transcript += sh
+        pos = 4 + 2 + 32
+        pos += 1 + sh[pos] + 3                       # session id, suite, compression
+        exts, shared = sh[pos + 2:], None
+        while exts:
+            etyp, elen = struct.unpack('!HH', exts[:4])
+            if etyp == 51:
+                peer = X25519PublicKey.from_public_bytes(exts[4 + 4:4 + elen])
+                shared = self.key.exchange(peer)
+            exts = exts[4 + elen:]
+        early = hkdf_extract(b'\0' * 32, b'\0' * 32)
+        hs_secret = hkdf_extract(derive_secret(early, b'derived', b''), shared)
+        c_hs = derive_secret(hs_secret, b'c hs traffic', self.transcript)
+        self.read_keys = Protection(derive_secret(hs_secret, b's hs traffic', self.transcript))
+        self.write_keys = Protection(c_hs)
+        while True:
+            typ, msg = next(msgs)
+            if typ == FINISHED:
+                key = hkdf_expand_label(self.read_keys.secret, b'finished', b'', 32)
+                expected = hmac.new(key, sha256(self.transcript), hashlib.sha256).digest()
+                if msg[4:] != expected:
+                    raise ConnectionError('server Finished does not verify')
+            self.transcript += msg
+            if typ == FINISHED:
+                break
+        master = hkdf_extract(derive_secret(hs_secret, b'derived', b''), b'\0' * 32)
+        self.app_read_secret = derive_secret(master, b's ap traffic', self.transcript)
+        self.app_write_secret = derive_secret(master, b'c ap traffic', self.transcript)
+        key = hkdf_expand_label(c_hs, b'finished', b'', 32)
+        verify = hmac.new(key, sha256(self.transcript), hashlib.sha256).digest()
+        self.send(bytes([FINISHED]) + u24(verify), HANDSHAKE)
+        self.read_keys = Protection(self.app_read_secret)
+        self.write_keys = Protection(self.app_write_secret)
+
+    def handshake(self):
+        self.send_hello()
+        self.finish_handshake()
+        return self
+
+    # -- HTTP, for checking that a connection works
+
+    def get(self, path='/', host=None):
+        """(status, body) of an HTTP/1.1 GET sent in one record, read until the server
+        closes; session tickets and close_notify are skipped, a fatal alert raises."""
+        host = host or self.server_name or 'localhost'
+        try:
+            self.send(f'GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n'.encode())
+        except (BrokenPipeError, ConnectionResetError):
+            pass                     # the server gave up already: its alert may be there
+        records = self.records_until_close()
+        for typ, payload in records:
+            if typ == ALERT and payload[0] == 2:
+                raise TlsAlert(payload[0], payload[1])
+        data = b''.join(p for t, p in records if t == APPLICATION_DATA)
+        head, _, body = data.partition(b'\r\n\r\n')
+        status = int(head.split(b' ', 2)[1]) if head.startswith(b'HTTP/') else None
+        return status, body
+
+
+def alert_record(description, level=2):
+    """The 7 bytes of a plaintext alert record, as a server sends one before any keys."""
+    return struct.pack('!BHHBB', ALERT, 0x0303, 2, level, description)
