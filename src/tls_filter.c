@@ -33,8 +33,30 @@ struct tls_plain_in {
     char head[TLS_PLAIN_HEAD_MAX];
 };
 
-static const char *phase_of(const tls_conn_t *tc)
+/* The filters' state of one connection. Only this file knows it; tls_conn_t points to it,
+ * and the connection's state changes go through tls_conn_transit(). */
+typedef struct tls_filter {
+    tls_conn_t *tc;
+    conn_rec *c;
+    ap_filter_t *in_filter;            /* ours; TLS bytes come from its next */
+    ap_filter_t *out_filter;           /* ours; TLS bytes go to its next */
+    apr_bucket_brigade *raw_in;        /* TLS read from the network, scratch */
+    apr_bucket_brigade *plain_in;      /* decrypted, not yet taken by Apache */
+    apr_bucket_brigade *raw_out;       /* TLS on its way to the network */
+    int in_eof;                        /* no more TLS will come in */
+    int in_started;                    /* the first bytes came in and were looked at */
+    struct tls_plain_in *plain;        /* NULL unless those first bytes may be plain HTTP */
+    apr_size_t in_rec_left;            /* bytes of the current TLS record still to read */
+    unsigned char in_hdr[TLS_REC_HDR]; /* the next record's header, as far as read */
+    apr_size_t in_hdr_len;
+    apr_size_t out_pending;            /* bytes in raw_out not yet passed on */
+    apr_size_t out_response;           /* TLS bytes since the last response's end (EOS) */
+} tls_filter_t;
+
+static const char *phase_of(const tls_filter_t *fc)
 {
+    const tls_conn_t *tc = fc->tc;
+
     return tc->state == TLS_ST_TRAFFIC ? "traffic" : "handshake";
 }
 
@@ -94,8 +116,9 @@ static int brigade_has_data(apr_bucket_brigade *bb)
 /* ---- out: TLS to the network ----------------------------------------------------------- */
 
 /* Fills buf (size bytes) with TLS bytes rustls holds; *len says how many. */
-static apr_status_t out_fill(tls_conn_t *tc, char *buf, apr_size_t size, apr_size_t *len)
+static apr_status_t out_fill(tls_filter_t *fc, char *buf, apr_size_t size, apr_size_t *len)
 {
+    tls_conn_t *tc = fc->tc;
     mtls_result rr;
     size_t n;
 
@@ -111,20 +134,21 @@ static apr_status_t out_fill(tls_conn_t *tc, char *buf, apr_size_t size, apr_siz
  * a bucket of just its size, so an idle connection keeps no big buffers; in bulk (a full
  * record was just encrypted, or a piece comes out full) TLS is written straight into
  * buffers that become the buckets'. */
-static apr_status_t out_drain(tls_conn_t *tc, int bulk)
+static apr_status_t out_drain(tls_filter_t *fc, int bulk)
 {
+    tls_conn_t *tc = fc->tc;
     char stack[TLS_SMALL], *buf;
     apr_status_t rv = APR_SUCCESS;
     apr_size_t len, size;
 
     buf = piece_buf(stack, bulk ? TLS_OUT_CHUNK : 0, &size);
     while (mtls_conn_wants_write(tc->rc)) {
-        if ((rv = out_fill(tc, buf, size, &len)) != APR_SUCCESS || len == 0) {
+        if ((rv = out_fill(fc, buf, size, &len)) != APR_SUCCESS || len == 0) {
             break;
         }
-        APR_BRIGADE_INSERT_TAIL(tc->raw_out, piece_bucket(buf, stack, len, tc->c->bucket_alloc));
-        tc->out_pending += len;
-        tc->out_response += len;
+        APR_BRIGADE_INSERT_TAIL(fc->raw_out, piece_bucket(buf, stack, len, tc->c->bucket_alloc));
+        fc->out_pending += len;
+        fc->out_response += len;
         buf = piece_buf(stack, len == size ? TLS_OUT_CHUNK : 0, &size);
     }
     piece_done(buf, stack);
@@ -132,17 +156,18 @@ static apr_status_t out_drain(tls_conn_t *tc, int bulk)
 }
 
 /* Passes what raw_out holds (and a FLUSH if asked) to the network. */
-static apr_status_t out_pass(tls_conn_t *tc, int flush)
+static apr_status_t out_pass(tls_filter_t *fc, int flush)
 {
-    apr_status_t rv = out_drain(tc, 0);
+    tls_conn_t *tc = fc->tc;
+    apr_status_t rv = out_drain(fc, 0);
 
     if (flush) {
-        APR_BRIGADE_INSERT_TAIL(tc->raw_out, apr_bucket_flush_create(tc->c->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(fc->raw_out, apr_bucket_flush_create(tc->c->bucket_alloc));
     }
-    if (!APR_BRIGADE_EMPTY(tc->raw_out)) {
-        apr_status_t prv = ap_pass_brigade(tc->out_filter->next, tc->raw_out);
-        apr_brigade_cleanup(tc->raw_out);
-        tc->out_pending = 0;
+    if (!APR_BRIGADE_EMPTY(fc->raw_out)) {
+        apr_status_t prv = ap_pass_brigade(fc->out_filter->next, fc->raw_out);
+        apr_brigade_cleanup(fc->raw_out);
+        fc->out_pending = 0;
         if (rv == APR_SUCCESS) {
             rv = prv;
         }
@@ -160,8 +185,9 @@ typedef struct {
 
 /* Encrypts the gathered pieces as one stream, so small ones share full records, and passes
  * TLS on whenever enough waits, so nothing piles up. */
-static apr_status_t out_encrypt(tls_conn_t *tc, tls_gather_t *g)
+static apr_status_t out_encrypt(tls_filter_t *fc, tls_gather_t *g)
 {
+    tls_conn_t *tc = fc->tc;
     const uint8_t **bufs = g->bufs;
     size_t *lens = g->lens, n = g->n, taken;
     apr_status_t rv = APR_SUCCESS;
@@ -182,8 +208,8 @@ static apr_status_t out_encrypt(tls_conn_t *tc, tls_gather_t *g)
             *bufs += taken;
             *lens -= taken;
         }
-        if ((rv = out_drain(tc, bulk)) == APR_SUCCESS && tc->out_pending >= TLS_OUT_PASS) {
-            rv = out_pass(tc, 0);
+        if ((rv = out_drain(fc, bulk)) == APR_SUCCESS && fc->out_pending >= TLS_OUT_PASS) {
+            rv = out_pass(fc, 0);
         }
     }
     g->n = 0;
@@ -192,10 +218,10 @@ static apr_status_t out_encrypt(tls_conn_t *tc, tls_gather_t *g)
 }
 
 /* Encrypts what was gathered, then drops the buckets it came from: those before `upto`. */
-static apr_status_t out_consume(tls_conn_t *tc, tls_gather_t *g, apr_bucket_brigade *bb,
+static apr_status_t out_consume(tls_filter_t *fc, tls_gather_t *g, apr_bucket_brigade *bb,
                                 apr_bucket *upto)
 {
-    apr_status_t rv = out_encrypt(tc, g);
+    apr_status_t rv = out_encrypt(fc, g);
 
     while (APR_BRIGADE_FIRST(bb) != upto) {
         apr_bucket_delete(APR_BRIGADE_FIRST(bb));
@@ -204,14 +230,16 @@ static apr_status_t out_consume(tls_conn_t *tc, tls_gather_t *g, apr_bucket_brig
 }
 
 /* Ends our side of the TLS stream: what waits, then close_notify. Once only. */
-static apr_status_t out_close_notify(tls_conn_t *tc)
+static apr_status_t out_close_notify(tls_filter_t *fc)
 {
+    tls_conn_t *tc = fc->tc;
+
     if (tc->state != TLS_ST_TRAFFIC) {
         return APR_SUCCESS;
     }
     mtls_conn_send_close_notify(tc->rc);
     tls_conn_transit(tc, TLS_ST_CLOSED);
-    return out_drain(tc, 0);
+    return out_drain(fc, 0);
 }
 
 /* ---- in: TLS from the network ---------------------------------------------------------- */
@@ -219,15 +247,16 @@ static apr_status_t out_close_notify(tls_conn_t *tc)
 /* Moves the plaintext rustls has decrypted into plain_in. Like out_drain: small reads go
  * through the stack into buckets of just their size; once a read fills the stack buffer,
  * bulk is flowing (an upload) and the next reads land straight in record-sized buffers. */
-static apr_status_t in_take_plain(tls_conn_t *tc)
+static apr_status_t in_take_plain(tls_filter_t *fc)
 {
+    tls_conn_t *tc = fc->tc;
     char stack[TLS_SMALL], *buf;
     mtls_result rr;
     apr_size_t n, size;
 
     buf = piece_buf(stack, 0, &size);
     while ((rr = mtls_conn_read(tc->rc, (uint8_t *)buf, size, &n)) == MTLS_OK) {
-        APR_BRIGADE_INSERT_TAIL(tc->plain_in, piece_bucket(buf, stack, n, tc->c->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(fc->plain_in, piece_bucket(buf, stack, n, tc->c->bucket_alloc));
         buf = piece_buf(stack, n == size ? TLS_REC_MAX : 0, &size);
     }
     piece_done(buf, stack);
@@ -236,13 +265,13 @@ static apr_status_t in_take_plain(tls_conn_t *tc)
         return APR_SUCCESS;
     case MTLS_EOF:
         /* The client is done sending; our answer may still go out (half-close). */
-        tc->in_eof = 1;
+        fc->in_eof = 1;
         return APR_SUCCESS;
     case MTLS_PEER_UNEXPECTED_EOF:
         /* Common and harmless between requests; a cut body shows up as a short read. */
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, tc->c,
                       "tls: %s closed the connection without close_notify", tc->c->client_ip);
-        tc->in_eof = 1;
+        fc->in_eof = 1;
         return APR_SUCCESS;
     default:
         return tls_conn_fail(tc, rr, "receiving");
@@ -250,8 +279,9 @@ static apr_status_t in_take_plain(tls_conn_t *tc)
 }
 
 /* Lets rustls look at what it was given; reacts to the hello and the handshake's end. */
-static apr_status_t in_process(tls_conn_t *tc)
+static apr_status_t in_process(tls_filter_t *fc)
 {
+    tls_conn_t *tc = fc->tc;
     mtls_result rr = mtls_conn_process(tc->rc);
     apr_status_t rv;
 
@@ -262,20 +292,21 @@ static apr_status_t in_process(tls_conn_t *tc)
         rr = mtls_conn_process(tc->rc);
     }
     if (rr != MTLS_OK && rr != MTLS_WOULD_BLOCK) {
-        return tls_conn_fail(tc, rr, phase_of(tc));
+        return tls_conn_fail(tc, rr, phase_of(fc));
     }
     if (tc->state == TLS_ST_HANDSHAKE && !mtls_conn_is_handshaking(tc->rc)) {
         if ((rv = tls_conn_on_handshake_done(tc)) != APR_SUCCESS) {
             return rv;
         }
-        tc->out_response = 0;      /* the handshake's flights are no response's */
+        fc->out_response = 0;      /* the handshake's flights are no response's */
     }
-    return tc->state == TLS_ST_TRAFFIC ? in_take_plain(tc) : APR_SUCCESS;
+    return tc->state == TLS_ST_TRAFFIC ? in_take_plain(fc) : APR_SUCCESS;
 }
 
 /* Hands TLS bytes to rustls; len 0 tells it of the network's EOF. */
-static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
+static apr_status_t in_feed(tls_filter_t *fc, const char *data, apr_size_t len)
 {
+    tls_conn_t *tc = fc->tc;
     apr_status_t rv;
     mtls_result rr;
     size_t n;
@@ -283,14 +314,14 @@ static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
     do {
         rr = mtls_conn_read_tls(tc->rc, (const uint8_t *)data, len, &n);
         if (rr != MTLS_OK) {
-            return tls_conn_fail(tc, rr, phase_of(tc));
+            return tls_conn_fail(tc, rr, phase_of(fc));
         }
-        if ((rv = in_process(tc)) != APR_SUCCESS) {
+        if ((rv = in_process(fc)) != APR_SUCCESS) {
             return rv;
         }
         if (n == 0 && len > 0) {
             /* rustls took nothing although everything decrypted was taken out */
-            return tls_conn_fail(tc, MTLS_PEER_INVALID, phase_of(tc));
+            return tls_conn_fail(tc, MTLS_PEER_INVALID, phase_of(fc));
         }
         data += n;
         len -= n;
@@ -302,69 +333,72 @@ static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
  * header. The core input filter, given less than it was asked for, tries the socket once
  * more without blocking; asking for no more than the record spares that read, an EAGAIN
  * per request on a kept-alive connection. */
-static apr_size_t in_want(const tls_conn_t *tc)
+static apr_size_t in_want(const tls_filter_t *fc)
 {
-    if (tc->plain) {
+    const tls_conn_t *tc = fc->tc;
+
+    if (fc->plain) {
         /* No more than settles what the first bytes are; then what the head may still take. */
         return (tc->state == TLS_ST_PLAIN_HTTP ? TLS_PLAIN_HEAD_MAX : TLS_PLAIN_SNIFF_MAX)
-               - tc->plain->len;
+               - fc->plain->len;
     }
-    return tc->in_rec_left ? tc->in_rec_left : TLS_REC_HDR - tc->in_hdr_len;
+    return fc->in_rec_left ? fc->in_rec_left : TLS_REC_HDR - fc->in_hdr_len;
 }
 
 /* Follows the record boundaries through the bytes read. */
-static void in_track(tls_conn_t *tc, const char *data, apr_size_t len)
+static void in_track(tls_filter_t *fc, const char *data, apr_size_t len)
 {
     apr_size_t take;
 
     while (len > 0) {
-        if (tc->in_rec_left) {
-            take = len < tc->in_rec_left ? len : tc->in_rec_left;
-            tc->in_rec_left -= take;
+        if (fc->in_rec_left) {
+            take = len < fc->in_rec_left ? len : fc->in_rec_left;
+            fc->in_rec_left -= take;
             data += take;
             len -= take;
             continue;
         }
-        tc->in_hdr[tc->in_hdr_len++] = (unsigned char)*data++;
+        fc->in_hdr[fc->in_hdr_len++] = (unsigned char)*data++;
         --len;
-        if (tc->in_hdr_len == TLS_REC_HDR) {
-            tc->in_rec_left = ((apr_size_t)tc->in_hdr[3] << 8) | tc->in_hdr[4];
-            tc->in_hdr_len = 0;
+        if (fc->in_hdr_len == TLS_REC_HDR) {
+            fc->in_rec_left = ((apr_size_t)fc->in_hdr[3] << 8) | fc->in_hdr[4];
+            fc->in_hdr_len = 0;
         }
     }
 }
 
 /* Not plain HTTP after all: rustls gets the bytes held back (and refuses them, as ever). */
-static apr_status_t in_plain_undo(tls_conn_t *tc, const char *rest, apr_size_t rest_len)
+static apr_status_t in_plain_undo(tls_filter_t *fc, const char *rest, apr_size_t rest_len)
 {
-    struct tls_plain_in *p = tc->plain;
+    struct tls_plain_in *p = fc->plain;
     apr_status_t rv;
 
-    tc->plain = NULL;
-    in_track(tc, p->head, p->len);
-    if ((rv = in_feed(tc, p->head, p->len)) == APR_SUCCESS && rest_len > 0) {
-        in_track(tc, rest, rest_len);
-        rv = in_feed(tc, rest, rest_len);
+    fc->plain = NULL;
+    in_track(fc, p->head, p->len);
+    if ((rv = in_feed(fc, p->head, p->len)) == APR_SUCCESS && rest_len > 0) {
+        in_track(fc, rest, rest_len);
+        rv = in_feed(fc, rest, rest_len);
     }
     return rv;
 }
 
 /* Hands bytes from the network to rustls; but while the connection's first bytes may be plain
  * HTTP, and once they are, keeps them for the answer (what does not fit is not needed). */
-static apr_status_t in_take(tls_conn_t *tc, const char *data, apr_size_t len)
+static apr_status_t in_take(tls_filter_t *fc, const char *data, apr_size_t len)
 {
+    tls_conn_t *tc = fc->tc;
     struct tls_plain_in *p;
     apr_size_t n;
 
-    if (!tc->in_started && len > 0) {
-        tc->in_started = 1;
+    if (!fc->in_started && len > 0) {
+        fc->in_started = 1;
         if (tls_plain_sniff(data, 1) != TLS_PLAIN_NOT) {
-            tc->plain = apr_pcalloc(tc->c->pool, sizeof(*tc->plain));
+            fc->plain = apr_pcalloc(tc->c->pool, sizeof(*fc->plain));
         }
     }
-    if (!(p = tc->plain)) {
-        in_track(tc, data, len);
-        return in_feed(tc, data, len);
+    if (!(p = fc->plain)) {
+        in_track(fc, data, len);
+        return in_feed(fc, data, len);
     }
     n = len < sizeof(p->head) - p->len ? len : sizeof(p->head) - p->len;
     memcpy(p->head + p->len, data, n);
@@ -384,25 +418,26 @@ static apr_status_t in_take(tls_conn_t *tc, const char *data, apr_size_t len)
     case TLS_PLAIN_NOT:
         break;
     }
-    return in_plain_undo(tc, data + n, len - n);
+    return in_plain_undo(fc, data + n, len - n);
 }
 
 /* One read from the network, fed to rustls; sends whatever rustls has to say back. */
-static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
+static apr_status_t in_read_net(tls_filter_t *fc, apr_read_type_e block)
 {
+    tls_conn_t *tc = fc->tc;
     apr_status_t rv, prv;
     apr_bucket *e;
     const char *data;
     apr_size_t len;
     int eof = 0;
 
-    rv = ap_get_brigade(tc->in_filter->next, tc->raw_in, AP_MODE_READBYTES, block,
-                        in_want(tc));
+    rv = ap_get_brigade(fc->in_filter->next, fc->raw_in, AP_MODE_READBYTES, block,
+                        in_want(fc));
     if (rv == APR_EOF) {
         eof = 1;
         rv = APR_SUCCESS;
     }
-    else if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(tc->raw_in)) {
+    else if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(fc->raw_in)) {
         /* The core answers a non-blocking read with nothing to read by an empty brigade. */
         if (block == APR_NONBLOCK_READ) {
             rv = APR_EAGAIN;
@@ -411,35 +446,35 @@ static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
             eof = 1;
         }
     }
-    if (APR_STATUS_IS_EAGAIN(rv) && tc->in_rec_left == 0 && tc->in_hdr_len == 0) {
+    if (APR_STATUS_IS_EAGAIN(rv) && fc->in_rec_left == 0 && fc->in_hdr_len == 0) {
         /* The client has nothing more for now, not even part of a record: the connection
          * may idle a while, with rustls' receive buffer as small as it gets. */
         mtls_conn_shrink(tc->rc);
     }
-    while (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(tc->raw_in)) {
-        e = APR_BRIGADE_FIRST(tc->raw_in);
+    while (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(fc->raw_in)) {
+        e = APR_BRIGADE_FIRST(fc->raw_in);
         if (APR_BUCKET_IS_EOS(e)) {
             eof = 1;
         }
         else if (!APR_BUCKET_IS_METADATA(e)
                  && (rv = apr_bucket_read(e, &data, &len, block)) == APR_SUCCESS) {
-            rv = in_take(tc, data, len);
+            rv = in_take(fc, data, len);
         }
         apr_bucket_delete(e);
     }
-    apr_brigade_cleanup(tc->raw_in);
+    apr_brigade_cleanup(fc->raw_in);
     if (rv == APR_SUCCESS && eof) {
-        tc->in_eof = 1;
-        if (tc->plain && tc->state == TLS_ST_HELLO) {
-            rv = in_plain_undo(tc, NULL, 0);
+        fc->in_eof = 1;
+        if (fc->plain && tc->state == TLS_ST_HELLO) {
+            rv = in_plain_undo(fc, NULL, 0);
         }
         if (rv == APR_SUCCESS && tc->state != TLS_ST_PLAIN_HTTP) {
-            rv = in_feed(tc, NULL, 0);
+            rv = in_feed(fc, NULL, 0);
         }
     }
     /* Handshake flights, tickets, alerts: rustls' answers go out right away. */
     if (mtls_conn_wants_write(tc->rc)) {
-        prv = out_pass(tc, 1);
+        prv = out_pass(fc, 1);
         if (rv == APR_SUCCESS) {
             rv = prv;
         }
@@ -453,18 +488,19 @@ static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
 
 /* Sends the 400 for a plain HTTP request, in clear, below our output filter (which lets
  * nothing unencrypted pass). */
-static void in_plain_answer(tls_conn_t *tc)
+static void in_plain_answer(tls_filter_t *fc)
 {
+    tls_conn_t *tc = fc->tc;
     conn_rec *c = tc->c;
     apr_bucket_brigade *bb = apr_brigade_create(c->pool, c->bucket_alloc);
     const char *answer;
     apr_status_t rv;
     apr_size_t len;
 
-    answer = tls_plain_answer(c, tc->plain->head, tc->plain->len, &len);
+    answer = tls_plain_answer(c, fc->plain->head, fc->plain->len, &len);
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(answer, len, c->pool, c->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
-    if ((rv = ap_pass_brigade(tc->out_filter->next, bb)) != APR_SUCCESS) {
+    if ((rv = ap_pass_brigade(fc->out_filter->next, bb)) != APR_SUCCESS) {
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, c, "tls: sending the 400 to %s failed",
                       c->client_ip);
     }
@@ -473,14 +509,14 @@ static void in_plain_answer(tls_conn_t *tc)
 
 /* Reads a plain HTTP request head until it ends, fills the buffer or the client stops
  * sending, answers it once, and ends the connection. */
-static apr_status_t in_plain_http(tls_conn_t *tc, apr_read_type_e block)
+static apr_status_t in_plain_http(tls_filter_t *fc, apr_read_type_e block)
 {
-    struct tls_plain_in *p = tc->plain;
+    struct tls_plain_in *p = fc->plain;
     apr_status_t rv;
 
-    while (!p->answered && !tc->in_eof && p->len < sizeof(p->head)
+    while (!p->answered && !fc->in_eof && p->len < sizeof(p->head)
            && !tls_plain_head_done(p->head, p->len)) {
-        rv = in_read_net(tc, block);
+        rv = in_read_net(fc, block);
         if (APR_STATUS_IS_EAGAIN(rv)) {
             return rv;
         }
@@ -490,27 +526,28 @@ static apr_status_t in_plain_http(tls_conn_t *tc, apr_read_type_e block)
     }
     if (!p->answered) {
         p->answered = 1;
-        in_plain_answer(tc);
+        in_plain_answer(fc);
     }
     return APR_ECONNABORTED;
 }
 
-static apr_status_t in_handshake(tls_conn_t *tc, apr_read_type_e block)
+static apr_status_t in_handshake(tls_filter_t *fc, apr_read_type_e block)
 {
+    tls_conn_t *tc = fc->tc;
     apr_status_t rv;
 
     while (tc->state == TLS_ST_HELLO || tc->state == TLS_ST_HANDSHAKE) {
-        if ((rv = in_read_net(tc, block)) != APR_SUCCESS && tc->state != TLS_ST_PLAIN_HTTP) {
+        if ((rv = in_read_net(fc, block)) != APR_SUCCESS && tc->state != TLS_ST_PLAIN_HTTP) {
             return rv;
         }
-        if (tc->in_eof && tc->state != TLS_ST_TRAFFIC && tc->state != TLS_ST_PLAIN_HTTP) {
+        if (fc->in_eof && tc->state != TLS_ST_TRAFFIC && tc->state != TLS_ST_PLAIN_HTTP) {
             ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c, "tls: %s closed the connection "
                           "during the handshake", tc->c->client_ip);
             tls_conn_transit(tc, TLS_ST_FAILED);
         }
     }
     if (tc->state == TLS_ST_PLAIN_HTTP) {
-        return in_plain_http(tc, block);
+        return in_plain_http(fc, block);
     }
     return tc->state == TLS_ST_FAILED ? APR_ECONNABORTED : APR_SUCCESS;
 }
@@ -531,25 +568,25 @@ static int brigade_has_line(apr_bucket_brigade *bb)
 }
 
 /* Reads until plain_in can answer the mode: some bytes, a line, or everything. */
-static apr_status_t in_fill(tls_conn_t *tc, ap_input_mode_t mode, apr_read_type_e block)
+static apr_status_t in_fill(tls_filter_t *fc, ap_input_mode_t mode, apr_read_type_e block)
 {
     apr_status_t rv;
 
     for (;;) {
         /* Splitting lines leaves empty buckets behind; one must not look like pending data
          * (the core would then skip flushing a response, waiting for a pipelined request). */
-        while (!APR_BRIGADE_EMPTY(tc->plain_in) && APR_BRIGADE_FIRST(tc->plain_in)->length == 0) {
-            apr_bucket_delete(APR_BRIGADE_FIRST(tc->plain_in));
+        while (!APR_BRIGADE_EMPTY(fc->plain_in) && APR_BRIGADE_FIRST(fc->plain_in)->length == 0) {
+            apr_bucket_delete(APR_BRIGADE_FIRST(fc->plain_in));
         }
-        if (!APR_BRIGADE_EMPTY(tc->plain_in) && mode != AP_MODE_EXHAUSTIVE
-            && (mode != AP_MODE_GETLINE || brigade_has_line(tc->plain_in))) {
+        if (!APR_BRIGADE_EMPTY(fc->plain_in) && mode != AP_MODE_EXHAUSTIVE
+            && (mode != AP_MODE_GETLINE || brigade_has_line(fc->plain_in))) {
             return APR_SUCCESS;
         }
-        if (tc->in_eof) {
-            return APR_BRIGADE_EMPTY(tc->plain_in) ? APR_EOF : APR_SUCCESS;
+        if (fc->in_eof) {
+            return APR_BRIGADE_EMPTY(fc->plain_in) ? APR_EOF : APR_SUCCESS;
         }
-        rv = in_read_net(tc, block);
-        if (APR_STATUS_IS_EAGAIN(rv) && !APR_BRIGADE_EMPTY(tc->plain_in)) {
+        rv = in_read_net(fc, block);
+        if (APR_STATUS_IS_EAGAIN(rv) && !APR_BRIGADE_EMPTY(fc->plain_in)) {
             return APR_SUCCESS;
         }
         if (rv != APR_SUCCESS) {
@@ -559,14 +596,14 @@ static apr_status_t in_fill(tls_conn_t *tc, ap_input_mode_t mode, apr_read_type_
 }
 
 /* Drops the CR and LF bytes that lead plain_in (what some clients send between requests). */
-static void in_eat_crlf(tls_conn_t *tc)
+static void in_eat_crlf(tls_filter_t *fc)
 {
     const char *data;
     apr_size_t len, i;
     apr_bucket *e;
 
-    while (!APR_BRIGADE_EMPTY(tc->plain_in)) {
-        e = APR_BRIGADE_FIRST(tc->plain_in);
+    while (!APR_BRIGADE_EMPTY(fc->plain_in)) {
+        e = APR_BRIGADE_FIRST(fc->plain_in);
         if (apr_bucket_read(e, &data, &len, APR_NONBLOCK_READ) != APR_SUCCESS) {
             return;
         }
@@ -587,7 +624,8 @@ static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
                                   ap_input_mode_t mode, apr_read_type_e block,
                                   apr_off_t readbytes)
 {
-    tls_conn_t *tc = f->ctx;
+    tls_filter_t *fc = f->ctx;
+    tls_conn_t *tc = fc->tc;
     apr_status_t rv;
     apr_bucket *e, *copy;
 
@@ -595,41 +633,41 @@ static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
         return APR_ECONNABORTED;
     }
     if (tc->state == TLS_ST_PLAIN_HTTP) {
-        return in_plain_http(tc, block);
+        return in_plain_http(fc, block);
     }
-    if (tc->state < TLS_ST_TRAFFIC && (rv = in_handshake(tc, block)) != APR_SUCCESS) {
+    if (tc->state < TLS_ST_TRAFFIC && (rv = in_handshake(fc, block)) != APR_SUCCESS) {
         return rv;
     }
     if (mode == AP_MODE_INIT) {
         return APR_SUCCESS;
     }
     if (mode == AP_MODE_EATCRLF) {
-        in_eat_crlf(tc);
+        in_eat_crlf(fc);
         return APR_SUCCESS;
     }
-    if ((rv = in_fill(tc, mode, block)) != APR_SUCCESS) {
+    if ((rv = in_fill(fc, mode, block)) != APR_SUCCESS) {
         return rv;
     }
     switch (mode) {
     case AP_MODE_GETLINE:
-        return apr_brigade_split_line(bb, tc->plain_in, block, HUGE_STRING_LEN);
+        return apr_brigade_split_line(bb, fc->plain_in, block, HUGE_STRING_LEN);
     case AP_MODE_EXHAUSTIVE:
-        APR_BRIGADE_CONCAT(bb, tc->plain_in);
+        APR_BRIGADE_CONCAT(bb, fc->plain_in);
         return APR_SUCCESS;
     case AP_MODE_READBYTES:
-        if ((rv = apr_brigade_partition(tc->plain_in, readbytes, &e)) != APR_SUCCESS
+        if ((rv = apr_brigade_partition(fc->plain_in, readbytes, &e)) != APR_SUCCESS
             && rv != APR_INCOMPLETE) {
             return rv;
         }
-        while (APR_BRIGADE_FIRST(tc->plain_in) != e) {
-            copy = APR_BRIGADE_FIRST(tc->plain_in);
+        while (APR_BRIGADE_FIRST(fc->plain_in) != e) {
+            copy = APR_BRIGADE_FIRST(fc->plain_in);
             APR_BUCKET_REMOVE(copy);
             APR_BRIGADE_INSERT_TAIL(bb, copy);
         }
         return APR_SUCCESS;
     case AP_MODE_SPECULATIVE:
-        for (e = APR_BRIGADE_FIRST(tc->plain_in);
-             e != APR_BRIGADE_SENTINEL(tc->plain_in) && readbytes > 0; e = APR_BUCKET_NEXT(e)) {
+        for (e = APR_BRIGADE_FIRST(fc->plain_in);
+             e != APR_BRIGADE_SENTINEL(fc->plain_in) && readbytes > 0; e = APR_BUCKET_NEXT(e)) {
             if ((rv = apr_bucket_copy(e, &copy)) != APR_SUCCESS) {
                 return rv;
             }
@@ -650,7 +688,8 @@ static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
 
 static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
 {
-    tls_conn_t *tc = f->ctx;
+    tls_filter_t *fc = f->ctx;
+    tls_conn_t *tc = fc->tc;
     apr_status_t rv = APR_SUCCESS;
     apr_read_type_e block = APR_NONBLOCK_READ;
     tls_gather_t g;
@@ -663,15 +702,15 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
     e = APR_BRIGADE_FIRST(bb);
     while (e != APR_BRIGADE_SENTINEL(bb) && rv == APR_SUCCESS) {
         if (APR_BUCKET_IS_METADATA(e)) {
-            rv = out_consume(tc, &g, bb, e);
+            rv = out_consume(fc, &g, bb, e);
             if (rv == APR_SUCCESS && AP_BUCKET_IS_EOC(e)) {
-                rv = out_close_notify(tc);
+                rv = out_close_notify(fc);
             }
             if (rv == APR_SUCCESS) {
-                rv = out_drain(tc, 0);
+                rv = out_drain(fc, 0);
             }
             APR_BUCKET_REMOVE(e);
-            APR_BRIGADE_INSERT_TAIL(tc->raw_out, e);
+            APR_BRIGADE_INSERT_TAIL(fc->raw_out, e);
             if (rv == APR_SUCCESS && APR_BUCKET_IS_EOS(e)) {
                 /* The core would hold a small response (a few KiB, all in memory) until
                  * the MPM's write completion, after Apache has looked for a pipelined
@@ -680,13 +719,13 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
                  * one now, so the client can send its next request early. Not when the
                  * connection closes next (close_notify goes in the same write) or a
                  * pipelined request waits (the core writes the answers together). */
-                rv = out_pass(tc, tc->out_response <= TLS_OUT_CHUNK
+                rv = out_pass(fc, fc->out_response <= TLS_OUT_CHUNK
                                   && tc->c->keepalive != AP_CONN_CLOSE
-                                  && !brigade_has_data(tc->plain_in));
-                tc->out_response = 0;
+                                  && !brigade_has_data(fc->plain_in));
+                fc->out_response = 0;
             }
             else if (rv == APR_SUCCESS && (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e))) {
-                rv = out_pass(tc, 0);
+                rv = out_pass(fc, 0);
             }
             e = APR_BRIGADE_FIRST(bb);
             continue;
@@ -700,8 +739,8 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
         rv = apr_bucket_read(e, &data, &len, block);
         if (APR_STATUS_IS_EAGAIN(rv)) {
             /* A slow source (CGI, proxy): send what we have before waiting on it. */
-            if ((rv = out_consume(tc, &g, bb, e)) == APR_SUCCESS
-                && (rv = out_pass(tc, 1)) == APR_SUCCESS) {
+            if ((rv = out_consume(fc, &g, bb, e)) == APR_SUCCESS
+                && (rv = out_pass(fc, 1)) == APR_SUCCESS) {
                 block = APR_BLOCK_READ;
             }
             continue;
@@ -714,15 +753,15 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
         }
         e = APR_BUCKET_NEXT(e);
         if (rv == APR_SUCCESS && (g.n == TLS_OUT_IOV || g.bytes >= TLS_OUT_GATHER)) {
-            rv = out_consume(tc, &g, bb, e);
+            rv = out_consume(fc, &g, bb, e);
         }
     }
-    if (rv == APR_SUCCESS && (rv = out_consume(tc, &g, bb, APR_BRIGADE_SENTINEL(bb))) == APR_SUCCESS) {
-        rv = out_pass(tc, 0);
+    if (rv == APR_SUCCESS && (rv = out_consume(fc, &g, bb, APR_BRIGADE_SENTINEL(bb))) == APR_SUCCESS) {
+        rv = out_pass(fc, 0);
     }
     else {
-        apr_brigade_cleanup(tc->raw_out);
-        tc->out_pending = 0;
+        apr_brigade_cleanup(fc->raw_out);
+        fc->out_pending = 0;
     }
     apr_brigade_cleanup(bb);
     return rv;
@@ -733,8 +772,8 @@ int tls_filter_pre_close(conn_rec *c)
     tls_conn_t *tc = c->master ? NULL : tls_conn_get(c);
 
     /* The core closes HTTP/1 connections without an EOC bucket passing our filter. */
-    if (tc && tc->state == TLS_ST_TRAFFIC && out_close_notify(tc) == APR_SUCCESS) {
-        out_pass(tc, 1);
+    if (tc && tc->state == TLS_ST_TRAFFIC && out_close_notify(tc->filter) == APR_SUCCESS) {
+        out_pass(tc->filter, 1);
     }
     return DECLINED;
 }
@@ -748,10 +787,14 @@ void tls_filter_register(void)
 void tls_filter_add(tls_conn_t *tc)
 {
     conn_rec *c = tc->c;
+    tls_filter_t *fc = apr_pcalloc(c->pool, sizeof(*fc));
 
-    tc->raw_in = apr_brigade_create(c->pool, c->bucket_alloc);
-    tc->plain_in = apr_brigade_create(c->pool, c->bucket_alloc);
-    tc->raw_out = apr_brigade_create(c->pool, c->bucket_alloc);
-    tc->in_filter = ap_add_input_filter("TLS_IN", tc, NULL, c);
-    tc->out_filter = ap_add_output_filter("TLS_OUT", tc, NULL, c);
+    fc->tc = tc;
+    fc->c = c;
+    fc->raw_in = apr_brigade_create(c->pool, c->bucket_alloc);
+    fc->plain_in = apr_brigade_create(c->pool, c->bucket_alloc);
+    fc->raw_out = apr_brigade_create(c->pool, c->bucket_alloc);
+    fc->in_filter = ap_add_input_filter("TLS_IN", fc, NULL, c);
+    fc->out_filter = ap_add_output_filter("TLS_OUT", fc, NULL, c);
+    tc->filter = fc;
 }
