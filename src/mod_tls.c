@@ -81,7 +81,6 @@ static void tls_register_hooks(apr_pool_t *p)
     ap_hook_process_connection(tls_conn_process_connection, tls_handshake_pred,
                                tls_handshake_succ, APR_HOOK_MIDDLE);
     tls_filter_register();
-    ap_hook_pre_close_connection(tls_filter_pre_close, NULL, NULL, APR_HOOK_MIDDLE);
 
     /* what others may ask */
     ap_hook_ssl_conn_is_ssl(tls_var_conn_is_ssl, NULL, NULL, APR_HOOK_MIDDLE);

@@ -704,7 +704,11 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
         if (APR_BUCKET_IS_METADATA(e)) {
             rv = out_consume(fc, &g, bb, e);
             if (rv == APR_SUCCESS && AP_BUCKET_IS_EOC(e)) {
+                /* After every pre_close_connection hook (mod_http2's GOAWAY), as mod_ssl.
+                 * The FLUSH first: the core holds what comes with an EOC alone, and the
+                 * MPM shuts the socket down right after. */
                 rv = out_close_notify(fc);
+                APR_BRIGADE_INSERT_TAIL(fc->raw_out, apr_bucket_flush_create(tc->c->bucket_alloc));
             }
             if (rv == APR_SUCCESS) {
                 rv = out_drain(fc, 0);
@@ -724,7 +728,9 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
                                   && !brigade_has_data(fc->plain_in));
                 fc->out_response = 0;
             }
-            else if (rv == APR_SUCCESS && (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e))) {
+            else if (rv == APR_SUCCESS && (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e))
+                     && (APR_BRIGADE_EMPTY(bb) || !AP_BUCKET_IS_EOC(APR_BRIGADE_FIRST(bb)))) {
+                /* The core's FLUSH before its EOC waits for close_notify: one write. */
                 rv = out_pass(fc, 0);
             }
             e = APR_BRIGADE_FIRST(bb);
@@ -765,17 +771,6 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
     }
     apr_brigade_cleanup(bb);
     return rv;
-}
-
-int tls_filter_pre_close(conn_rec *c)
-{
-    tls_conn_t *tc = c->master ? NULL : tls_conn_get(c);
-
-    /* The core closes HTTP/1 connections without an EOC bucket passing our filter. */
-    if (tc && tc->state == TLS_ST_TRAFFIC && out_close_notify(tc->filter) == APR_SUCCESS) {
-        out_pass(tc->filter, 1);
-    }
-    return DECLINED;
 }
 
 void tls_filter_register(void)

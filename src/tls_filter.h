@@ -6,9 +6,6 @@
 
 void tls_filter_register(void);
 
-/* pre_close_connection: sends close_notify if the connection still stands. */
-int tls_filter_pre_close(conn_rec *c);
-
 /* Puts our input and output filters on the connection of tc. */
 void tls_filter_add(tls_conn_t *tc);
 
