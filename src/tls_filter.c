@@ -51,6 +51,7 @@ typedef struct tls_filter {
     apr_size_t in_hdr_len;
     apr_size_t out_pending;            /* bytes in raw_out not yet passed on */
     apr_size_t out_response;           /* TLS bytes since the last response's end (EOS) */
+    int out_broken;                    /* the network refused our TLS: nothing more goes out */
 } tls_filter_t;
 
 static const char *phase_of(const tls_filter_t *fc)
@@ -155,22 +156,54 @@ static apr_status_t out_drain(tls_filter_t *fc, int bulk)
     return rv;
 }
 
+/* Whether rv says the client is gone (or stopped reading until the Timeout): routine. */
+static int out_client_gone(conn_rec *c, apr_status_t rv)
+{
+    return c->aborted || APR_STATUS_IS_EPIPE(rv) || APR_STATUS_IS_ECONNRESET(rv)
+           || APR_STATUS_IS_ECONNABORTED(rv) || APR_STATUS_IS_TIMEUP(rv)
+           || APR_STATUS_IS_ETIMEDOUT(rv);
+}
+
+/* The network did not take our TLS. rustls has numbered the records that were lost with
+ * it, so anything sent after them would fail to decrypt: the connection sends nothing
+ * more, not even close_notify. */
+static apr_status_t out_fail(tls_filter_t *fc, apr_status_t rv)
+{
+    tls_conn_t *tc = fc->tc;
+
+    if (!fc->out_broken) {
+        fc->out_broken = 1;
+        ap_log_cerror(APLOG_MARK, out_client_gone(tc->c, rv) ? APLOG_DEBUG : APLOG_INFO, rv,
+                      tc->c, "tls: sending to %s failed, nothing more goes out",
+                      tc->c->client_ip);
+        if (tc->state != TLS_ST_FAILED) {
+            tls_conn_transit(tc, TLS_ST_FAILED);
+        }
+    }
+    apr_brigade_cleanup(fc->raw_out);
+    fc->out_pending = 0;
+    return rv;
+}
+
 /* Passes what raw_out holds (and a FLUSH if asked) to the network. */
 static apr_status_t out_pass(tls_filter_t *fc, int flush)
 {
     tls_conn_t *tc = fc->tc;
-    apr_status_t rv = out_drain(fc, 0);
+    apr_status_t rv, prv;
 
+    if (fc->out_broken) {
+        return out_fail(fc, APR_ECONNABORTED);
+    }
+    rv = out_drain(fc, 0);
     if (flush) {
         APR_BRIGADE_INSERT_TAIL(fc->raw_out, apr_bucket_flush_create(tc->c->bucket_alloc));
     }
     if (!APR_BRIGADE_EMPTY(fc->raw_out)) {
-        apr_status_t prv = ap_pass_brigade(fc->out_filter->next, fc->raw_out);
+        if ((prv = ap_pass_brigade(fc->out_filter->next, fc->raw_out)) != APR_SUCCESS) {
+            return out_fail(fc, prv);
+        }
         apr_brigade_cleanup(fc->raw_out);
         fc->out_pending = 0;
-        if (rv == APR_SUCCESS) {
-            rv = prv;
-        }
     }
     return rv;
 }
@@ -194,6 +227,9 @@ static apr_status_t out_encrypt(tls_filter_t *fc, tls_gather_t *g)
     mtls_result rr;
     int bulk;
 
+    if (tc->state != TLS_ST_TRAFFIC) {
+        n = 0;                       /* failed or closed: nothing more is encrypted */
+    }
     while (n > 0 && rv == APR_SUCCESS) {
         rr = mtls_conn_writev(tc->rc, bufs, lens, n, &taken);
         if (rr != MTLS_OK) {
@@ -690,7 +726,7 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     tls_filter_t *fc = f->ctx;
     tls_conn_t *tc = fc->tc;
-    apr_status_t rv = APR_SUCCESS;
+    apr_status_t rv = APR_SUCCESS, prv;
     apr_read_type_e block = APR_NONBLOCK_READ;
     tls_gather_t g;
     const char *data;
@@ -762,12 +798,16 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
             rv = out_consume(fc, &g, bb, e);
         }
     }
-    if (rv == APR_SUCCESS && (rv = out_consume(fc, &g, bb, APR_BRIGADE_SENTINEL(bb))) == APR_SUCCESS) {
-        rv = out_pass(fc, 0);
+    /* What came before a failure (a bucket that could not be read, say) still goes out:
+     * rustls numbers its records, and one encrypted but dropped would put everything after
+     * it, close_notify too, out of sequence. After a TLS failure only rustls' alert is
+     * left to send; after a network failure nothing. */
+    if ((prv = out_consume(fc, &g, bb, APR_BRIGADE_SENTINEL(bb))) != APR_SUCCESS
+        && rv == APR_SUCCESS) {
+        rv = prv;
     }
-    else {
-        apr_brigade_cleanup(fc->raw_out);
-        fc->out_pending = 0;
+    if ((prv = out_pass(fc, 0)) != APR_SUCCESS && rv == APR_SUCCESS) {
+        rv = prv;
     }
     apr_brigade_cleanup(bb);
     return rv;

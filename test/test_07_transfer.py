@@ -345,3 +345,75 @@ def test_small_response_written_before_pipeline_check(ca, server):
                 since_request.append((op, n))
     # the handshake's two flights count too; at least 4 of the 6 responses were seen
     assert checked >= 6, f'only {checked} writes after a read seen in the trace'
+
+
+@pytest.fixture(scope='module')
+def tlstest_server(docroot, module_path, certs, files):
+    """A server with mod_tlstest: its broken-body handler, and a write below TLS_OUT that
+    fails once a connection passed 200000 bytes."""
+    cert, key = certs['a']
+    port = harness.free_port()
+    a = harness.Apache(f"""
+{harness.test_module()}
+TLSTestBreakWrite 200000
+LogLevel warn tls:debug
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  TLSCertificate {cert} {key}
+  <Location /broken>
+    SetHandler tlstest-broken
+  </Location>
+</VirtualHost>
+""", docroot, name='transfer-errors')
+    a.port = port
+    a.start()
+    yield a
+    a.stop()
+
+
+@pytest.mark.parametrize('version', [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=['tls12', 'tls13'])
+def test_body_that_breaks_off_keeps_the_stream(ca, tlstest_server, version):
+    """A response body whose bucket cannot be read (a file that shrank, a failed backend):
+    the records already encrypted before it still go out, so the TLS stream stays in
+    sequence and the connection ends with a close_notify the client can decrypt. (Thrown
+    away, the next record, close_notify here, would fail to decrypt: a gap in the sequence.)"""
+    import records as rc
+    conn = rc.RecordConn(ca, tlstest_server.port, min_version=version, max_version=version)
+    try:
+        conn.send(b'GET /broken?20000 HTTP/1.1\r\nHost: a.test\r\n\r\n')
+        _, text = conn.records_until(lambda text: False)
+    finally:
+        conn.close()
+    assert conn.closed == 'close_notify', conn.closed
+    assert text.startswith(b'HTTP/1.1 200'), text[:200]
+    assert text.endswith(b'x' * 20000), text[-200:]
+
+
+@pytest.mark.parametrize('version', [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=['tls12', 'tls13'])
+def test_failed_write_sends_nothing_more(ca, tlstest_server, version):
+    """Once passing TLS to the network failed, records rustls had already numbered are lost:
+    anything sent after them (more of the response, close_notify) would be out of sequence
+    and fail to decrypt. So nothing more goes out: the client sees the stream end without
+    close_notify, never a record that does not decrypt. The failure is logged once, and not
+    as an error (a client gone is routine)."""
+    import records as rc
+    offset = tlstest_server.log_size()
+    conn = rc.RecordConn(ca, tlstest_server.port, min_version=version, max_version=version)
+    try:
+        conn.send(b'GET /data-1m.bin HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n')
+        _, text = conn.records_until(lambda text: False)
+    finally:
+        conn.close()
+    assert text.startswith(b'HTTP/1.1 200'), text[:200]
+    assert 0 < len(text) < 200000, len(text)
+    assert conn.closed == 'eof', conn.closed
+    time.sleep(0.5)
+    log = tlstest_server.read_log(offset)
+    failed = [line for line in log.splitlines() if re.search(r'\[tls:\w+\].*sending to', line)]
+    assert len(failed) == 1, log
+    assert re.search(r'\[tls:(debug|info)\]', failed[0]), failed[0]
+
