@@ -52,6 +52,9 @@ typedef struct tls_filter {
     apr_size_t out_pending;            /* bytes in raw_out not yet passed on */
     apr_size_t out_response;           /* TLS bytes since the last response's end (EOS) */
     int out_broken;                    /* the network refused our TLS: nothing more goes out */
+    int in_response;                   /* TLS_RESPONSE is passing an HTTP/1 response on */
+    char *hold;                        /* malloc'ed, TLS_REC_MAX: a response's plaintext not */
+    apr_size_t hold_len;               /* yet a full record, kept for its next pass */
 } tls_filter_t;
 
 static const char *phase_of(const tls_filter_t *fc)
@@ -208,61 +211,187 @@ static apr_status_t out_pass(tls_filter_t *fc, int flush)
     return rv;
 }
 
-/* Plaintext pieces on their way into rustls; they point into buckets still in the brigade. */
+/* Plaintext on its way into rustls: what a response's earlier passes left (the held bytes),
+ * then pieces of buckets still in the brigade. */
 typedef struct {
     const uint8_t *bufs[TLS_OUT_IOV];
     size_t lens[TLS_OUT_IOV];
+    apr_bucket *from[TLS_OUT_IOV];     /* the bucket a piece lies in; NULL: the held bytes */
     size_t n;
     apr_size_t bytes;
 } tls_gather_t;
 
-/* Encrypts the gathered pieces as one stream, so small ones share full records, and passes
- * TLS on whenever enough waits, so nothing piles up. */
-static apr_status_t out_encrypt(tls_filter_t *fc, tls_gather_t *g)
+static void gather_add(tls_gather_t *g, const void *data, apr_size_t len, apr_bucket *from)
+{
+    g->bufs[g->n] = data;
+    g->lens[g->n] = len;
+    g->from[g->n++] = from;
+    g->bytes += len;
+}
+
+/* A gather that starts with the bytes held from the response's earlier passes. */
+static void gather_start(tls_filter_t *fc, tls_gather_t *g)
+{
+    g->n = 0;
+    g->bytes = 0;
+    if (fc->hold_len) {
+        gather_add(g, fc->hold, fc->hold_len, NULL);
+        fc->hold_len = 0;
+    }
+}
+
+static void hold_free(tls_filter_t *fc)
+{
+    free(fc->hold);
+    fc->hold = NULL;
+    fc->hold_len = 0;
+}
+
+static apr_status_t hold_cleanup(void *data)
+{
+    hold_free(data);
+    return APR_SUCCESS;
+}
+
+/* Encrypts the first `want` bytes gathered as one stream, so that small pieces share
+ * records, and passes TLS on whenever enough waits, so nothing piles up. */
+static apr_status_t out_encrypt(tls_filter_t *fc, tls_gather_t *g, apr_size_t want)
 {
     tls_conn_t *tc = fc->tc;
-    const uint8_t **bufs = g->bufs;
-    size_t *lens = g->lens, n = g->n, taken;
     apr_status_t rv = APR_SUCCESS;
+    size_t i = 0, end, taken, cut;
+    apr_size_t sum;
+    int bulk, idle = 0;
     mtls_result rr;
-    int bulk;
 
     if (tc->state != TLS_ST_TRAFFIC) {
-        n = 0;                       /* failed or closed: nothing more is encrypted */
+        want = 0;                    /* failed or closed: nothing more is encrypted */
+        i = g->n;
     }
-    while (n > 0 && rv == APR_SUCCESS) {
-        rr = mtls_conn_writev(tc->rc, bufs, lens, n, &taken);
+    while (want > 0 && rv == APR_SUCCESS) {
+        /* the pieces that hold the next `want` bytes, the last one cut to fit */
+        for (end = i, sum = 0; sum < want && end < g->n; ++end) {
+            sum += g->lens[end];
+        }
+        cut = sum > want ? sum - want : 0;
+        g->lens[end - 1] -= cut;
+        rr = mtls_conn_writev(tc->rc, g->bufs + i, g->lens + i, end - i, &taken);
+        g->lens[end - 1] += cut;
         if (rr != MTLS_OK) {
             return tls_conn_fail(tc, rr, "sending");
         }
-        bulk = taken >= TLS_REC_MAX;
-        for (; n > 0 && taken >= *lens; --n) {
-            taken -= *lens++;
-            ++bufs;
+        if (taken == 0 && ++idle > 1) {
+            /* Its send buffer was drained: a rustls that takes nothing now never will. */
+            ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, tc->c, "tls: rustls takes no more data "
+                          "to send to %s; closing the connection", tc->c->client_ip);
+            tls_conn_transit(tc, TLS_ST_FAILED);
+            return APR_EGENERAL;
         }
-        if (n > 0) {
-            *bufs += taken;
-            *lens -= taken;
+        idle = taken == 0 ? idle : 0;
+        bulk = taken >= TLS_REC_MAX;
+        want -= taken;
+        g->bytes -= taken;
+        for (; taken > 0 && taken >= g->lens[i]; ++i) {
+            taken -= g->lens[i];
+        }
+        if (taken > 0) {
+            g->bufs[i] += taken;
+            g->lens[i] -= taken;
         }
         if ((rv = out_drain(fc, bulk)) == APR_SUCCESS && fc->out_pending >= TLS_OUT_PASS) {
             rv = out_pass(fc, 0);
         }
     }
-    g->n = 0;
-    g->bytes = 0;
+    if (tc->state != TLS_ST_TRAFFIC) {
+        g->bytes = 0;
+        i = g->n;
+    }
+    /* what is left moves to the front */
+    memmove(g->bufs, g->bufs + i, (g->n - i) * sizeof(*g->bufs));
+    memmove(g->lens, g->lens + i, (g->n - i) * sizeof(*g->lens));
+    memmove(g->from, g->from + i, (g->n - i) * sizeof(*g->from));
+    g->n -= i;
     return rv;
 }
 
-/* Encrypts what was gathered, then drops the buckets it came from: those before `upto`. */
-static apr_status_t out_consume(tls_filter_t *fc, tls_gather_t *g, apr_bucket_brigade *bb,
-                                apr_bucket *upto)
+/* Copies what is gathered (less than a record) into the hold buffer, so that its buckets can
+ * go; the gather is then that one piece. 0: no buffer, nothing copied. */
+static int out_keep(tls_filter_t *fc, tls_gather_t *g)
 {
-    apr_status_t rv = out_encrypt(fc, g);
+    apr_size_t len = 0;
+    size_t i = 0;
 
+    if (!fc->hold && !(fc->hold = malloc(TLS_REC_MAX))) {
+        return 0;
+    }
+    if (g->n > 0 && !g->from[0]) {
+        /* the held bytes, perhaps partly encrypted already; they lie in the buffer */
+        memmove(fc->hold, g->bufs[0], g->lens[0]);
+        len = g->lens[i++];
+    }
+    for (; i < g->n; ++i) {
+        memcpy(fc->hold + len, g->bufs[i], g->lens[i]);
+        len += g->lens[i];
+    }
+    g->n = 0;
+    g->bytes = 0;
+    if (len) {
+        gather_add(g, fc->hold, len, NULL);
+    }
+    return 1;
+}
+
+/* Deletes the buckets before `upto` that no gathered piece lies in any more. */
+static void out_drop(tls_gather_t *g, apr_bucket_brigade *bb, apr_bucket *upto)
+{
+    size_t i;
+
+    for (i = 0; i < g->n; ++i) {
+        if (g->from[i]) {
+            upto = g->from[i];
+            break;
+        }
+    }
     while (APR_BRIGADE_FIRST(bb) != upto) {
         apr_bucket_delete(APR_BRIGADE_FIRST(bb));
     }
+}
+
+/* Encrypts everything gathered, then drops the buckets it came from: those before `upto`. */
+static apr_status_t out_consume(tls_filter_t *fc, tls_gather_t *g, apr_bucket_brigade *bb,
+                                apr_bucket *upto)
+{
+    apr_status_t rv = out_encrypt(fc, g, g->bytes);
+
+    out_drop(g, bb, upto);
     return rv;
+}
+
+/* Encrypts the whole records gathered; the rest waits for more of the same flush unit. When
+ * the pieces ran out, the rest is copied aside so that gathering can go on. */
+static apr_status_t out_records(tls_filter_t *fc, tls_gather_t *g, apr_bucket_brigade *bb,
+                                apr_bucket *upto)
+{
+    apr_status_t rv = out_encrypt(fc, g, g->bytes - g->bytes % TLS_REC_MAX);
+
+    if (rv == APR_SUCCESS && g->n == TLS_OUT_IOV && !out_keep(fc, g)) {
+        rv = out_encrypt(fc, g, g->bytes);
+    }
+    out_drop(g, bb, upto);
+    return rv;
+}
+
+/* Before a blocking read: what a response left held goes out now, as mod_ssl flushes its
+ * output before it waits for the client, who may be waiting for it. */
+static apr_status_t out_send_held(tls_filter_t *fc)
+{
+    apr_status_t rv;
+    tls_gather_t g;
+
+    gather_start(fc, &g);
+    rv = out_encrypt(fc, &g, g.bytes);
+    hold_free(fc);
+    return rv == APR_SUCCESS ? out_pass(fc, 1) : rv;
 }
 
 /* Ends our side of the TLS stream: what waits, then close_notify. Once only. */
@@ -467,6 +596,9 @@ static apr_status_t in_read_net(tls_filter_t *fc, apr_read_type_e block)
     apr_size_t len;
     int eof = 0;
 
+    if (block == APR_BLOCK_READ && fc->hold_len && (rv = out_send_held(fc)) != APR_SUCCESS) {
+        return rv;
+    }
     rv = ap_get_brigade(fc->in_filter->next, fc->raw_in, AP_MODE_READBYTES, block,
                         in_want(fc));
     if (rv == APR_EOF) {
@@ -722,6 +854,10 @@ static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
     }
 }
 
+/* TLS_OUT. What comes up to a FLUSH, EOS or EOC is one flush unit: its pieces share full
+ * records, and what is less than a record at the end of a pass waits for the unit's next
+ * pass, but only in a response (see tls_filter_response). Any other metadata ends a record
+ * too (mod_http2 starts a new write of its own there). */
 static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
 {
     tls_filter_t *fc = f->ctx;
@@ -733,8 +869,7 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
     apr_size_t len;
     apr_bucket *e;
 
-    g.n = 0;
-    g.bytes = 0;
+    gather_start(fc, &g);
     e = APR_BRIGADE_FIRST(bb);
     while (e != APR_BRIGADE_SENTINEL(bb) && rv == APR_SUCCESS) {
         if (APR_BUCKET_IS_METADATA(e)) {
@@ -789,14 +924,20 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
         }
         block = APR_NONBLOCK_READ;
         if (rv == APR_SUCCESS && len > 0) {
-            g.bufs[g.n] = (const uint8_t *)data;
-            g.lens[g.n++] = len;
-            g.bytes += len;
+            gather_add(&g, data, len, e);
         }
         e = APR_BUCKET_NEXT(e);
         if (rv == APR_SUCCESS && (g.n == TLS_OUT_IOV || g.bytes >= TLS_OUT_GATHER)) {
-            rv = out_consume(fc, &g, bb, e);
+            rv = out_records(fc, &g, bb, e);
         }
+    }
+    if (rv == APR_SUCCESS && fc->in_response && tc->state == TLS_ST_TRAFFIC
+        && (rv = out_records(fc, &g, bb, APR_BRIGADE_SENTINEL(bb))) == APR_SUCCESS
+        && out_keep(fc, &g)) {
+        /* The response goes on: its next pass (an EOS at the latest) completes the record. */
+        fc->hold_len = g.bytes;
+        g.n = 0;
+        g.bytes = 0;
     }
     /* What came before a failure (a bucket that could not be read, say) still goes out:
      * rustls numbers its records, and one encrypted but dropped would put everything after
@@ -806,6 +947,9 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
         && rv == APR_SUCCESS) {
         rv = prv;
     }
+    if (!fc->hold_len) {
+        hold_free(fc);
+    }
     if ((prv = out_pass(fc, 0)) != APR_SUCCESS && rv == APR_SUCCESS) {
         rv = prv;
     }
@@ -813,10 +957,43 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
     return rv;
 }
 
+/* TLS_RESPONSE, the last of an HTTP/1 request's own filters: what passes it is part of a
+ * response, and a response ends with an EOS that passes TLS_OUT too, before the MPM's write
+ * completion (which calls the core's filter directly) and before anything else is written.
+ * Only then may TLS_OUT hold a record's start for the next pass: Apache's header filter
+ * passes the head alone, right before the body. Tunnels (mod_proxy's websockets, CONNECT),
+ * mod_http2 and interim responses write to the connection's filters directly, and never
+ * wait in TLS_OUT. */
+static ap_filter_rec_t *response_filter;
+
+static apr_status_t tls_filter_response(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    tls_filter_t *fc = f->ctx;
+    apr_status_t rv;
+
+    ++fc->in_response;
+    rv = ap_pass_brigade(f->next, bb);
+    --fc->in_response;
+    return rv;
+}
+
+int tls_filter_create_request(request_rec *r)
+{
+    tls_conn_t *tc = r->connection->master ? NULL : tls_conn_get(r->connection);
+
+    /* Internal redirects and subrequests pass through the first request's filters. */
+    if (tc && tc->filter && !r->main && !r->prev) {
+        ap_add_output_filter_handle(response_filter, tc->filter, r, r->connection);
+    }
+    return DECLINED;
+}
+
 void tls_filter_register(void)
 {
     ap_register_input_filter("TLS_IN", tls_filter_in, NULL, AP_FTYPE_CONNECTION + 5);
     ap_register_output_filter("TLS_OUT", tls_filter_out, NULL, AP_FTYPE_CONNECTION + 5);
+    response_filter = ap_register_output_filter("TLS_RESPONSE", tls_filter_response, NULL,
+                                                AP_FTYPE_CONNECTION - 1);
 }
 
 void tls_filter_add(tls_conn_t *tc)
@@ -831,5 +1008,6 @@ void tls_filter_add(tls_conn_t *tc)
     fc->raw_out = apr_brigade_create(c->pool, c->bucket_alloc);
     fc->in_filter = ap_add_input_filter("TLS_IN", fc, NULL, c);
     fc->out_filter = ap_add_output_filter("TLS_OUT", fc, NULL, c);
+    apr_pool_cleanup_register(c->pool, fc, hold_cleanup, apr_pool_cleanup_null);
     tc->filter = fc;
 }

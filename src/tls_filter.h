@@ -6,6 +6,9 @@
 
 void tls_filter_register(void);
 
+/* create_request: marks an HTTP/1 request's response for TLS_OUT (see tls_filter.c). */
+int tls_filter_create_request(request_rec *r);
+
 /* Puts our input and output filters on the connection of tc. */
 void tls_filter_add(tls_conn_t *tc);
 

@@ -417,3 +417,61 @@ def test_failed_write_sends_nothing_more(ca, tlstest_server, version):
     assert len(failed) == 1, log
     assert re.search(r'\[tls:(debug|info)\]', failed[0]), failed[0]
 
+
+@pytest.mark.parametrize('version', [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=['tls12', 'tls13'])
+def test_small_response_one_record(ca, server, files, version):
+    """A small response leaves in one TLS record, head and body together, as with mod_ssl:
+    Apache's header filter passes the head alone, and encrypting each pass as it came made
+    two records (twice the record overhead and encryption calls). Kept-alive requests one
+    after the other; an error response (its body made apart from its head) too."""
+    import records as rc
+    conn = rc.RecordConn(ca, server.port, min_version=version, max_version=version)
+    try:
+        for path, status in (('/data-1k.bin', b'200'), ('/hello.txt', b'200'),
+                             ('/data-1k.bin', b'200'), ('/missing.txt', b'404')):
+            conn.send(f'GET {path} HTTP/1.1\r\nHost: a.test\r\n\r\n'.encode())
+            recs, text = conn.records_until(rc.http1_response_done)
+            assert text.startswith(b'HTTP/1.1 ' + status), text[:100]
+            assert [len(r.plain) for r in recs] == [len(text)], (path, recs)
+    finally:
+        conn.close()
+
+
+def test_response_in_full_records(ca, server, files):
+    """A larger response: its head shares the first record with the body, and every record
+    but the last is full (16 KiB of plaintext)."""
+    import records as rc
+    conn = rc.RecordConn(ca, server.port)
+    try:
+        conn.send(b'GET /data-1m.bin HTTP/1.1\r\nHost: a.test\r\n\r\n')
+        recs, text = conn.records_until(rc.http1_response_done)
+    finally:
+        conn.close()
+    sizes = [len(r.plain) for r in recs]
+    assert text.endswith(b'\r\n\r\n' + open(os.path.join(server.docroot, 'data-1m.bin'),
+                                            'rb').read())
+    assert set(sizes[:-1]) == {16384}, sizes
+
+
+def test_h2_records_follow_h2_writes(ca, server, files):
+    """mod_http2 sizes its own writes (it has the frames, the priorities and the flow control)
+    and ends each pass with a FLUSH: its records stay as it wrote them, the first response on
+    a new connection included. mod_http2 2.x writes up to 16 KiB from the start (its TLS
+    warm-up is turned off in its source); a small response is one small record."""
+    import records as rc
+    conn = rc.RecordConn(ca, server.port, alpn=['h2'])
+    try:
+        h2 = rc.H2Reader(conn)
+        h2.start()
+        conn.send(rc.h2_get(1, '/data-1k.bin'))
+        small = [len(r.plain) for r in h2.read_until(rc.h2_stream_ended(1)) if r.plain]
+        conn.send(rc.h2_get(3, '/data-1m.bin'))
+        large = [len(r.plain) for r in h2.read_until(rc.h2_stream_ended(3)) if r.plain]
+    finally:
+        conn.close()
+    # the server's SETTINGS (and WINDOW_UPDATE) come first; the response is the last record
+    assert 1024 < small[-1] < 1300, small
+    # mod_http2 ends a pass now and then with a short piece (mod_ssl's records show the same)
+    assert max(large) == 16384, large
+    assert sum(n for n in large if n == 16384) > 0.9 * sum(large), large
