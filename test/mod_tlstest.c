@@ -7,6 +7,10 @@
  * - The handler "tlstest-broken" answers with a body that breaks off: N bytes (the query
  *   string, default 10000), a metadata bucket of its own, then a bucket whose read fails, as
  *   a file that shrank or a backend that failed would. Its connection then closes.
+ * - The handler "tlstest-ask" sends a line of its response ("ready"), without a FLUSH, before
+ *   it reads the request body, and then echoes the body: a client that sends the body only
+ *   once it has that line gets the answer only if the line is not held back while the
+ *   server waits for the body.
  * - `TLSTestBreakWrite N` puts a connection filter below mod_tls' output filter that fails
  *   the pass which would take its connection past N bytes (ECONNRESET, the brigade dropped),
  *   and passes everything after it, so anything sent after a failed write reaches the
@@ -114,6 +118,37 @@ static int tlstest_handler(request_rec *r)
     return OK;
 }
 
+/* ---- a response that waits for the request body ---------------------------------------- */
+
+static int tlstest_ask(request_rec *r)
+{
+    apr_bucket_alloc_t *ba = r->connection->bucket_alloc;
+    apr_bucket_brigade *bb;
+    char buf[1024];
+    long n;
+
+    if (!r->handler || strcmp(r->handler, "tlstest-ask")) {
+        return DECLINED;
+    }
+    if (ap_setup_client_block(r, REQUEST_CHUNKED_DECHUNK) != OK) {
+        return HTTP_BAD_REQUEST;
+    }
+    ap_set_content_type(r, "text/plain");
+    bb = apr_brigade_create(r->pool, ba);
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_immortal_create("ready\n", 6, ba));
+    if (ap_pass_brigade(r->output_filters, bb) != APR_SUCCESS) {
+        return AP_FILTER_ERROR;
+    }
+    apr_brigade_cleanup(bb);
+    if (ap_should_client_block(r)) {
+        while ((n = ap_get_client_block(r, buf, sizeof(buf))) > 0) {
+            apr_brigade_write(bb, NULL, NULL, buf, (apr_size_t)n);
+        }
+    }
+    APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_eos_create(ba));
+    return ap_pass_brigade(r->output_filters, bb) == APR_SUCCESS ? OK : AP_FILTER_ERROR;
+}
+
 /* ---- a write that fails once ------------------------------------------------------------ */
 
 typedef struct {
@@ -167,6 +202,7 @@ static void tlstest_register_hooks(apr_pool_t *p)
     (void)p;
     ap_hook_protocol_propose(tlstest_propose, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_handler(tlstest_handler, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_handler(tlstest_ask, NULL, NULL, APR_HOOK_MIDDLE);
     ap_hook_pre_connection(tlstest_pre_connection, NULL, NULL, APR_HOOK_MIDDLE);
     /* below mod_tls' TLS_OUT (AP_FTYPE_CONNECTION + 5), above the network */
     ap_register_output_filter("TLSTEST_BREAK", tlstest_break_out, NULL,

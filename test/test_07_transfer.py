@@ -365,6 +365,9 @@ TLSEngine 127.0.0.1:{port}
   <Location /broken>
     SetHandler tlstest-broken
   </Location>
+  <Location /ask>
+    SetHandler tlstest-ask
+  </Location>
 </VirtualHost>
 """, docroot, name='transfer-errors')
     a.port = port
@@ -475,3 +478,76 @@ def test_h2_records_follow_h2_writes(ca, server, files):
     # mod_http2 ends a pass now and then with a short piece (mod_ssl's records show the same)
     assert max(large) == 16384, large
     assert sum(n for n in large if n == 16384) > 0.9 * sum(large), large
+
+
+def test_held_response_goes_out_before_waiting_for_the_client(ca, tlstest_server):
+    """A handler sends part of its response (no FLUSH) and then waits for the request body,
+    which this client sends only once it has that part. TLS_OUT may hold the start of a
+    record for a response's next pass, but not while the server waits for the client."""
+    import records as rc
+    conn = rc.RecordConn(ca, tlstest_server.port, timeout=10)
+    try:
+        conn.send(b'POST /ask HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n'
+                  b'Connection: close\r\n\r\n')
+        _, text = conn.records_until(lambda text: b'ready\n' in text)
+        assert b'ready\n' in text, text
+        conn.send(b'hello')
+        _, rest = conn.records_until(lambda text: text.endswith(b'0\r\n\r\n'))
+    finally:
+        conn.close()
+    assert b'hello' in rest, rest
+
+
+def test_tunnel_not_held(ca, docroot, module_path, certs, apache_factory):
+    """mod_proxy's tunnels (websockets, CONNECT) pass data without FLUSH and flush through the
+    core's filter directly: TLS_OUT holds nothing of theirs, every message goes out at once."""
+    import threading
+    cert, key = certs['a']
+    backend = socket.socket()
+    backend.bind(('127.0.0.1', 0))
+    backend.listen(1)
+
+    def serve():
+        s, _ = backend.accept()
+        with s:
+            head = b''
+            while b'\r\n\r\n' not in head:
+                head += s.recv(4096)
+            s.sendall(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n'
+                      b'Connection: Upgrade\r\n\r\n')
+            while True:
+                data = s.recv(4096)
+                if not data:
+                    break
+                s.sendall(data)
+    threading.Thread(target=serve, daemon=True).start()
+    port = harness.free_port()
+    a = apache_factory(f"""
+LoadModule proxy_module {harness.MODULES_DIR}/mod_proxy.so
+LoadModule proxy_http_module {harness.MODULES_DIR}/mod_proxy_http.so
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  TLSCertificate {cert} {key}
+  ProxyPass /echo http://127.0.0.1:{backend.getsockname()[1]}/ upgrade=echo
+</VirtualHost>
+""", name='tunnel')
+    a.start()
+    s = harness.tls_connect(ca, port, timeout=5)
+    try:
+        s.sendall(b'GET /echo HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\n'
+                  b'Upgrade: echo\r\n\r\n')
+        head = b''
+        while b'\r\n\r\n' not in head:
+            head += s.recv(4096)
+        assert head.startswith(b'HTTP/1.1 101'), head
+        for msg in (b'ping', b'a somewhat longer message'):
+            s.sendall(msg)
+            got = b''
+            while len(got) < len(msg):
+                got += s.recv(4096)
+            assert got == msg
+    finally:
+        s.close()
+        backend.close()
