@@ -13,7 +13,8 @@ typedef enum {
     TLS_ST_HANDSHAKE,      /* vhost and config chosen, handshake under way */
     TLS_ST_TRAFFIC,        /* application data */
     TLS_ST_CLOSED,         /* we sent close_notify: nothing more goes out */
-    TLS_ST_FAILED,         /* refused or broken; only queued alerts go out */
+    TLS_ST_FAILED,         /* refused or broken; only queued alerts go out (nothing after a
+                            * failed write) */
     TLS_ST_PLAIN_HTTP      /* the client spoke plain HTTP: it gets a 400 in clear, no TLS */
 } tls_state_e;
 

@@ -1,9 +1,9 @@
 /* tls_filter.c: the brigade/record bridge. The input filter reads TLS from the network,
  * feeds rustls and keeps the decrypted bytes in plain_in to answer every read mode; it also
  * drives the handshake, lazily on the first read, so mod_reqtimeout's handshake stage applies.
- * The output filter gathers small writes into full records, hands plaintext to rustls in
- * bounded pieces and passes the TLS bytes on as they come, so memory stays bounded whatever
- * the response size. */
+ * The output filter gathers what comes up to a FLUSH, EOS or EOC into full records (a
+ * response's head and body share one), hands plaintext to rustls in bounded pieces and passes
+ * the TLS bytes on as they come, so memory stays bounded whatever the response size. */
 #include <httpd.h>
 #include <apr_strings.h>
 #include <http_connection.h>
