@@ -66,6 +66,9 @@ static const char *const tls_before_ssl[] = { "mod_ssl.c", NULL };
 /* The handshake runs inside mod_reqtimeout's handshake stage and before mod_http2. */
 static const char *const tls_handshake_pred[] = { "mod_reqtimeout.c", NULL };
 static const char *const tls_handshake_succ[] = { "mod_http2.c", NULL };
+/* A request's last filter goes in after the HTTP ones: one added before them all would
+ * become the request's first, and the response would skip them. */
+static const char *const tls_after_http[] = { "http_core.c", NULL };
 
 static void tls_register_hooks(apr_pool_t *p)
 {
@@ -81,7 +84,8 @@ static void tls_register_hooks(apr_pool_t *p)
     ap_hook_process_connection(tls_conn_process_connection, tls_handshake_pred,
                                tls_handshake_succ, APR_HOOK_MIDDLE);
     tls_filter_register();
-    ap_hook_pre_close_connection(tls_filter_pre_close, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_create_request(tls_filter_create_request, tls_after_http, NULL,
+                           APR_HOOK_REALLY_LAST);
 
     /* what others may ask */
     ap_hook_ssl_conn_is_ssl(tls_var_conn_is_ssl, NULL, NULL, APR_HOOK_MIDDLE);

@@ -13,7 +13,8 @@ typedef enum {
     TLS_ST_HANDSHAKE,      /* vhost and config chosen, handshake under way */
     TLS_ST_TRAFFIC,        /* application data */
     TLS_ST_CLOSED,         /* we sent close_notify: nothing more goes out */
-    TLS_ST_FAILED,         /* refused or broken; only queued alerts go out */
+    TLS_ST_FAILED,         /* refused or broken; only queued alerts go out (nothing after a
+                            * failed write) */
     TLS_ST_PLAIN_HTTP      /* the client spoke plain HTTP: it gets a 400 in clear, no TLS */
 } tls_state_e;
 
@@ -35,7 +36,7 @@ typedef struct {
     apr_array_header_t *peer_chain;    /* tls_der_t: the client's certificate, then its chain */
 } tls_handshake_t;
 
-struct tls_plain_in;               /* the input filter's, see tls_filter.c */
+struct tls_filter;                 /* the filters' own state, private to tls_filter.c */
 
 typedef struct {
     conn_rec *c;
@@ -47,19 +48,7 @@ typedef struct {
     const char *sni;                   /* NULL: the client sent none */
     const char *alpn;                  /* agreed protocol, NULL: none */
     const tls_handshake_t *hs;         /* NULL until the handshake completed */
-    ap_filter_t *in_filter;            /* ours; TLS bytes come from its next */
-    ap_filter_t *out_filter;           /* ours; TLS bytes go to its next */
-    apr_bucket_brigade *raw_in;        /* TLS read from the network, scratch */
-    apr_bucket_brigade *plain_in;      /* decrypted, not yet taken by Apache */
-    apr_bucket_brigade *raw_out;       /* TLS on its way to the network */
-    int in_eof;                        /* no more TLS will come in */
-    int in_started;                    /* the first bytes came in and were looked at */
-    struct tls_plain_in *plain;        /* NULL unless those first bytes may be plain HTTP */
-    apr_size_t in_rec_left;            /* bytes of the current TLS record still to read */
-    unsigned char in_hdr[5];           /* the next record's header, as far as read */
-    apr_size_t in_hdr_len;
-    apr_size_t out_pending;            /* bytes in raw_out not yet passed on */
-    apr_size_t out_response;           /* TLS bytes since the last response's end (EOS) */
+    struct tls_filter *filter;         /* the filters' state, set by tls_filter_add */
 } tls_conn_t;
 
 /* The TLS state of c, or of the connection c runs on (HTTP/2 streams); NULL: no TLS. */

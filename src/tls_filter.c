@@ -1,9 +1,9 @@
 /* tls_filter.c: the brigade/record bridge. The input filter reads TLS from the network,
  * feeds rustls and keeps the decrypted bytes in plain_in to answer every read mode; it also
  * drives the handshake, lazily on the first read, so mod_reqtimeout's handshake stage applies.
- * The output filter gathers small writes into full records, hands plaintext to rustls in
- * bounded pieces and passes the TLS bytes on as they come, so memory stays bounded whatever
- * the response size. */
+ * The output filter gathers what comes up to a FLUSH, EOS or EOC into full records (a
+ * response's head and body share one), hands plaintext to rustls in bounded pieces and passes
+ * the TLS bytes on as they come, so memory stays bounded whatever the response size. */
 #include <httpd.h>
 #include <apr_strings.h>
 #include <http_connection.h>
@@ -33,8 +33,34 @@ struct tls_plain_in {
     char head[TLS_PLAIN_HEAD_MAX];
 };
 
-static const char *phase_of(const tls_conn_t *tc)
+/* The filters' state of one connection. Only this file knows it; tls_conn_t points to it,
+ * and the connection's state changes go through tls_conn_transit(). */
+typedef struct tls_filter {
+    tls_conn_t *tc;
+    conn_rec *c;
+    ap_filter_t *in_filter;            /* ours; TLS bytes come from its next */
+    ap_filter_t *out_filter;           /* ours; TLS bytes go to its next */
+    apr_bucket_brigade *raw_in;        /* TLS read from the network, scratch */
+    apr_bucket_brigade *plain_in;      /* decrypted, not yet taken by Apache */
+    apr_bucket_brigade *raw_out;       /* TLS on its way to the network */
+    int in_eof;                        /* no more TLS will come in */
+    int in_started;                    /* the first bytes came in and were looked at */
+    struct tls_plain_in *plain;        /* NULL unless those first bytes may be plain HTTP */
+    apr_size_t in_rec_left;            /* bytes of the current TLS record still to read */
+    unsigned char in_hdr[TLS_REC_HDR]; /* the next record's header, as far as read */
+    apr_size_t in_hdr_len;
+    apr_size_t out_pending;            /* bytes in raw_out not yet passed on */
+    apr_size_t out_response;           /* TLS bytes since the last response's end (EOS) */
+    int out_broken;                    /* the network refused our TLS: nothing more goes out */
+    int in_response;                   /* TLS_RESPONSE is passing an HTTP/1 response on */
+    char *hold;                        /* malloc'ed, TLS_REC_MAX: a response's plaintext not */
+    apr_size_t hold_len;               /* yet a full record, kept for its next pass */
+} tls_filter_t;
+
+static const char *phase_of(const tls_filter_t *fc)
 {
+    const tls_conn_t *tc = fc->tc;
+
     return tc->state == TLS_ST_TRAFFIC ? "traffic" : "handshake";
 }
 
@@ -94,8 +120,9 @@ static int brigade_has_data(apr_bucket_brigade *bb)
 /* ---- out: TLS to the network ----------------------------------------------------------- */
 
 /* Fills buf (size bytes) with TLS bytes rustls holds; *len says how many. */
-static apr_status_t out_fill(tls_conn_t *tc, char *buf, apr_size_t size, apr_size_t *len)
+static apr_status_t out_fill(tls_filter_t *fc, char *buf, apr_size_t size, apr_size_t *len)
 {
+    tls_conn_t *tc = fc->tc;
     mtls_result rr;
     size_t n;
 
@@ -111,107 +138,273 @@ static apr_status_t out_fill(tls_conn_t *tc, char *buf, apr_size_t size, apr_siz
  * a bucket of just its size, so an idle connection keeps no big buffers; in bulk (a full
  * record was just encrypted, or a piece comes out full) TLS is written straight into
  * buffers that become the buckets'. */
-static apr_status_t out_drain(tls_conn_t *tc, int bulk)
+static apr_status_t out_drain(tls_filter_t *fc, int bulk)
 {
+    tls_conn_t *tc = fc->tc;
     char stack[TLS_SMALL], *buf;
     apr_status_t rv = APR_SUCCESS;
     apr_size_t len, size;
 
     buf = piece_buf(stack, bulk ? TLS_OUT_CHUNK : 0, &size);
     while (mtls_conn_wants_write(tc->rc)) {
-        if ((rv = out_fill(tc, buf, size, &len)) != APR_SUCCESS || len == 0) {
+        if ((rv = out_fill(fc, buf, size, &len)) != APR_SUCCESS || len == 0) {
             break;
         }
-        APR_BRIGADE_INSERT_TAIL(tc->raw_out, piece_bucket(buf, stack, len, tc->c->bucket_alloc));
-        tc->out_pending += len;
-        tc->out_response += len;
+        APR_BRIGADE_INSERT_TAIL(fc->raw_out, piece_bucket(buf, stack, len, tc->c->bucket_alloc));
+        fc->out_pending += len;
+        fc->out_response += len;
         buf = piece_buf(stack, len == size ? TLS_OUT_CHUNK : 0, &size);
     }
     piece_done(buf, stack);
     return rv;
 }
 
-/* Passes what raw_out holds (and a FLUSH if asked) to the network. */
-static apr_status_t out_pass(tls_conn_t *tc, int flush)
+/* Whether rv says the client is gone (or stopped reading until the Timeout): routine. */
+static int out_client_gone(conn_rec *c, apr_status_t rv)
 {
-    apr_status_t rv = out_drain(tc, 0);
+    return c->aborted || APR_STATUS_IS_EPIPE(rv) || APR_STATUS_IS_ECONNRESET(rv)
+           || APR_STATUS_IS_ECONNABORTED(rv) || APR_STATUS_IS_TIMEUP(rv)
+           || APR_STATUS_IS_ETIMEDOUT(rv);
+}
 
-    if (flush) {
-        APR_BRIGADE_INSERT_TAIL(tc->raw_out, apr_bucket_flush_create(tc->c->bucket_alloc));
-    }
-    if (!APR_BRIGADE_EMPTY(tc->raw_out)) {
-        apr_status_t prv = ap_pass_brigade(tc->out_filter->next, tc->raw_out);
-        apr_brigade_cleanup(tc->raw_out);
-        tc->out_pending = 0;
-        if (rv == APR_SUCCESS) {
-            rv = prv;
+/* The network did not take our TLS. rustls has numbered the records that were lost with
+ * it, so anything sent after them would fail to decrypt: the connection sends nothing
+ * more, not even close_notify. */
+static apr_status_t out_fail(tls_filter_t *fc, apr_status_t rv)
+{
+    tls_conn_t *tc = fc->tc;
+
+    if (!fc->out_broken) {
+        fc->out_broken = 1;
+        ap_log_cerror(APLOG_MARK, out_client_gone(tc->c, rv) ? APLOG_DEBUG : APLOG_INFO, rv,
+                      tc->c, "tls: sending to %s failed, nothing more goes out",
+                      tc->c->client_ip);
+        if (tc->state != TLS_ST_FAILED) {
+            tls_conn_transit(tc, TLS_ST_FAILED);
         }
+    }
+    apr_brigade_cleanup(fc->raw_out);
+    fc->out_pending = 0;
+    return rv;
+}
+
+/* Passes what raw_out holds (and a FLUSH if asked) to the network. */
+static apr_status_t out_pass(tls_filter_t *fc, int flush)
+{
+    tls_conn_t *tc = fc->tc;
+    apr_status_t rv, prv;
+
+    if (fc->out_broken) {
+        return out_fail(fc, APR_ECONNABORTED);
+    }
+    rv = out_drain(fc, 0);
+    if (flush) {
+        APR_BRIGADE_INSERT_TAIL(fc->raw_out, apr_bucket_flush_create(tc->c->bucket_alloc));
+    }
+    if (!APR_BRIGADE_EMPTY(fc->raw_out)) {
+        if ((prv = ap_pass_brigade(fc->out_filter->next, fc->raw_out)) != APR_SUCCESS) {
+            return out_fail(fc, prv);
+        }
+        apr_brigade_cleanup(fc->raw_out);
+        fc->out_pending = 0;
     }
     return rv;
 }
 
-/* Plaintext pieces on their way into rustls; they point into buckets still in the brigade. */
+/* Plaintext on its way into rustls: what a response's earlier passes left (the held bytes),
+ * then pieces of buckets still in the brigade. */
 typedef struct {
     const uint8_t *bufs[TLS_OUT_IOV];
     size_t lens[TLS_OUT_IOV];
+    apr_bucket *from[TLS_OUT_IOV];     /* the bucket a piece lies in; NULL: the held bytes */
     size_t n;
     apr_size_t bytes;
 } tls_gather_t;
 
-/* Encrypts the gathered pieces as one stream, so small ones share full records, and passes
- * TLS on whenever enough waits, so nothing piles up. */
-static apr_status_t out_encrypt(tls_conn_t *tc, tls_gather_t *g)
+static void gather_add(tls_gather_t *g, const void *data, apr_size_t len, apr_bucket *from)
 {
-    const uint8_t **bufs = g->bufs;
-    size_t *lens = g->lens, n = g->n, taken;
-    apr_status_t rv = APR_SUCCESS;
-    mtls_result rr;
-    int bulk;
+    g->bufs[g->n] = data;
+    g->lens[g->n] = len;
+    g->from[g->n++] = from;
+    g->bytes += len;
+}
 
-    while (n > 0 && rv == APR_SUCCESS) {
-        rr = mtls_conn_writev(tc->rc, bufs, lens, n, &taken);
+/* A gather that starts with the bytes held from the response's earlier passes. */
+static void gather_start(tls_filter_t *fc, tls_gather_t *g)
+{
+    g->n = 0;
+    g->bytes = 0;
+    if (fc->hold_len) {
+        gather_add(g, fc->hold, fc->hold_len, NULL);
+        fc->hold_len = 0;
+    }
+}
+
+static void hold_free(tls_filter_t *fc)
+{
+    free(fc->hold);
+    fc->hold = NULL;
+    fc->hold_len = 0;
+}
+
+static apr_status_t hold_cleanup(void *data)
+{
+    hold_free(data);
+    return APR_SUCCESS;
+}
+
+/* Encrypts the first `want` bytes gathered as one stream, so that small pieces share
+ * records, and passes TLS on whenever enough waits, so nothing piles up. */
+static apr_status_t out_encrypt(tls_filter_t *fc, tls_gather_t *g, apr_size_t want)
+{
+    tls_conn_t *tc = fc->tc;
+    apr_status_t rv = APR_SUCCESS;
+    size_t i = 0, end, taken, cut;
+    apr_size_t sum;
+    int bulk, idle = 0;
+    mtls_result rr;
+
+    if (tc->state != TLS_ST_TRAFFIC) {
+        want = 0;                    /* failed or closed: nothing more is encrypted */
+        i = g->n;
+    }
+    while (want > 0 && rv == APR_SUCCESS) {
+        /* the pieces that hold the next `want` bytes, the last one cut to fit */
+        for (end = i, sum = 0; sum < want && end < g->n; ++end) {
+            sum += g->lens[end];
+        }
+        cut = sum > want ? sum - want : 0;
+        g->lens[end - 1] -= cut;
+        rr = mtls_conn_writev(tc->rc, g->bufs + i, g->lens + i, end - i, &taken);
+        g->lens[end - 1] += cut;
         if (rr != MTLS_OK) {
             return tls_conn_fail(tc, rr, "sending");
         }
+        if (taken == 0 && ++idle > 1) {
+            /* Its send buffer was drained: a rustls that takes nothing now never will. */
+            ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, tc->c, "tls: rustls takes no more data "
+                          "to send to %s; closing the connection", tc->c->client_ip);
+            tls_conn_transit(tc, TLS_ST_FAILED);
+            return APR_EGENERAL;
+        }
+        idle = taken == 0 ? idle : 0;
         bulk = taken >= TLS_REC_MAX;
-        for (; n > 0 && taken >= *lens; --n) {
-            taken -= *lens++;
-            ++bufs;
+        want -= taken;
+        g->bytes -= taken;
+        for (; taken > 0 && taken >= g->lens[i]; ++i) {
+            taken -= g->lens[i];
         }
-        if (n > 0) {
-            *bufs += taken;
-            *lens -= taken;
+        if (taken > 0) {
+            g->bufs[i] += taken;
+            g->lens[i] -= taken;
         }
-        if ((rv = out_drain(tc, bulk)) == APR_SUCCESS && tc->out_pending >= TLS_OUT_PASS) {
-            rv = out_pass(tc, 0);
+        if ((rv = out_drain(fc, bulk)) == APR_SUCCESS && fc->out_pending >= TLS_OUT_PASS) {
+            rv = out_pass(fc, 0);
         }
+    }
+    if (tc->state != TLS_ST_TRAFFIC) {
+        g->bytes = 0;
+        i = g->n;
+    }
+    /* what is left moves to the front */
+    memmove(g->bufs, g->bufs + i, (g->n - i) * sizeof(*g->bufs));
+    memmove(g->lens, g->lens + i, (g->n - i) * sizeof(*g->lens));
+    memmove(g->from, g->from + i, (g->n - i) * sizeof(*g->from));
+    g->n -= i;
+    return rv;
+}
+
+/* Copies what is gathered (less than a record) into the hold buffer, so that its buckets can
+ * go; the gather is then that one piece. 0: no buffer, nothing copied. */
+static int out_keep(tls_filter_t *fc, tls_gather_t *g)
+{
+    apr_size_t len = 0;
+    size_t i = 0;
+
+    if (!fc->hold && !(fc->hold = malloc(TLS_REC_MAX))) {
+        return 0;
+    }
+    if (g->n > 0 && !g->from[0]) {
+        /* the held bytes, perhaps partly encrypted already; they lie in the buffer */
+        memmove(fc->hold, g->bufs[0], g->lens[0]);
+        len = g->lens[i++];
+    }
+    for (; i < g->n; ++i) {
+        memcpy(fc->hold + len, g->bufs[i], g->lens[i]);
+        len += g->lens[i];
     }
     g->n = 0;
     g->bytes = 0;
-    return rv;
+    if (len) {
+        gather_add(g, fc->hold, len, NULL);
+    }
+    return 1;
 }
 
-/* Encrypts what was gathered, then drops the buckets it came from: those before `upto`. */
-static apr_status_t out_consume(tls_conn_t *tc, tls_gather_t *g, apr_bucket_brigade *bb,
-                                apr_bucket *upto)
+/* Deletes the buckets before `upto` that no gathered piece lies in any more. */
+static void out_drop(tls_gather_t *g, apr_bucket_brigade *bb, apr_bucket *upto)
 {
-    apr_status_t rv = out_encrypt(tc, g);
+    size_t i;
 
+    for (i = 0; i < g->n; ++i) {
+        if (g->from[i]) {
+            upto = g->from[i];
+            break;
+        }
+    }
     while (APR_BRIGADE_FIRST(bb) != upto) {
         apr_bucket_delete(APR_BRIGADE_FIRST(bb));
     }
+}
+
+/* Encrypts everything gathered, then drops the buckets it came from: those before `upto`. */
+static apr_status_t out_consume(tls_filter_t *fc, tls_gather_t *g, apr_bucket_brigade *bb,
+                                apr_bucket *upto)
+{
+    apr_status_t rv = out_encrypt(fc, g, g->bytes);
+
+    out_drop(g, bb, upto);
     return rv;
 }
 
-/* Ends our side of the TLS stream: what waits, then close_notify. Once only. */
-static apr_status_t out_close_notify(tls_conn_t *tc)
+/* Encrypts the whole records gathered; the rest waits for more of the same flush unit. When
+ * the pieces ran out, the rest is copied aside so that gathering can go on. */
+static apr_status_t out_records(tls_filter_t *fc, tls_gather_t *g, apr_bucket_brigade *bb,
+                                apr_bucket *upto)
 {
+    apr_status_t rv = out_encrypt(fc, g, g->bytes - g->bytes % TLS_REC_MAX);
+
+    if (rv == APR_SUCCESS && g->n == TLS_OUT_IOV && !out_keep(fc, g)) {
+        rv = out_encrypt(fc, g, g->bytes);
+    }
+    out_drop(g, bb, upto);
+    return rv;
+}
+
+/* Before a blocking read: what a response left held goes out now, as mod_ssl flushes its
+ * output before it waits for the client, who may be waiting for it. */
+static apr_status_t out_send_held(tls_filter_t *fc)
+{
+    apr_status_t rv;
+    tls_gather_t g;
+
+    gather_start(fc, &g);
+    rv = out_encrypt(fc, &g, g.bytes);
+    hold_free(fc);
+    return rv == APR_SUCCESS ? out_pass(fc, 1) : rv;
+}
+
+/* Ends our side of the TLS stream: what waits, then close_notify. Once only. */
+static apr_status_t out_close_notify(tls_filter_t *fc)
+{
+    tls_conn_t *tc = fc->tc;
+
     if (tc->state != TLS_ST_TRAFFIC) {
         return APR_SUCCESS;
     }
     mtls_conn_send_close_notify(tc->rc);
     tls_conn_transit(tc, TLS_ST_CLOSED);
-    return out_drain(tc, 0);
+    return out_drain(fc, 0);
 }
 
 /* ---- in: TLS from the network ---------------------------------------------------------- */
@@ -219,15 +412,16 @@ static apr_status_t out_close_notify(tls_conn_t *tc)
 /* Moves the plaintext rustls has decrypted into plain_in. Like out_drain: small reads go
  * through the stack into buckets of just their size; once a read fills the stack buffer,
  * bulk is flowing (an upload) and the next reads land straight in record-sized buffers. */
-static apr_status_t in_take_plain(tls_conn_t *tc)
+static apr_status_t in_take_plain(tls_filter_t *fc)
 {
+    tls_conn_t *tc = fc->tc;
     char stack[TLS_SMALL], *buf;
     mtls_result rr;
     apr_size_t n, size;
 
     buf = piece_buf(stack, 0, &size);
     while ((rr = mtls_conn_read(tc->rc, (uint8_t *)buf, size, &n)) == MTLS_OK) {
-        APR_BRIGADE_INSERT_TAIL(tc->plain_in, piece_bucket(buf, stack, n, tc->c->bucket_alloc));
+        APR_BRIGADE_INSERT_TAIL(fc->plain_in, piece_bucket(buf, stack, n, tc->c->bucket_alloc));
         buf = piece_buf(stack, n == size ? TLS_REC_MAX : 0, &size);
     }
     piece_done(buf, stack);
@@ -236,13 +430,13 @@ static apr_status_t in_take_plain(tls_conn_t *tc)
         return APR_SUCCESS;
     case MTLS_EOF:
         /* The client is done sending; our answer may still go out (half-close). */
-        tc->in_eof = 1;
+        fc->in_eof = 1;
         return APR_SUCCESS;
     case MTLS_PEER_UNEXPECTED_EOF:
         /* Common and harmless between requests; a cut body shows up as a short read. */
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, tc->c,
                       "tls: %s closed the connection without close_notify", tc->c->client_ip);
-        tc->in_eof = 1;
+        fc->in_eof = 1;
         return APR_SUCCESS;
     default:
         return tls_conn_fail(tc, rr, "receiving");
@@ -250,8 +444,9 @@ static apr_status_t in_take_plain(tls_conn_t *tc)
 }
 
 /* Lets rustls look at what it was given; reacts to the hello and the handshake's end. */
-static apr_status_t in_process(tls_conn_t *tc)
+static apr_status_t in_process(tls_filter_t *fc)
 {
+    tls_conn_t *tc = fc->tc;
     mtls_result rr = mtls_conn_process(tc->rc);
     apr_status_t rv;
 
@@ -262,15 +457,15 @@ static apr_status_t in_process(tls_conn_t *tc)
         rr = mtls_conn_process(tc->rc);
     }
     if (rr != MTLS_OK && rr != MTLS_WOULD_BLOCK) {
-        return tls_conn_fail(tc, rr, phase_of(tc));
+        return tls_conn_fail(tc, rr, phase_of(fc));
     }
     if (tc->state == TLS_ST_HANDSHAKE && !mtls_conn_is_handshaking(tc->rc)) {
         if ((rv = tls_conn_on_handshake_done(tc)) != APR_SUCCESS) {
             return rv;
         }
-        tc->out_response = 0;      /* the handshake's flights are no response's */
+        fc->out_response = 0;      /* the handshake's flights are no response's */
     }
-    return tc->state == TLS_ST_TRAFFIC ? in_take_plain(tc) : APR_SUCCESS;
+    return tc->state == TLS_ST_TRAFFIC ? in_take_plain(fc) : APR_SUCCESS;
 }
 
 #define TLS_REC_BODY_MAX (TLS_REC_MAX + 2048)  /* the longest record body TLS allows */
@@ -280,19 +475,20 @@ static apr_status_t in_process(tls_conn_t *tc)
  * rejected 0-RTT data and still holds (docs/architecture.md, "Rejected early data"). Only a
  * header no TLS record has (type, version, length) is looked at without its body, so that
  * rustls refuses it at once. */
-static int in_rec_ready(const tls_conn_t *tc)
+static int in_rec_ready(const tls_filter_t *fc)
 {
-    const unsigned char *h = tc->in_hdr;     /* the current record's, once in_hdr_len is 0 */
+    const unsigned char *h = fc->in_hdr;     /* the current record's, once in_hdr_len is 0 */
     apr_size_t len = ((apr_size_t)h[3] << 8) | h[4];
 
-    return tc->in_hdr_len == 0
-           && (tc->in_rec_left == 0
+    return fc->in_hdr_len == 0
+           && (fc->in_rec_left == 0
                || h[0] < 20 || h[0] > 23 || h[1] != 3 || len > TLS_REC_BODY_MAX);
 }
 
 /* Hands TLS bytes to rustls; len 0 tells it of the network's EOF. */
-static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
+static apr_status_t in_feed(tls_filter_t *fc, const char *data, apr_size_t len)
 {
+    tls_conn_t *tc = fc->tc;
     apr_status_t rv;
     mtls_result rr;
     int eof = len == 0;
@@ -301,15 +497,15 @@ static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
     do {
         rr = mtls_conn_read_tls(tc->rc, (const uint8_t *)data, len, &n);
         if (rr != MTLS_OK) {
-            return tls_conn_fail(tc, rr, phase_of(tc));
+            return tls_conn_fail(tc, rr, phase_of(fc));
         }
         /* n < len: rustls holds all it will before processing */
-        if ((n < len || eof || in_rec_ready(tc)) && (rv = in_process(tc)) != APR_SUCCESS) {
+        if ((n < len || eof || in_rec_ready(fc)) && (rv = in_process(fc)) != APR_SUCCESS) {
             return rv;
         }
         if (n == 0 && len > 0) {
             /* rustls took nothing although everything decrypted was taken out */
-            return tls_conn_fail(tc, MTLS_PEER_INVALID, phase_of(tc));
+            return tls_conn_fail(tc, MTLS_PEER_INVALID, phase_of(fc));
         }
         data += n;
         len -= n;
@@ -321,69 +517,72 @@ static apr_status_t in_feed(tls_conn_t *tc, const char *data, apr_size_t len)
  * header. The core input filter, given less than it was asked for, tries the socket once
  * more without blocking; asking for no more than the record spares that read, an EAGAIN
  * per request on a kept-alive connection. */
-static apr_size_t in_want(const tls_conn_t *tc)
+static apr_size_t in_want(const tls_filter_t *fc)
 {
-    if (tc->plain) {
+    const tls_conn_t *tc = fc->tc;
+
+    if (fc->plain) {
         /* No more than settles what the first bytes are; then what the head may still take. */
         return (tc->state == TLS_ST_PLAIN_HTTP ? TLS_PLAIN_HEAD_MAX : TLS_PLAIN_SNIFF_MAX)
-               - tc->plain->len;
+               - fc->plain->len;
     }
-    return tc->in_rec_left ? tc->in_rec_left : TLS_REC_HDR - tc->in_hdr_len;
+    return fc->in_rec_left ? fc->in_rec_left : TLS_REC_HDR - fc->in_hdr_len;
 }
 
 /* Follows the record boundaries through the bytes read. */
-static void in_track(tls_conn_t *tc, const char *data, apr_size_t len)
+static void in_track(tls_filter_t *fc, const char *data, apr_size_t len)
 {
     apr_size_t take;
 
     while (len > 0) {
-        if (tc->in_rec_left) {
-            take = len < tc->in_rec_left ? len : tc->in_rec_left;
-            tc->in_rec_left -= take;
+        if (fc->in_rec_left) {
+            take = len < fc->in_rec_left ? len : fc->in_rec_left;
+            fc->in_rec_left -= take;
             data += take;
             len -= take;
             continue;
         }
-        tc->in_hdr[tc->in_hdr_len++] = (unsigned char)*data++;
+        fc->in_hdr[fc->in_hdr_len++] = (unsigned char)*data++;
         --len;
-        if (tc->in_hdr_len == TLS_REC_HDR) {
-            tc->in_rec_left = ((apr_size_t)tc->in_hdr[3] << 8) | tc->in_hdr[4];
-            tc->in_hdr_len = 0;
+        if (fc->in_hdr_len == TLS_REC_HDR) {
+            fc->in_rec_left = ((apr_size_t)fc->in_hdr[3] << 8) | fc->in_hdr[4];
+            fc->in_hdr_len = 0;
         }
     }
 }
 
 /* Not plain HTTP after all: rustls gets the bytes held back (and refuses them, as ever). */
-static apr_status_t in_plain_undo(tls_conn_t *tc, const char *rest, apr_size_t rest_len)
+static apr_status_t in_plain_undo(tls_filter_t *fc, const char *rest, apr_size_t rest_len)
 {
-    struct tls_plain_in *p = tc->plain;
+    struct tls_plain_in *p = fc->plain;
     apr_status_t rv;
 
-    tc->plain = NULL;
-    in_track(tc, p->head, p->len);
-    if ((rv = in_feed(tc, p->head, p->len)) == APR_SUCCESS && rest_len > 0) {
-        in_track(tc, rest, rest_len);
-        rv = in_feed(tc, rest, rest_len);
+    fc->plain = NULL;
+    in_track(fc, p->head, p->len);
+    if ((rv = in_feed(fc, p->head, p->len)) == APR_SUCCESS && rest_len > 0) {
+        in_track(fc, rest, rest_len);
+        rv = in_feed(fc, rest, rest_len);
     }
     return rv;
 }
 
 /* Hands bytes from the network to rustls; but while the connection's first bytes may be plain
  * HTTP, and once they are, keeps them for the answer (what does not fit is not needed). */
-static apr_status_t in_take(tls_conn_t *tc, const char *data, apr_size_t len)
+static apr_status_t in_take(tls_filter_t *fc, const char *data, apr_size_t len)
 {
+    tls_conn_t *tc = fc->tc;
     struct tls_plain_in *p;
     apr_size_t n;
 
-    if (!tc->in_started && len > 0) {
-        tc->in_started = 1;
+    if (!fc->in_started && len > 0) {
+        fc->in_started = 1;
         if (tls_plain_sniff(data, 1) != TLS_PLAIN_NOT) {
-            tc->plain = apr_pcalloc(tc->c->pool, sizeof(*tc->plain));
+            fc->plain = apr_pcalloc(tc->c->pool, sizeof(*fc->plain));
         }
     }
-    if (!(p = tc->plain)) {
-        in_track(tc, data, len);
-        return in_feed(tc, data, len);
+    if (!(p = fc->plain)) {
+        in_track(fc, data, len);
+        return in_feed(fc, data, len);
     }
     n = len < sizeof(p->head) - p->len ? len : sizeof(p->head) - p->len;
     memcpy(p->head + p->len, data, n);
@@ -403,25 +602,29 @@ static apr_status_t in_take(tls_conn_t *tc, const char *data, apr_size_t len)
     case TLS_PLAIN_NOT:
         break;
     }
-    return in_plain_undo(tc, data + n, len - n);
+    return in_plain_undo(fc, data + n, len - n);
 }
 
 /* One read from the network, fed to rustls; sends whatever rustls has to say back. */
-static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
+static apr_status_t in_read_net(tls_filter_t *fc, apr_read_type_e block)
 {
+    tls_conn_t *tc = fc->tc;
     apr_status_t rv, prv;
     apr_bucket *e;
     const char *data;
     apr_size_t len;
     int eof = 0;
 
-    rv = ap_get_brigade(tc->in_filter->next, tc->raw_in, AP_MODE_READBYTES, block,
-                        in_want(tc));
+    if (block == APR_BLOCK_READ && fc->hold_len && (rv = out_send_held(fc)) != APR_SUCCESS) {
+        return rv;
+    }
+    rv = ap_get_brigade(fc->in_filter->next, fc->raw_in, AP_MODE_READBYTES, block,
+                        in_want(fc));
     if (rv == APR_EOF) {
         eof = 1;
         rv = APR_SUCCESS;
     }
-    else if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(tc->raw_in)) {
+    else if (rv == APR_SUCCESS && APR_BRIGADE_EMPTY(fc->raw_in)) {
         /* The core answers a non-blocking read with nothing to read by an empty brigade. */
         if (block == APR_NONBLOCK_READ) {
             rv = APR_EAGAIN;
@@ -430,35 +633,35 @@ static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
             eof = 1;
         }
     }
-    if (APR_STATUS_IS_EAGAIN(rv) && tc->in_rec_left == 0 && tc->in_hdr_len == 0) {
+    if (APR_STATUS_IS_EAGAIN(rv) && fc->in_rec_left == 0 && fc->in_hdr_len == 0) {
         /* The client has nothing more for now, not even part of a record: the connection
          * may idle a while, with rustls' receive buffer as small as it gets. */
         mtls_conn_shrink(tc->rc);
     }
-    while (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(tc->raw_in)) {
-        e = APR_BRIGADE_FIRST(tc->raw_in);
+    while (rv == APR_SUCCESS && !APR_BRIGADE_EMPTY(fc->raw_in)) {
+        e = APR_BRIGADE_FIRST(fc->raw_in);
         if (APR_BUCKET_IS_EOS(e)) {
             eof = 1;
         }
         else if (!APR_BUCKET_IS_METADATA(e)
                  && (rv = apr_bucket_read(e, &data, &len, block)) == APR_SUCCESS) {
-            rv = in_take(tc, data, len);
+            rv = in_take(fc, data, len);
         }
         apr_bucket_delete(e);
     }
-    apr_brigade_cleanup(tc->raw_in);
+    apr_brigade_cleanup(fc->raw_in);
     if (rv == APR_SUCCESS && eof) {
-        tc->in_eof = 1;
-        if (tc->plain && tc->state == TLS_ST_HELLO) {
-            rv = in_plain_undo(tc, NULL, 0);
+        fc->in_eof = 1;
+        if (fc->plain && tc->state == TLS_ST_HELLO) {
+            rv = in_plain_undo(fc, NULL, 0);
         }
         if (rv == APR_SUCCESS && tc->state != TLS_ST_PLAIN_HTTP) {
-            rv = in_feed(tc, NULL, 0);
+            rv = in_feed(fc, NULL, 0);
         }
     }
     /* Handshake flights, tickets, alerts: rustls' answers go out right away. */
     if (mtls_conn_wants_write(tc->rc)) {
-        prv = out_pass(tc, 1);
+        prv = out_pass(fc, 1);
         if (rv == APR_SUCCESS) {
             rv = prv;
         }
@@ -472,18 +675,19 @@ static apr_status_t in_read_net(tls_conn_t *tc, apr_read_type_e block)
 
 /* Sends the 400 for a plain HTTP request, in clear, below our output filter (which lets
  * nothing unencrypted pass). */
-static void in_plain_answer(tls_conn_t *tc)
+static void in_plain_answer(tls_filter_t *fc)
 {
+    tls_conn_t *tc = fc->tc;
     conn_rec *c = tc->c;
     apr_bucket_brigade *bb = apr_brigade_create(c->pool, c->bucket_alloc);
     const char *answer;
     apr_status_t rv;
     apr_size_t len;
 
-    answer = tls_plain_answer(c, tc->plain->head, tc->plain->len, &len);
+    answer = tls_plain_answer(c, fc->plain->head, fc->plain->len, &len);
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(answer, len, c->pool, c->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
-    if ((rv = ap_pass_brigade(tc->out_filter->next, bb)) != APR_SUCCESS) {
+    if ((rv = ap_pass_brigade(fc->out_filter->next, bb)) != APR_SUCCESS) {
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, c, "tls: sending the 400 to %s failed",
                       c->client_ip);
     }
@@ -492,14 +696,14 @@ static void in_plain_answer(tls_conn_t *tc)
 
 /* Reads a plain HTTP request head until it ends, fills the buffer or the client stops
  * sending, answers it once, and ends the connection. */
-static apr_status_t in_plain_http(tls_conn_t *tc, apr_read_type_e block)
+static apr_status_t in_plain_http(tls_filter_t *fc, apr_read_type_e block)
 {
-    struct tls_plain_in *p = tc->plain;
+    struct tls_plain_in *p = fc->plain;
     apr_status_t rv;
 
-    while (!p->answered && !tc->in_eof && p->len < sizeof(p->head)
+    while (!p->answered && !fc->in_eof && p->len < sizeof(p->head)
            && !tls_plain_head_done(p->head, p->len)) {
-        rv = in_read_net(tc, block);
+        rv = in_read_net(fc, block);
         if (APR_STATUS_IS_EAGAIN(rv)) {
             return rv;
         }
@@ -509,27 +713,28 @@ static apr_status_t in_plain_http(tls_conn_t *tc, apr_read_type_e block)
     }
     if (!p->answered) {
         p->answered = 1;
-        in_plain_answer(tc);
+        in_plain_answer(fc);
     }
     return APR_ECONNABORTED;
 }
 
-static apr_status_t in_handshake(tls_conn_t *tc, apr_read_type_e block)
+static apr_status_t in_handshake(tls_filter_t *fc, apr_read_type_e block)
 {
+    tls_conn_t *tc = fc->tc;
     apr_status_t rv;
 
     while (tc->state == TLS_ST_HELLO || tc->state == TLS_ST_HANDSHAKE) {
-        if ((rv = in_read_net(tc, block)) != APR_SUCCESS && tc->state != TLS_ST_PLAIN_HTTP) {
+        if ((rv = in_read_net(fc, block)) != APR_SUCCESS && tc->state != TLS_ST_PLAIN_HTTP) {
             return rv;
         }
-        if (tc->in_eof && tc->state != TLS_ST_TRAFFIC && tc->state != TLS_ST_PLAIN_HTTP) {
+        if (fc->in_eof && tc->state != TLS_ST_TRAFFIC && tc->state != TLS_ST_PLAIN_HTTP) {
             ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c, "tls: %s closed the connection "
                           "during the handshake", tc->c->client_ip);
             tls_conn_transit(tc, TLS_ST_FAILED);
         }
     }
     if (tc->state == TLS_ST_PLAIN_HTTP) {
-        return in_plain_http(tc, block);
+        return in_plain_http(fc, block);
     }
     return tc->state == TLS_ST_FAILED ? APR_ECONNABORTED : APR_SUCCESS;
 }
@@ -550,25 +755,25 @@ static int brigade_has_line(apr_bucket_brigade *bb)
 }
 
 /* Reads until plain_in can answer the mode: some bytes, a line, or everything. */
-static apr_status_t in_fill(tls_conn_t *tc, ap_input_mode_t mode, apr_read_type_e block)
+static apr_status_t in_fill(tls_filter_t *fc, ap_input_mode_t mode, apr_read_type_e block)
 {
     apr_status_t rv;
 
     for (;;) {
         /* Splitting lines leaves empty buckets behind; one must not look like pending data
          * (the core would then skip flushing a response, waiting for a pipelined request). */
-        while (!APR_BRIGADE_EMPTY(tc->plain_in) && APR_BRIGADE_FIRST(tc->plain_in)->length == 0) {
-            apr_bucket_delete(APR_BRIGADE_FIRST(tc->plain_in));
+        while (!APR_BRIGADE_EMPTY(fc->plain_in) && APR_BRIGADE_FIRST(fc->plain_in)->length == 0) {
+            apr_bucket_delete(APR_BRIGADE_FIRST(fc->plain_in));
         }
-        if (!APR_BRIGADE_EMPTY(tc->plain_in) && mode != AP_MODE_EXHAUSTIVE
-            && (mode != AP_MODE_GETLINE || brigade_has_line(tc->plain_in))) {
+        if (!APR_BRIGADE_EMPTY(fc->plain_in) && mode != AP_MODE_EXHAUSTIVE
+            && (mode != AP_MODE_GETLINE || brigade_has_line(fc->plain_in))) {
             return APR_SUCCESS;
         }
-        if (tc->in_eof) {
-            return APR_BRIGADE_EMPTY(tc->plain_in) ? APR_EOF : APR_SUCCESS;
+        if (fc->in_eof) {
+            return APR_BRIGADE_EMPTY(fc->plain_in) ? APR_EOF : APR_SUCCESS;
         }
-        rv = in_read_net(tc, block);
-        if (APR_STATUS_IS_EAGAIN(rv) && !APR_BRIGADE_EMPTY(tc->plain_in)) {
+        rv = in_read_net(fc, block);
+        if (APR_STATUS_IS_EAGAIN(rv) && !APR_BRIGADE_EMPTY(fc->plain_in)) {
             return APR_SUCCESS;
         }
         if (rv != APR_SUCCESS) {
@@ -578,14 +783,14 @@ static apr_status_t in_fill(tls_conn_t *tc, ap_input_mode_t mode, apr_read_type_
 }
 
 /* Drops the CR and LF bytes that lead plain_in (what some clients send between requests). */
-static void in_eat_crlf(tls_conn_t *tc)
+static void in_eat_crlf(tls_filter_t *fc)
 {
     const char *data;
     apr_size_t len, i;
     apr_bucket *e;
 
-    while (!APR_BRIGADE_EMPTY(tc->plain_in)) {
-        e = APR_BRIGADE_FIRST(tc->plain_in);
+    while (!APR_BRIGADE_EMPTY(fc->plain_in)) {
+        e = APR_BRIGADE_FIRST(fc->plain_in);
         if (apr_bucket_read(e, &data, &len, APR_NONBLOCK_READ) != APR_SUCCESS) {
             return;
         }
@@ -606,7 +811,8 @@ static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
                                   ap_input_mode_t mode, apr_read_type_e block,
                                   apr_off_t readbytes)
 {
-    tls_conn_t *tc = f->ctx;
+    tls_filter_t *fc = f->ctx;
+    tls_conn_t *tc = fc->tc;
     apr_status_t rv;
     apr_bucket *e, *copy;
 
@@ -614,41 +820,41 @@ static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
         return APR_ECONNABORTED;
     }
     if (tc->state == TLS_ST_PLAIN_HTTP) {
-        return in_plain_http(tc, block);
+        return in_plain_http(fc, block);
     }
-    if (tc->state < TLS_ST_TRAFFIC && (rv = in_handshake(tc, block)) != APR_SUCCESS) {
+    if (tc->state < TLS_ST_TRAFFIC && (rv = in_handshake(fc, block)) != APR_SUCCESS) {
         return rv;
     }
     if (mode == AP_MODE_INIT) {
         return APR_SUCCESS;
     }
     if (mode == AP_MODE_EATCRLF) {
-        in_eat_crlf(tc);
+        in_eat_crlf(fc);
         return APR_SUCCESS;
     }
-    if ((rv = in_fill(tc, mode, block)) != APR_SUCCESS) {
+    if ((rv = in_fill(fc, mode, block)) != APR_SUCCESS) {
         return rv;
     }
     switch (mode) {
     case AP_MODE_GETLINE:
-        return apr_brigade_split_line(bb, tc->plain_in, block, HUGE_STRING_LEN);
+        return apr_brigade_split_line(bb, fc->plain_in, block, HUGE_STRING_LEN);
     case AP_MODE_EXHAUSTIVE:
-        APR_BRIGADE_CONCAT(bb, tc->plain_in);
+        APR_BRIGADE_CONCAT(bb, fc->plain_in);
         return APR_SUCCESS;
     case AP_MODE_READBYTES:
-        if ((rv = apr_brigade_partition(tc->plain_in, readbytes, &e)) != APR_SUCCESS
+        if ((rv = apr_brigade_partition(fc->plain_in, readbytes, &e)) != APR_SUCCESS
             && rv != APR_INCOMPLETE) {
             return rv;
         }
-        while (APR_BRIGADE_FIRST(tc->plain_in) != e) {
-            copy = APR_BRIGADE_FIRST(tc->plain_in);
+        while (APR_BRIGADE_FIRST(fc->plain_in) != e) {
+            copy = APR_BRIGADE_FIRST(fc->plain_in);
             APR_BUCKET_REMOVE(copy);
             APR_BRIGADE_INSERT_TAIL(bb, copy);
         }
         return APR_SUCCESS;
     case AP_MODE_SPECULATIVE:
-        for (e = APR_BRIGADE_FIRST(tc->plain_in);
-             e != APR_BRIGADE_SENTINEL(tc->plain_in) && readbytes > 0; e = APR_BUCKET_NEXT(e)) {
+        for (e = APR_BRIGADE_FIRST(fc->plain_in);
+             e != APR_BRIGADE_SENTINEL(fc->plain_in) && readbytes > 0; e = APR_BUCKET_NEXT(e)) {
             if ((rv = apr_bucket_copy(e, &copy)) != APR_SUCCESS) {
                 return rv;
             }
@@ -667,30 +873,38 @@ static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
     }
 }
 
+/* TLS_OUT. What comes up to a FLUSH, EOS or EOC is one flush unit: its pieces share full
+ * records, and what is less than a record at the end of a pass waits for the unit's next
+ * pass, but only in a response (see tls_filter_response). Any other metadata ends a record
+ * too (mod_http2 starts a new write of its own there). */
 static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
 {
-    tls_conn_t *tc = f->ctx;
-    apr_status_t rv = APR_SUCCESS;
+    tls_filter_t *fc = f->ctx;
+    tls_conn_t *tc = fc->tc;
+    apr_status_t rv = APR_SUCCESS, prv;
     apr_read_type_e block = APR_NONBLOCK_READ;
     tls_gather_t g;
     const char *data;
     apr_size_t len;
     apr_bucket *e;
 
-    g.n = 0;
-    g.bytes = 0;
+    gather_start(fc, &g);
     e = APR_BRIGADE_FIRST(bb);
     while (e != APR_BRIGADE_SENTINEL(bb) && rv == APR_SUCCESS) {
         if (APR_BUCKET_IS_METADATA(e)) {
-            rv = out_consume(tc, &g, bb, e);
+            rv = out_consume(fc, &g, bb, e);
             if (rv == APR_SUCCESS && AP_BUCKET_IS_EOC(e)) {
-                rv = out_close_notify(tc);
+                /* After every pre_close_connection hook (mod_http2's GOAWAY), as mod_ssl.
+                 * The FLUSH first: the core holds what comes with an EOC alone, and the
+                 * MPM shuts the socket down right after. */
+                rv = out_close_notify(fc);
+                APR_BRIGADE_INSERT_TAIL(fc->raw_out, apr_bucket_flush_create(tc->c->bucket_alloc));
             }
             if (rv == APR_SUCCESS) {
-                rv = out_drain(tc, 0);
+                rv = out_drain(fc, 0);
             }
             APR_BUCKET_REMOVE(e);
-            APR_BRIGADE_INSERT_TAIL(tc->raw_out, e);
+            APR_BRIGADE_INSERT_TAIL(fc->raw_out, e);
             if (rv == APR_SUCCESS && APR_BUCKET_IS_EOS(e)) {
                 /* The core would hold a small response (a few KiB, all in memory) until
                  * the MPM's write completion, after Apache has looked for a pipelined
@@ -699,13 +913,15 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
                  * one now, so the client can send its next request early. Not when the
                  * connection closes next (close_notify goes in the same write) or a
                  * pipelined request waits (the core writes the answers together). */
-                rv = out_pass(tc, tc->out_response <= TLS_OUT_CHUNK
+                rv = out_pass(fc, fc->out_response <= TLS_OUT_CHUNK
                                   && tc->c->keepalive != AP_CONN_CLOSE
-                                  && !brigade_has_data(tc->plain_in));
-                tc->out_response = 0;
+                                  && !brigade_has_data(fc->plain_in));
+                fc->out_response = 0;
             }
-            else if (rv == APR_SUCCESS && (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e))) {
-                rv = out_pass(tc, 0);
+            else if (rv == APR_SUCCESS && (APR_BUCKET_IS_FLUSH(e) || AP_BUCKET_IS_EOC(e))
+                     && (APR_BRIGADE_EMPTY(bb) || !AP_BUCKET_IS_EOC(APR_BRIGADE_FIRST(bb)))) {
+                /* The core's FLUSH before its EOC waits for close_notify: one write. */
+                rv = out_pass(fc, 0);
             }
             e = APR_BRIGADE_FIRST(bb);
             continue;
@@ -719,41 +935,74 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
         rv = apr_bucket_read(e, &data, &len, block);
         if (APR_STATUS_IS_EAGAIN(rv)) {
             /* A slow source (CGI, proxy): send what we have before waiting on it. */
-            if ((rv = out_consume(tc, &g, bb, e)) == APR_SUCCESS
-                && (rv = out_pass(tc, 1)) == APR_SUCCESS) {
+            if ((rv = out_consume(fc, &g, bb, e)) == APR_SUCCESS
+                && (rv = out_pass(fc, 1)) == APR_SUCCESS) {
                 block = APR_BLOCK_READ;
             }
             continue;
         }
         block = APR_NONBLOCK_READ;
         if (rv == APR_SUCCESS && len > 0) {
-            g.bufs[g.n] = (const uint8_t *)data;
-            g.lens[g.n++] = len;
-            g.bytes += len;
+            gather_add(&g, data, len, e);
         }
         e = APR_BUCKET_NEXT(e);
         if (rv == APR_SUCCESS && (g.n == TLS_OUT_IOV || g.bytes >= TLS_OUT_GATHER)) {
-            rv = out_consume(tc, &g, bb, e);
+            rv = out_records(fc, &g, bb, e);
         }
     }
-    if (rv == APR_SUCCESS && (rv = out_consume(tc, &g, bb, APR_BRIGADE_SENTINEL(bb))) == APR_SUCCESS) {
-        rv = out_pass(tc, 0);
+    if (rv == APR_SUCCESS && fc->in_response && tc->state == TLS_ST_TRAFFIC
+        && (rv = out_records(fc, &g, bb, APR_BRIGADE_SENTINEL(bb))) == APR_SUCCESS
+        && out_keep(fc, &g)) {
+        /* The response goes on: its next pass (an EOS at the latest) completes the record. */
+        fc->hold_len = g.bytes;
+        g.n = 0;
+        g.bytes = 0;
     }
-    else {
-        apr_brigade_cleanup(tc->raw_out);
-        tc->out_pending = 0;
+    /* What came before a failure (a bucket that could not be read, say) still goes out:
+     * rustls numbers its records, and one encrypted but dropped would put everything after
+     * it, close_notify too, out of sequence. After a TLS failure only rustls' alert is
+     * left to send; after a network failure nothing. */
+    if ((prv = out_consume(fc, &g, bb, APR_BRIGADE_SENTINEL(bb))) != APR_SUCCESS
+        && rv == APR_SUCCESS) {
+        rv = prv;
+    }
+    if (!fc->hold_len) {
+        hold_free(fc);
+    }
+    if ((prv = out_pass(fc, 0)) != APR_SUCCESS && rv == APR_SUCCESS) {
+        rv = prv;
     }
     apr_brigade_cleanup(bb);
     return rv;
 }
 
-int tls_filter_pre_close(conn_rec *c)
-{
-    tls_conn_t *tc = c->master ? NULL : tls_conn_get(c);
+/* TLS_RESPONSE, the last of an HTTP/1 request's own filters: what passes it is part of a
+ * response, and a response ends with an EOS that passes TLS_OUT too, before the MPM's write
+ * completion (which calls the core's filter directly) and before anything else is written.
+ * Only then may TLS_OUT hold a record's start for the next pass: Apache's header filter
+ * passes the head alone, right before the body. Tunnels (mod_proxy's websockets, CONNECT),
+ * mod_http2 and interim responses write to the connection's filters directly, and never
+ * wait in TLS_OUT. */
+static ap_filter_rec_t *response_filter;
 
-    /* The core closes HTTP/1 connections without an EOC bucket passing our filter. */
-    if (tc && tc->state == TLS_ST_TRAFFIC && out_close_notify(tc) == APR_SUCCESS) {
-        out_pass(tc, 1);
+static apr_status_t tls_filter_response(ap_filter_t *f, apr_bucket_brigade *bb)
+{
+    tls_filter_t *fc = f->ctx;
+    apr_status_t rv;
+
+    ++fc->in_response;
+    rv = ap_pass_brigade(f->next, bb);
+    --fc->in_response;
+    return rv;
+}
+
+int tls_filter_create_request(request_rec *r)
+{
+    tls_conn_t *tc = r->connection->master ? NULL : tls_conn_get(r->connection);
+
+    /* Internal redirects and subrequests pass through the first request's filters. */
+    if (tc && tc->filter && !r->main && !r->prev) {
+        ap_add_output_filter_handle(response_filter, tc->filter, r, r->connection);
     }
     return DECLINED;
 }
@@ -762,15 +1011,22 @@ void tls_filter_register(void)
 {
     ap_register_input_filter("TLS_IN", tls_filter_in, NULL, AP_FTYPE_CONNECTION + 5);
     ap_register_output_filter("TLS_OUT", tls_filter_out, NULL, AP_FTYPE_CONNECTION + 5);
+    response_filter = ap_register_output_filter("TLS_RESPONSE", tls_filter_response, NULL,
+                                                AP_FTYPE_CONNECTION - 1);
 }
 
 void tls_filter_add(tls_conn_t *tc)
 {
     conn_rec *c = tc->c;
+    tls_filter_t *fc = apr_pcalloc(c->pool, sizeof(*fc));
 
-    tc->raw_in = apr_brigade_create(c->pool, c->bucket_alloc);
-    tc->plain_in = apr_brigade_create(c->pool, c->bucket_alloc);
-    tc->raw_out = apr_brigade_create(c->pool, c->bucket_alloc);
-    tc->in_filter = ap_add_input_filter("TLS_IN", tc, NULL, c);
-    tc->out_filter = ap_add_output_filter("TLS_OUT", tc, NULL, c);
+    fc->tc = tc;
+    fc->c = c;
+    fc->raw_in = apr_brigade_create(c->pool, c->bucket_alloc);
+    fc->plain_in = apr_brigade_create(c->pool, c->bucket_alloc);
+    fc->raw_out = apr_brigade_create(c->pool, c->bucket_alloc);
+    fc->in_filter = ap_add_input_filter("TLS_IN", fc, NULL, c);
+    fc->out_filter = ap_add_output_filter("TLS_OUT", fc, NULL, c);
+    apr_pool_cleanup_register(c->pool, fc, hold_cleanup, apr_pool_cleanup_null);
+    tc->filter = fc;
 }

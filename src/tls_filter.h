@@ -6,8 +6,8 @@
 
 void tls_filter_register(void);
 
-/* pre_close_connection: sends close_notify if the connection still stands. */
-int tls_filter_pre_close(conn_rec *c);
+/* create_request: marks an HTTP/1 request's response for TLS_OUT (see tls_filter.c). */
+int tls_filter_create_request(request_rec *r);
 
 /* Puts our input and output filters on the connection of tc. */
 void tls_filter_add(tls_conn_t *tc);

@@ -229,3 +229,50 @@ TLSEngine 127.0.0.1:{port}
         ca, port, b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n',
         alpn=['http/1.1'])
     assert data.startswith(b'HTTP/1.1 200') and data.endswith(b'Hello, TLS!\n'), data
+
+
+@pytest.mark.parametrize('close', ['keepalive-timeout', 'graceful-stop', 'protocol-error'])
+def test_h2_goaway_before_close_notify(ca, docroot, module_path, apache_factory, close):
+    """However an h2 connection ends (idle past the keep-alive timeout, a graceful stop, the
+    client's protocol error), mod_http2's GOAWAY reaches the client, and close_notify comes
+    after it as the last thing on the connection, as with mod_ssl."""
+    import threading
+
+    import records as rc
+    cert, key = ca.issue(['a.test'])
+    port = harness.free_port()
+    a = apache_factory(f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+KeepAliveTimeout 1
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  Protocols h2 http/1.1
+  TLSCertificate {cert} {key}
+</VirtualHost>
+""", name='h2-goaway')
+    a.start()
+    conn = rc.RecordConn(ca, port, alpn=['h2'], timeout=15)
+    try:
+        assert conn.tls.selected_alpn_protocol() == 'h2'
+        h2 = rc.H2Reader(conn)
+        h2.start()
+        conn.send(rc.h2_get(1, '/hello.txt'))
+        h2.read_until(rc.h2_stream_ended(1))
+        assert any(t == rc.H2_DATA and s == 1 for t, _, s, _ in h2.frames), h2.frames
+        seen = len(h2.frames)
+        stopper = None
+        if close == 'graceful-stop':
+            stopper = threading.Thread(target=a.stop)
+            stopper.start()
+        elif close == 'protocol-error':
+            # SETTINGS belong to the connection, never to a stream
+            conn.send(rc.h2_frame(rc.H2_SETTINGS, 0, 1))
+        h2.read_until(lambda frames: False)
+        if stopper:
+            stopper.join()
+    finally:
+        conn.close()
+    later = [t for t, _, _, _ in h2.frames[seen:]]
+    assert rc.H2_GOAWAY in later, f'no GOAWAY; frames after the response: {later}'
+    assert conn.closed == 'close_notify', conn.closed

@@ -345,3 +345,209 @@ def test_small_response_written_before_pipeline_check(ca, server):
                 since_request.append((op, n))
     # the handshake's two flights count too; at least 4 of the 6 responses were seen
     assert checked >= 6, f'only {checked} writes after a read seen in the trace'
+
+
+@pytest.fixture(scope='module')
+def tlstest_server(docroot, module_path, certs, files):
+    """A server with mod_tlstest: its broken-body handler, and a write below TLS_OUT that
+    fails once a connection passed 200000 bytes."""
+    cert, key = certs['a']
+    port = harness.free_port()
+    a = harness.Apache(f"""
+{harness.test_module()}
+TLSTestBreakWrite 200000
+LogLevel warn tls:debug
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  TLSCertificate {cert} {key}
+  <Location /broken>
+    SetHandler tlstest-broken
+  </Location>
+  <Location /ask>
+    SetHandler tlstest-ask
+  </Location>
+</VirtualHost>
+""", docroot, name='transfer-errors')
+    a.port = port
+    a.start()
+    yield a
+    a.stop()
+
+
+@pytest.mark.parametrize('version', [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=['tls12', 'tls13'])
+def test_body_that_breaks_off_keeps_the_stream(ca, tlstest_server, version):
+    """A response body whose bucket cannot be read (a file that shrank, a failed backend):
+    the records already encrypted before it still go out, so the TLS stream stays in
+    sequence and the connection ends with a close_notify the client can decrypt. (Thrown
+    away, the next record, close_notify here, would fail to decrypt: a gap in the sequence.)"""
+    import records as rc
+    conn = rc.RecordConn(ca, tlstest_server.port, min_version=version, max_version=version)
+    try:
+        conn.send(b'GET /broken?20000 HTTP/1.1\r\nHost: a.test\r\n\r\n')
+        _, text = conn.records_until(lambda text: False)
+    finally:
+        conn.close()
+    assert conn.closed == 'close_notify', conn.closed
+    assert text.startswith(b'HTTP/1.1 200'), text[:200]
+    assert text.endswith(b'x' * 20000), text[-200:]
+
+
+@pytest.mark.parametrize('version', [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=['tls12', 'tls13'])
+def test_failed_write_sends_nothing_more(ca, tlstest_server, version):
+    """Once passing TLS to the network failed, records rustls had already numbered are lost:
+    anything sent after them (more of the response, close_notify) would be out of sequence
+    and fail to decrypt. So nothing more goes out: the client sees the stream end without
+    close_notify, never a record that does not decrypt. The failure is logged once, and not
+    as an error (a client gone is routine)."""
+    import records as rc
+    offset = tlstest_server.log_size()
+    conn = rc.RecordConn(ca, tlstest_server.port, min_version=version, max_version=version)
+    try:
+        conn.send(b'GET /data-1m.bin HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n')
+        _, text = conn.records_until(lambda text: False)
+    finally:
+        conn.close()
+    assert text.startswith(b'HTTP/1.1 200'), text[:200]
+    assert 0 < len(text) < 200000, len(text)
+    assert conn.closed == 'eof', conn.closed
+    time.sleep(0.5)
+    log = tlstest_server.read_log(offset)
+    failed = [line for line in log.splitlines() if re.search(r'\[tls:\w+\].*sending to', line)]
+    assert len(failed) == 1, log
+    assert re.search(r'\[tls:(debug|info)\]', failed[0]), failed[0]
+
+
+@pytest.mark.parametrize('version', [ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3],
+                         ids=['tls12', 'tls13'])
+def test_small_response_one_record(ca, server, files, version):
+    """A small response leaves in one TLS record, head and body together, as with mod_ssl:
+    Apache's header filter passes the head alone, and encrypting each pass as it came made
+    two records (twice the record overhead and encryption calls). Kept-alive requests one
+    after the other; an error response (its body made apart from its head) too."""
+    import records as rc
+    conn = rc.RecordConn(ca, server.port, min_version=version, max_version=version)
+    try:
+        for path, status in (('/data-1k.bin', b'200'), ('/hello.txt', b'200'),
+                             ('/data-1k.bin', b'200'), ('/missing.txt', b'404')):
+            conn.send(f'GET {path} HTTP/1.1\r\nHost: a.test\r\n\r\n'.encode())
+            recs, text = conn.records_until(rc.http1_response_done)
+            assert text.startswith(b'HTTP/1.1 ' + status), text[:100]
+            assert [len(r.plain) for r in recs] == [len(text)], (path, recs)
+    finally:
+        conn.close()
+
+
+def test_response_in_full_records(ca, server, files):
+    """A larger response: its head shares the first record with the body, and every record
+    but the last is full (16 KiB of plaintext)."""
+    import records as rc
+    conn = rc.RecordConn(ca, server.port)
+    try:
+        conn.send(b'GET /data-1m.bin HTTP/1.1\r\nHost: a.test\r\n\r\n')
+        recs, text = conn.records_until(rc.http1_response_done)
+    finally:
+        conn.close()
+    sizes = [len(r.plain) for r in recs]
+    assert text.endswith(b'\r\n\r\n' + open(os.path.join(server.docroot, 'data-1m.bin'),
+                                            'rb').read())
+    assert set(sizes[:-1]) == {16384}, sizes
+
+
+def test_h2_records_follow_h2_writes(ca, server, files):
+    """mod_http2 sizes its own writes (it has the frames, the priorities and the flow control)
+    and ends each pass with a FLUSH: its records stay as it wrote them, the first response on
+    a new connection included. mod_http2 2.x writes up to 16 KiB from the start (its TLS
+    warm-up is turned off in its source); a small response is one small record."""
+    import records as rc
+    conn = rc.RecordConn(ca, server.port, alpn=['h2'])
+    try:
+        h2 = rc.H2Reader(conn)
+        h2.start()
+        conn.send(rc.h2_get(1, '/data-1k.bin'))
+        small = [len(r.plain) for r in h2.read_until(rc.h2_stream_ended(1)) if r.plain]
+        conn.send(rc.h2_get(3, '/data-1m.bin'))
+        large = [len(r.plain) for r in h2.read_until(rc.h2_stream_ended(3)) if r.plain]
+    finally:
+        conn.close()
+    # the server's SETTINGS (and WINDOW_UPDATE) come first; the response is the last record
+    assert 1024 < small[-1] < 1300, small
+    # mod_http2 ends a pass now and then with a short piece (mod_ssl's records show the same)
+    assert max(large) == 16384, large
+    assert sum(n for n in large if n == 16384) > 0.9 * sum(large), large
+
+
+def test_held_response_goes_out_before_waiting_for_the_client(ca, tlstest_server):
+    """A handler sends part of its response (no FLUSH) and then waits for the request body,
+    which this client sends only once it has that part. TLS_OUT may hold the start of a
+    record for a response's next pass, but not while the server waits for the client."""
+    import records as rc
+    conn = rc.RecordConn(ca, tlstest_server.port, timeout=10)
+    try:
+        conn.send(b'POST /ask HTTP/1.1\r\nHost: a.test\r\nContent-Length: 5\r\n'
+                  b'Connection: close\r\n\r\n')
+        _, text = conn.records_until(lambda text: b'ready\n' in text)
+        assert b'ready\n' in text, text
+        conn.send(b'hello')
+        _, rest = conn.records_until(lambda text: text.endswith(b'0\r\n\r\n'))
+    finally:
+        conn.close()
+    assert b'hello' in rest, rest
+
+
+def test_tunnel_not_held(ca, docroot, module_path, certs, apache_factory):
+    """mod_proxy's tunnels (websockets, CONNECT) pass data without FLUSH and flush through the
+    core's filter directly: TLS_OUT holds nothing of theirs, every message goes out at once."""
+    import threading
+    cert, key = certs['a']
+    backend = socket.socket()
+    backend.bind(('127.0.0.1', 0))
+    backend.listen(1)
+
+    def serve():
+        s, _ = backend.accept()
+        with s:
+            head = b''
+            while b'\r\n\r\n' not in head:
+                head += s.recv(4096)
+            s.sendall(b'HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n'
+                      b'Connection: Upgrade\r\n\r\n')
+            while True:
+                data = s.recv(4096)
+                if not data:
+                    break
+                s.sendall(data)
+    threading.Thread(target=serve, daemon=True).start()
+    port = harness.free_port()
+    a = apache_factory(f"""
+LoadModule proxy_module {harness.MODULES_DIR}/mod_proxy.so
+LoadModule proxy_http_module {harness.MODULES_DIR}/mod_proxy_http.so
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  TLSCertificate {cert} {key}
+  ProxyPass /echo http://127.0.0.1:{backend.getsockname()[1]}/ upgrade=echo
+</VirtualHost>
+""", name='tunnel')
+    a.start()
+    s = harness.tls_connect(ca, port, timeout=5)
+    try:
+        s.sendall(b'GET /echo HTTP/1.1\r\nHost: a.test\r\nConnection: Upgrade\r\n'
+                  b'Upgrade: echo\r\n\r\n')
+        head = b''
+        while b'\r\n\r\n' not in head:
+            head += s.recv(4096)
+        assert head.startswith(b'HTTP/1.1 101'), head
+        for msg in (b'ping', b'a somewhat longer message'):
+            s.sendall(msg)
+            got = b''
+            while len(got) < len(msg):
+                got += s.recv(4096)
+            assert got == msg
+    finally:
+        s.close()
+        backend.close()
