@@ -58,9 +58,9 @@ TLSEngine 127.0.0.1:{port}
     _signal(a, how)
     _wait_names(ca, port, ['a.test', 'new.a.test'])
     assert a.read_pid() == pid and a.alive()
-    for proto in ('--http1.1', '--http2'):
+    for proto, version in (('--http1.1', '1.1'), ('--http2', '2')):
         r = harness.curl(ca, port, '/hello.txt', args=[proto])
-        assert (r.rc, r.status, r.body) == (0, 200, b'Hello, TLS!\n'), r
+        assert (r.rc, r.status, r.http_version, r.body) == (0, 200, version, b'Hello, TLS!\n'), r
     # and once more, back to the old one
     shutil.copy(old[0], cert)
     shutil.copy(old[1], key)
