@@ -398,7 +398,7 @@ def test_misdirected(ca, server, pki, proto):
         if client:
             args += client.curl_args()
         r = harness.curl(ca, server.port, '/hello.txt', host=sni, args=args)
-        assert r.rc == 0, r
+        assert (r.rc, r.http_version) == (0, '2' if proto == '--http2' else '1.1'), r
         return int(r.status)
     alice = pki['alice']
     # same certificate and client authentication: one may serve the other
