@@ -935,7 +935,7 @@ def wait_lines(path, pattern, offset=0, timeout=5.0, count=1):
                 text = f'({e})'
             raise AssertionError(f'{len(lines)} of {count} lines matching {pattern!r} in '
                                  f'{path} after {timeout}s; since offset {offset}:\n{text}')
-        time.sleep(0.05)
+        time.sleep(0.02)
 
 
 class HTTPSConn(http.client.HTTPSConnection):

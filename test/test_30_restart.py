@@ -107,18 +107,12 @@ TLSEngine 127.0.0.1:{port}
 """, cgi=False, http2=False, log_level='notice tls:info')
     a.start()
 
-    def cycles():
-        # AH00489: "... configured -- resuming normal operations", once per cycle
-        return a.read_log().count('AH00489')
-
     rss = []
     for i in range(WARMUP + RESTARTS):
-        n = cycles()
+        offset = a.log_size()
         os.kill(a.pid, signal.SIGUSR1)
-        deadline = time.time() + 20
-        while cycles() <= n:
-            assert time.time() < deadline, f'restart {i} did not finish'
-            time.sleep(0.01)
+        # AH00489: "... configured -- resuming normal operations", once per cycle
+        a.wait_log('AH00489', offset, timeout=20)
         if i >= WARMUP - 1:
             rss.append(_rss_kb(a.pid))
     assert a.alive() and a.read_pid() == a.pid
