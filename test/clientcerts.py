@@ -9,11 +9,9 @@ secret is ever written outside those temp dirs.
 import datetime
 import json
 import os
-import re
 import socket
 import ssl
 import subprocess
-import time
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -328,7 +326,8 @@ def py_get(trust, port, path='/', sni='a.test', host=None, client=None, tls=None
     if given. `sni` None sends no SNI; `host` is the Host header (default:
     the SNI name). A failed handshake, or an alert / reset instead of a
     response (TLS 1.3 rejects client certificates after the client's
-    handshake is done), is a refusal."""
+    handshake is done), is a refusal, its error says which; a server that
+    neither answers nor closes within `timeout` fails the test."""
     ctx = harness.ssl_context(trust, check_hostname=bool(sni))
     if tls:
         ctx.minimum_version = ctx.maximum_version = TLS_VERSIONS[tls]
@@ -336,24 +335,21 @@ def py_get(trust, port, path='/', sni='a.test', host=None, client=None, tls=None
         ctx.load_cert_chain(client.chain_path if chain else client.cert_path,
                             client.key_path)
     host = host or sni or '127.0.0.1'
-    try:
-        raw = socket.create_connection(('127.0.0.1', port), timeout=timeout)
-    except OSError as e:
-        return Outcome(False, error=f'connect: {e}')
+    raw = socket.create_connection(('127.0.0.1', port), timeout=timeout)
     try:
         with ctx.wrap_socket(raw, server_hostname=sni) as s:
             s.sendall(f'GET {path} HTTP/1.1\r\nHost: {host}\r\n'
                       'Connection: close\r\n\r\n'.encode())
-            data = b''
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-    except (ssl.SSLError, OSError) as e:
+            got = harness.read_until_close(s, timeout)
+    except TimeoutError as e:
+        raise AssertionError(f'no handshake with 127.0.0.1:{port} within {timeout}s: {e}')
+    except (ssl.SSLError, ConnectionError) as e:
         return Outcome(False, error=f'{type(e).__name__}: {e}')
     finally:
         raw.close()
+    if got.end in ('alert', 'reset'):
+        return Outcome(False, error=f'{got.end} after {len(got.data)} bytes: {got.error}')
+    data = got.data
     if not data:
         return Outcome(False, error='connection closed without a response')
     head, _, body = data.partition(b'\r\n\r\n')
@@ -387,6 +383,8 @@ def curl_get(trust, port, path='/', host='a.test', client=None, tls=None,
     if client:
         extra += client.curl_args(chain)
     r = harness.curl(trust, port, path, host=host, args=extra + CURL_TLS[tls])
+    # (28: curl's timeout, which is no refusal)
+    assert r.rc != 28, f'curl timed out: {r}'
     if r.rc != 0:
         return Outcome(False, error=f'curl rc={r.rc}: {r.stderr.strip()}')
     return Outcome(True, int(r.status), r.body, headers={'http_version': r.http_version})
@@ -396,15 +394,3 @@ def get(how, trust, port, path='/', host='a.test', client=None, tls=None, chain=
     if how == 'curl':
         return curl_get(trust, port, path, host=host, client=client, tls=tls, chain=chain)
     return py_get(trust, port, path, sni=host, client=client, tls=tls, chain=chain)
-
-
-def wait_log(server, offset, pattern, timeout=5.0):
-    """The error log text written since `offset` once it matches `pattern`
-    (or whatever is there when the time is up)."""
-    rx = re.compile(pattern)
-    deadline = time.time() + timeout
-    while True:
-        text = server.read_log(offset)
-        if rx.search(text) or time.time() > deadline:
-            return text
-        time.sleep(0.05)

@@ -559,6 +559,11 @@ class Apache:
     def log_lines(self, offset=0):
         return self.read_log(offset).splitlines()
 
+    def wait_log(self, pattern, offset=0, timeout=5.0, count=1):
+        """Error log lines matching regex `pattern` since `offset`, once there are at least
+        `count`; fewer after `timeout` fail the test (see wait_lines)."""
+        return wait_lines(self.error_log, pattern, offset, timeout, count)
+
     def consume_log(self):
         """Mark everything logged so far as checked."""
         self.checked_offset = self.log_size()
@@ -719,10 +724,14 @@ def s_client(ca, port, servername='a.test', args=(), input=b'', timeout=20,
 
 
 def ssl_context(ca, min_version=None, max_version=None, alpn=None,
-                ciphers=None, check_hostname=True):
+                ciphers=None, check_hostname=True, report_eof=False):
+    """A client context trusting `ca`. With report_eof, a TCP close without close_notify
+    is reported (read_until_close: 'eof') instead of passing for a clean end."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.load_verify_locations(ca.cert_path)
     ctx.check_hostname = check_hostname
+    if report_eof:
+        ctx.options &= ~getattr(ssl, 'OP_IGNORE_UNEXPECTED_EOF', 0)
     if min_version:
         ctx.minimum_version = min_version
     if max_version:
@@ -759,34 +768,174 @@ def tls_info(ca, port, servername='a.test', **kw):
                 'cert_pem': pem}
 
 
-def request_until_close(ca, port, request, servername='a.test', **ctx_args):
+def request_until_close(ca, port, request, servername='a.test', timeout=15, **ctx_args):
     """Send raw request bytes over TLS and read until the server closes.
     Returns (data, clean) where clean says the server ended the TLS stream
-    with a close_notify alert before closing the TCP connection."""
-    ctx = ssl_context(ca, **ctx_args)
-    # report a missing close_notify instead of treating EOF as a clean end
-    ctx.options &= ~getattr(ssl, 'OP_IGNORE_UNEXPECTED_EOF', 0)
-    raw = socket.create_connection(('127.0.0.1', port), timeout=15)
-    data, clean = b'', False
+    with a close_notify alert before closing the TCP connection. An alert from
+    the server raises its ssl.SSLError; no close within `timeout` fails."""
+    ctx = ssl_context(ca, report_eof=True, **ctx_args)
+    raw = socket.create_connection(('127.0.0.1', port), timeout=timeout)
     with ctx.wrap_socket(raw, server_hostname=servername) as s:
         s.sendall(request)
-        while True:
+        got = read_until_close(s, timeout)
+    if got.end == 'alert':
+        raise got.error
+    return got.data, got.end == 'close'
+
+
+# --------------------------------------------------------------------------
+# Raw clients: bytes on a socket, ClientHellos, waiting for log lines.
+#
+# The rule for every helper here: a test must be able to fail. A server that neither answers
+# nor closes within the timeout fails the test (AssertionError); it is never taken for an
+# answer or for a refusal. What did arrive is returned as it is, an empty reply as b'', for
+# the test to judge: an empty reply is a failure unless silence is what the test is about.
+
+class Closed:
+    """What read_until_close() received, and how the connection ended (`end`):
+    'close'  the peer closed: a TCP FIN, on TLS a close_notify (or a bare FIN when the
+             context does not report those, see ssl_context(report_eof=...));
+    'eof'    TLS only: TCP closed without close_notify (report_eof contexts);
+    'reset'  a TCP reset;
+    'alert'  TLS only: the peer sent a fatal alert, or a record could not be read;
+             `error` is the ssl.SSLError."""
+
+    def __init__(self, data, end, error=None):
+        self.data = data
+        self.end = end
+        self.error = error
+
+    def __repr__(self):
+        return f'Closed(end={self.end!r}, error={self.error}, data={self.data[:200]!r})'
+
+
+def read_until_close(sock, timeout=15.0):
+    """Everything `sock` (a socket or an ssl.SSLSocket) receives until the peer closes the
+    connection, as a Closed. A peer still sending, or silent, after `timeout` seconds fails
+    with an AssertionError naming what had arrived."""
+    deadline = time.monotonic() + timeout
+    data = b''
+    while True:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            raise AssertionError(f'no close from the server within {timeout}s; '
+                                 f'got {len(data)} bytes: {data[:200]!r}')
+        sock.settimeout(left)
+        try:
+            chunk = sock.recv(65536)
+        except (socket.timeout, TimeoutError):
+            continue                 # the deadline check above fails the test
+        except ssl.SSLZeroReturnError:
+            return Closed(data, 'close')
+        except ssl.SSLEOFError:
+            return Closed(data, 'eof')
+        except ssl.SSLError as e:
+            if 'UNEXPECTED_EOF' in str(e):
+                return Closed(data, 'eof')
+            return Closed(data, 'alert', e)
+        except ConnectionResetError:
+            return Closed(data, 'reset')
+        if not chunk:
+            return Closed(data, 'close')
+        data += chunk
+
+
+def exchange(port, data=b'', timeout=10.0, host='127.0.0.1'):
+    """Connects to host:port over plain TCP, sends `data` (bytes, or a list of byte strings
+    sent one by one), then reads until the server closes: a Closed. The server may close or
+    reset while the data is still going out; what it sent is read all the same."""
+    chunks = [data] if isinstance(data, (bytes, bytearray)) else list(data)
+    s = socket.create_connection((host, port), timeout=timeout)
+    try:
+        try:
+            for chunk in chunks:
+                if chunk:
+                    s.sendall(chunk)
+        except (BrokenPipeError, ConnectionResetError):
+            pass
+        return read_until_close(s, timeout)
+    finally:
+        s.close()
+
+
+def client_hello(ca, servername='a.test', **ctx_args):
+    """The bytes of a real ClientHello, one TLS record, as Python's ssl (OpenSSL) sends it
+    for `servername` (made with memory BIOs: nothing is connected)."""
+    ctx = ssl_context(ca, **ctx_args)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname=servername)
+    try:
+        obj.do_handshake()
+        raise AssertionError('a handshake finished without a server')
+    except ssl.SSLWantReadError:
+        pass
+    hello = outgoing.read()
+    assert hello[0] == 0x16 and hello[5] == 1, hello[:10]
+    assert len(hello) == 5 + int.from_bytes(hello[3:5], 'big'), 'more than one record'
+    return hello
+
+
+def hello_extensions(hello):
+    """Splits a ClientHello record (see client_hello) into the handshake body before its
+    extensions (version, random, session id, cipher suites, compression) and the list of
+    extensions as (type, data) pairs, for hello_with_extensions() to put together again."""
+    body = hello[9:]
+    pos = 2 + 32                                            # version, random
+    pos += 1 + body[pos]                                    # session id
+    pos += 2 + int.from_bytes(body[pos:pos + 2], 'big')     # cipher suites
+    pos += 1 + body[pos]                                    # compression methods
+    ext_len = int.from_bytes(body[pos:pos + 2], 'big')
+    exts, i, out = body[pos + 2:pos + 2 + ext_len], 0, []
+    while i < len(exts):
+        typ, n = int.from_bytes(exts[i:i + 2], 'big'), int.from_bytes(exts[i + 2:i + 4], 'big')
+        out.append((typ, exts[i + 4:i + 4 + n]))
+        i += 4 + n
+    return body[:pos], out
+
+
+def hello_with_extensions(head, extensions):
+    """A ClientHello record from a body head and (type, data) extensions, every length
+    computed anew (the inverse of hello_extensions)."""
+    exts = b''.join(typ.to_bytes(2, 'big') + len(d).to_bytes(2, 'big') + d
+                    for typ, d in extensions)
+    body = head + len(exts).to_bytes(2, 'big') + exts
+    hs = b'\x01' + len(body).to_bytes(3, 'big') + body
+    return b'\x16\x03\x01' + len(hs).to_bytes(2, 'big') + hs
+
+
+def lines_matching(path, pattern, offset=0):
+    """The lines of the file at `path`, from byte `offset` on, that match regex `pattern`."""
+    rx = re.compile(pattern)
+    try:
+        with open(path, errors='replace') as f:
+            f.seek(offset)
+            text = f.read()
+    except OSError:
+        return []
+    return [line for line in text.splitlines() if rx.search(line)]
+
+
+def wait_lines(path, pattern, offset=0, timeout=5.0, count=1):
+    """Waits until the file at `path` (an error log, a CustomLog) holds, from byte `offset` on,
+    at least `count` lines matching regex `pattern`, and returns all such lines. Fewer after
+    `timeout` seconds fail with an AssertionError showing what the file holds since offset.
+    (To check that something is *not* logged, use lines_matching once the server is known
+    to be done with the connection.)"""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = lines_matching(path, pattern, offset)
+        if len(lines) >= count:
+            return lines
+        if time.monotonic() > deadline:
             try:
-                chunk = s.recv(65536)
-            except ssl.SSLZeroReturnError:
-                clean = True
-                break
-            except (ssl.SSLEOFError, ConnectionResetError):
-                break
-            except ssl.SSLError as e:
-                if 'UNEXPECTED_EOF' not in str(e):
-                    raise
-                break
-            if not chunk:
-                clean = True
-                break
-            data += chunk
-    return data, clean
+                with open(path, errors='replace') as f:
+                    f.seek(offset)
+                    text = f.read()
+            except OSError as e:
+                text = f'({e})'
+            raise AssertionError(f'{len(lines)} of {count} lines matching {pattern!r} in '
+                                 f'{path} after {timeout}s; since offset {offset}:\n{text}')
+        time.sleep(0.02)
 
 
 class HTTPSConn(http.client.HTTPSConnection):

@@ -1,5 +1,12 @@
 """The harness itself, without mod_tls: a plain-HTTP Apache starts, serves,
 passes its config test and stops."""
+import socket
+import struct
+import threading
+import time
+
+import pytest
+
 import harness
 
 
@@ -37,3 +44,58 @@ def test_environment_line_is_not_a_test_failure(docroot):
     finally:
         harness.ENVIRONMENT_PROBLEMS.clear()
         harness.ENVIRONMENT_PROBLEMS.update(before)
+
+
+# -- the raw client helpers: a server that does not close fails the test
+
+def _one_shot_server(behaviour):
+    """A listening socket on 127.0.0.1 whose first connection gets `behaviour`:
+    'close' (b'hi', then FIN), 'reset' (b'hi', then RST) or 'silent' (b'hi', then nothing
+    until the client gives up)."""
+    srv = socket.create_server(('127.0.0.1', 0))
+
+    def run():
+        conn, _ = srv.accept()
+        conn.recv(4096)               # (unread data would turn a close into a reset)
+        conn.sendall(b'hi')
+        if behaviour == 'reset':
+            conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack('ii', 1, 0))
+        elif behaviour == 'silent':
+            while conn.recv(4096):     # until the client closes
+                pass
+        conn.close()
+        srv.close()
+    threading.Thread(target=run, daemon=True).start()
+    return srv.getsockname()[1]
+
+
+@pytest.mark.parametrize('behaviour', ['close', 'reset'])
+def test_exchange_reports_the_end(behaviour):
+    got = harness.exchange(_one_shot_server(behaviour), b'hello')
+    assert (got.data, got.end) == (b'hi', behaviour)
+
+
+def test_exchange_without_close_fails():
+    start = time.monotonic()
+    with pytest.raises(AssertionError, match=r"no close from the server within 1\.0s; "
+                                             r"got 2 bytes: b'hi'"):
+        harness.exchange(_one_shot_server('silent'), b'hello', timeout=1.0)
+    assert time.monotonic() - start < 3
+
+
+def test_wait_lines(tmp_path):
+    log = tmp_path / 'log'
+    log.write_text('one\ntwo match\n')
+    offset = len('one\n')
+    assert harness.wait_lines(str(log), r'match', offset) == ['two match']
+    assert harness.lines_matching(str(log), r'one', offset) == []
+    with pytest.raises(AssertionError, match=r'1 of 2 lines matching'):
+        harness.wait_lines(str(log), r'match', timeout=0.2, count=2)
+
+
+def test_client_hello_round_trip(ca):
+    hello = harness.client_hello(ca, 'a.test')
+    head, exts = harness.hello_extensions(hello)
+    assert harness.hello_with_extensions(head, exts) == hello
+    sni = dict(exts)[0]
+    assert sni.endswith(b'\x00\x06a.test'), sni

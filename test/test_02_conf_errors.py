@@ -205,7 +205,7 @@ def _start_and_warn(apache, patterns):
     assert apache.alive()
     lines = _warn_lines(apache)
     hits = [line for line in lines if all(re.search(p, line, re.I) for p in patterns)]
-    assert hits, f'no [warn] line matching {patterns} in:\n{apache.read_log()}'
+    assert len(hits) == 1, f'not one [warn] line matching {patterns} in:\n{apache.read_log()}'
     return hits
 
 

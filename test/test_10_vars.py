@@ -3,7 +3,6 @@ import json
 import os
 import re
 import ssl
-import time
 
 import pytest
 
@@ -39,6 +38,7 @@ RewriteRule ^/rw-https$ /hello.txt [PT]
 Header always set X-Proto-Var "%{{SSL_PROTOCOL}}s"
 <VirtualHost 127.0.0.1:{port}>
   ServerName a.test
+  Protocols h2 http/1.1
   TLSCertificate {a_cert} {a_key}
   TLSOptions +StdEnvVars +ExportCertData
   CustomLog "{tls_log}" tlsfmt
@@ -150,14 +150,9 @@ def test_log_format(ca, server):
     assert r.status == 200, r
     r = harness.curl(ca, server.port, '/index.html', args=['--http1.1'] + TLS12)
     assert r.status == 200, r
-    deadline = time.time() + 5
-    text = ''
-    while time.time() < deadline:
-        with open(server.tls_log) as f:
-            text = f.read()
-        if '/index.html' in text:
-            break
-        time.sleep(0.1)
+    harness.wait_lines(server.tls_log, r' /index\.html$')
+    with open(server.tls_log) as f:
+        text = f.read()
     assert re.search(r'^tlslog TLSv1\.3 TLS_\S+ a\.test /hello\.txt$', text, re.M), text
     assert re.search(r'^tlslog TLSv1\.2 TLS_\S+_WITH_\S+ a\.test /index\.html$', text, re.M), text
 
@@ -195,24 +190,27 @@ def test_plain_port_has_no_tls(server):
         conn.close()
 
 
-def test_h2_vars(ca, server):
-    r = harness.curl(ca, server.port, '/cgi-bin/env.py', args=['--http2'])
-    assert r.rc == 0, r
-    # vhost a.test has no "Protocols h2": HTTP/1.1 is fine, the vars must be there
+@pytest.mark.parametrize('tls,proto', [(TLS12, 'TLSv1.2'), (TLS13, 'TLSv1.3')],
+                         ids=['tls12', 'tls13'])
+def test_h2_vars(ca, server, tls, proto):
+    """A request on an HTTP/2 stream runs on a secondary connection: the variables are
+    those of the TLS connection below it."""
+    r = harness.curl(ca, server.port, '/cgi-bin/env.py', args=['--http2'] + tls)
+    assert (r.rc, r.status, r.http_version) == (0, 200, '2'), r
     env = json.loads(r.body)
+    assert env.get('SERVER_PROTOCOL') == 'HTTP/2.0', env
     assert env.get('HTTPS') == 'on'
     assert env.get('SSL_TLS_SNI') == 'a.test'
+    assert env.get('SSL_PROTOCOL') == proto, env
+    assert re.fullmatch(r'TLS_[A-Z0-9_]+', env.get('SSL_CIPHER', '')), env
+    assert env.get('SSL_SERVER_CERT', '').strip() == server.pems['a'].strip()
 
 
 def _env_over(sock):
     sock.sendall(b'GET /cgi-bin/env.py HTTP/1.0\r\nHost: a.test\r\n\r\n')
-    data = b''
-    while True:
-        chunk = sock.recv(65536)
-        if not chunk:
-            break
-        data += chunk
-    head, _, body = data.partition(b'\r\n\r\n')
+    got = harness.read_until_close(sock)
+    assert got.end == 'close', got
+    head, _, body = got.data.partition(b'\r\n\r\n')
     assert head.startswith(b'HTTP/1.1 200'), head
     return json.loads(body)
 

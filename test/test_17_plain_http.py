@@ -2,8 +2,6 @@
 TLS alert; bytes that are neither TLS nor HTTP still get the alert."""
 import os
 import re
-import socket
-import time
 
 import pytest
 
@@ -32,34 +30,11 @@ def server(docroot, module_path, certs):
     a.stop()
 
 
-def exchange(port, data, timeout=10, chunks=None):
-    """Sends data (or the chunks, one by one, until the server closes), then reads until
-    the server closes. Returns (what was read, whether the server reset the connection)."""
-    s = socket.create_connection(('127.0.0.1', port), timeout=timeout)
-    got, reset = b'', False
-    try:
-        try:
-            if data:
-                s.sendall(data)
-            for chunk in chunks or ():
-                s.sendall(chunk)
-        except (BrokenPipeError, ConnectionResetError):
-            pass
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                reset = True
-                break
-            if not chunk:
-                break
-            got += chunk
-        else:
-            pytest.fail('server did not close the connection')
-    finally:
-        s.close()
-    return got, reset
+def exchange(port, data):
+    """Sends data (bytes, or a list of byte strings sent one by one) and reads until the
+    server closes: (what was read, whether the server reset the connection)."""
+    got = harness.exchange(port, data)
+    return got.data, got.end == 'reset'
 
 
 def parse_response(data):
@@ -70,16 +45,6 @@ def parse_response(data):
         name, _, value = line.partition(':')
         headers[name.strip().lower()] = value.strip()
     return lines[0], headers, body
-
-
-def wait_log(server, offset, pattern, timeout=5):
-    deadline = time.time() + timeout
-    while True:
-        new = server.read_log(offset)
-        m = re.search(pattern, new)
-        if m or time.time() > deadline:
-            return m, new
-        time.sleep(0.1)
 
 
 def test_curl_gets_400_naming_https_url(server, ca, tmp_path):
@@ -93,10 +58,9 @@ def test_curl_gets_400_naming_https_url(server, ca, tmp_path):
         headers.read_text()
     assert re.search(r'^Content-Type: text/plain', headers.read_text(), re.M | re.I)
     # logged at info with the client's address, not at warn
-    m, log = wait_log(server, offset, r'\[tls:info\] .*tls: connection from 127\.0\.0\.1 '
-                      r'refused: plain HTTP request \(GET\) on a TLS port; answered 400 '
-                      rf'naming https://a\.test:{server.port}/some/path')
-    assert m, log
+    server.wait_log(r'\[tls:info\] .*tls: connection from 127\.0\.0\.1 refused: plain HTTP '
+                    r'request \(GET\) on a TLS port; answered 400 '
+                    rf'naming https://a\.test:{server.port}/some/path', offset)
     # and a TLS client right after is served as always
     status, _, body = harness.https_get(ca, server.port, '/hello.txt')
     assert (status, body) == (200, b'Hello, TLS!\n')
@@ -148,8 +112,8 @@ def test_nothing_of_the_client_reflected_unescaped(server):
     assert not re.search(rb'[\x00-\x09\x0b-\x1f\x7f-\xff]', body), body
     assert b'evil' not in body
     assert f'https://a.test:{server.port}/a%1B[31m%01b%0DX-Injected:%C3%A9\n'.encode() in body, body
-    m, log = wait_log(server, offset, r'refused: plain HTTP request \(GET\).*')
-    assert m, log
+    server.wait_log(r'refused: plain HTTP request \(GET\)', offset)
+    log = server.read_log(offset)
     assert '\x1b' not in log and '\x07' not in log and 'evil' not in log, log
 
 
@@ -162,7 +126,7 @@ def test_path_escaped_for_a_url(server):
 def test_bounded_request_line(server):
     # "GET /" and then more than anyone reads without a newline: the answer comes all the
     # same, from what was read; the rest is drained while the connection closes
-    got, reset = exchange(server.port, b'GET /', chunks=[b'a' * 65536] * 16)
+    got, reset = exchange(server.port, [b'GET /'] + [b'a' * 65536] * 16)
     status, headers, body = parse_response(got)
     assert status == 'HTTP/1.1 400 Bad Request', got[:200]
     assert f'https://a.test:{server.port}/\n'.encode() in body, body
@@ -178,6 +142,9 @@ def test_body_sent_along_does_not_cut_the_answer(server):
     assert not reset
 
 
+DECODE_ERROR_ALERT = b'\x15\x03\x03\x00\x02\x02\x32'   # fatal decode_error (50)
+
+
 @pytest.mark.parametrize('data', [
     pytest.param(bytes(range(256)) * 4, id='binary'),
     pytest.param(b'SSH-2.0-OpenSSH_9.2p1\r\n', id='ssh-banner'),
@@ -188,13 +155,11 @@ def test_body_sent_along_does_not_cut_the_answer(server):
 def test_neither_tls_nor_http_gets_an_alert(server, data):
     offset = server.log_size()
     got, _ = exchange(server.port, data)
-    # a fatal TLS alert record (or nothing), never an HTTP answer
-    assert got[:1] in (b'', b'\x15'), got
-    assert b'HTTP/' not in got
-    m, log = wait_log(server, offset, r'\[tls:info\] .*tls: connection from 127\.0\.0\.1 '
-                      r'failed during handshake')
-    assert m, log
-    assert 'plain HTTP' not in log
+    # a fatal decode_error alert, as for any record that is not TLS; never an HTTP answer
+    assert got == DECODE_ERROR_ALERT, got
+    server.wait_log(r'\[tls:info\] .*tls: connection from 127\.0\.0\.1 failed during '
+                    r'handshake: peer sent invalid TLS data', offset)
+    assert 'plain HTTP' not in server.read_log(offset)
 
 
 def test_prefork_answers_too(apache_factory, certs):

@@ -105,6 +105,15 @@ TLSEngine 127.0.0.1:{port}
     assert a.configtest()[0] == 0
     a.start()
     assert harness.tls_info(ca, port)['version'] == 'TLSv1.3'
+    r = harness.s_client(ca, port, 'a.test', ['-tls1_2'])
+    assert r.protocol == 'TLSv1.2', r
+    r = harness.s_client(ca, port, 'a.test', ['-tls1_1', '-cipher', 'DEFAULT@SECLEVEL=0'])
+    assert not r.handshake_ok and re.search(r'alert number (40|70)\b', r.stderr), r
+    # said once at startup, with the line
+    line = a.line_of(f'TLSProtocol {value}')
+    warns = harness.lines_matching(a.error_log, re.escape(f'TLSProtocol {value}'))
+    assert len(warns) == 1 and re.search(rf'\[tls:warn\].*httpd\.conf:{line}: .*TLS 1\.2 is the '
+                                         r'minimum', warns[0]), a.read_log()
 
 
 @pytest.mark.parametrize('value', ['+Defaults', 'NoSuch'])
