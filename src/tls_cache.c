@@ -11,6 +11,7 @@
 
 #include "tls_cache.h"
 #include "tls_conn.h"
+#include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -97,7 +98,8 @@ apr_status_t tls_cache_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s)
     if (cache->provider->flags & AP_SOCACHE_FLAG_NOTMPSAFE) {
         rv = ap_global_mutex_create(&cache->mutex, NULL, TLS_CACHE_MUTEX, NULL, s, pconf, 0);
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "TLSSessionCache: cannot create "
+            ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                         TLSLOGNO(00001) "TLSSessionCache: cannot create "
                          "the mutex '%s'", TLS_CACHE_MUTEX);
             return rv;
         }
@@ -105,7 +107,8 @@ apr_status_t tls_cache_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s)
     hints.expiry_interval = cache->timeout;
     rv = cache->provider->init(cache->instance, "mod_tls-sessions", &hints, s, pconf);
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "TLSSessionCache: cannot initialize the "
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s,
+                     TLSLOGNO(00002) "TLSSessionCache: cannot initialize the "
                      "'%s' session cache", cache->name);
         return rv;
     }
@@ -122,7 +125,8 @@ void tls_cache_child_init(tls_global_t *g, apr_pool_t *p, server_rec *s)
         rv = apr_global_mutex_child_init(&g->cache->mutex,
                                          apr_global_mutex_lockfile(g->cache->mutex), p);
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "TLSSessionCache: cannot attach to the "
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s,
+                         TLSLOGNO(00003) "TLSSessionCache: cannot attach to the "
                          "mutex in this child; sessions will not be cached here");
             g->cache->mutex = NULL;
             g->cache = NULL;
@@ -138,7 +142,8 @@ static void cache_warn(server_rec *s, apr_status_t rv, const char *what)
 
     if (now >= next_warn) {
         next_warn = now + TLS_CACHE_WARN_INTERVAL;
-        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s, "TLSSessionCache: %s failed or was "
+        ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
+                     TLSLOGNO(00004) "TLSSessionCache: %s failed or was "
                      "too slow; the cache is left alone for 10 seconds and clients make full "
                      "handshakes meanwhile (logged once a minute)", what);
     }
@@ -177,7 +182,8 @@ static apr_status_t cache_judge(tls_cache_t *cache, server_rec *s, apr_status_t 
     apr_time_t now = apr_time_now();
 
     if (value_too_large(rv) && now - started <= TLS_CACHE_SLOW) {
-        ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s, "TLSSessionCache: %s: the value does not "
+        ap_log_error(APLOG_MARK, APLOG_DEBUG, rv, s,
+                     TLSLOGNO(00005) "TLSSessionCache: %s: the value does not "
                      "fit this cache; that session will not resume", what);
         return rv;
     }

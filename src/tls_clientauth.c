@@ -11,6 +11,7 @@
 #include "tls_cert.h"
 #include "tls_clientauth.h"
 #include "tls_conn.h"
+#include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -127,7 +128,8 @@ void tls_clientauth_warn(server_rec *base, apr_pool_t *ptemp)
             apr_strftime(date, &n, sizeof(date), "%Y-%m-%d %H:%M:%S UTC", &tm);
             /* Warn, not fail: its revocations still hold, and a stale list is better than
              * none; a CRL that does not parse stops the start instead. */
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, "TLSClientCRL '%s' should have "
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base,
+                         TLSLOGNO(00006) "TLSClientCRL '%s' should have "
                          "been updated by %s; its revocations are still enforced, fetch a "
                          "current list from the CA and reload", path, date);
         }

@@ -12,6 +12,7 @@
 #include "tls_filter.h"
 #include "tls_setup.h"
 #include "tls_ticket.h"
+#include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -75,7 +76,8 @@ static void log_bad_sni(tls_conn_t *tc)
     if (mtls_conn_refused_sni(tc->rc, &name, &len) != MTLS_OK) {
         name = NULL;
     }
-    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c, "tls: connection from %s refused: SNI %s "
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c,
+                  TLSLOGNO(00007) "tls: connection from %s refused: SNI %s "
                   "is not a DNS host name (RFC 6066 section 3 wants a host name without port)",
                   tc->c->client_ip, name ? sni_escape(tc->c->pool, name, len) : "(unreadable)");
 }
@@ -94,7 +96,7 @@ apr_status_t tls_conn_fail(tls_conn_t *tc, mtls_result rr, const char *during)
         mtls_result_text(rr, text, sizeof(text));
         /* A bad peer is routine on the internet: info, so it never floods the error log. */
         ap_log_cerror(APLOG_MARK, mtls_result_is_peer_fault(rr) ? APLOG_INFO : APLOG_ERR, 0,
-                      tc->c, "tls: connection from %s failed during %s: %s%s%s%s",
+                      tc->c, TLSLOGNO(00008) "tls: connection from %s failed during %s: %s%s%s%s",
                       tc->c->client_ip, during, text, detail[0] ? " (" : "", detail,
                       detail[0] ? ")" : "");
         tls_conn_transit(tc, TLS_ST_FAILED);
@@ -128,7 +130,8 @@ int tls_conn_pre_connection(conn_rec *c, void *csd)
     tc->state = TLS_ST_HELLO;
     tc->rc = mtls_conn_new();
     if (!tc->rc) {
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "tls: cannot create a TLS connection");
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c,
+                      TLSLOGNO(00009) "tls: cannot create a TLS connection");
         /* Aborted, and the other modules' hooks (the core's filters) still run: DONE would
          * leave a connection without them. */
         c->aborted = 1;
@@ -262,7 +265,8 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc)
             tc->server = m.found;
         }
         else if (tls_conf_strict_sni(tls_conf_srv_get(c->base_server))) {
-            ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, c, "tls: connection from %s refused: "
+            ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, c,
+                          TLSLOGNO(00010) "tls: connection from %s refused: "
                           "no virtual host for SNI name '%s' (TLSStrictSNI on)",
                           c->client_ip, tc->sni);
             mtls_conn_refuse(tc->rc, TLS_ALERT_UNRECOGNIZED_NAME);
@@ -272,7 +276,8 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc)
     }
     tc->settings = tls_conf_srv_get(tc->server)->settings;
     if (!tc->settings) {
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c, "tls: %s has no TLS settings for a "
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c,
+                      TLSLOGNO(00011) "tls: %s has no TLS settings for a "
                       "connection on a TLS address", tc->server->server_hostname);
         mtls_conn_refuse(tc->rc, TLS_ALERT_INTERNAL_ERROR);
         tls_conn_transit(tc, TLS_ST_FAILED);
@@ -321,14 +326,16 @@ apr_status_t tls_conn_on_handshake_done(tls_conn_t *tc)
     const tls_handshake_t *hs = tc->hs = snapshot(tc);
 
     tls_conn_transit(tc, TLS_ST_TRAFFIC);
-    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, "tls: handshake done with %s: version %04x, "
+    ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c,
+                  TLSLOGNO(00012) "tls: handshake done with %s: version %04x, "
                   "suite %04x, sni %s, alpn %s%s", c->client_ip, hs->version, hs->suite,
                   tc->sni ? tc->sni : "-", tc->alpn ? tc->alpn : "-",
                   hs->resumed ? ", resumed" : "");
     if (tc->alpn && strcmp(tc->alpn, ap_get_protocol(c))
         && (rv = ap_switch_protocol(c, NULL, tc->server, tc->alpn)) != APR_SUCCESS) {
         /* The client will speak what ALPN agreed, and nothing here can answer it. */
-        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c, "tls: connection from %s closed: ALPN "
+        ap_log_cerror(APLOG_MARK, APLOG_ERR, rv, c,
+                      TLSLOGNO(00013) "tls: connection from %s closed: ALPN "
                       "agreed on '%s', but switching the connection to it failed",
                       c->client_ip, tc->alpn);
         tls_conn_transit(tc, TLS_ST_FAILED);

@@ -12,6 +12,7 @@
 
 #include "tls_filter.h"
 #include "tls_plain.h"
+#include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -177,7 +178,7 @@ static apr_status_t out_fail(tls_filter_t *fc, apr_status_t rv)
     if (!fc->out_broken) {
         fc->out_broken = 1;
         ap_log_cerror(APLOG_MARK, out_client_gone(tc->c, rv) ? APLOG_DEBUG : APLOG_INFO, rv,
-                      tc->c, "tls: sending to %s failed, nothing more goes out",
+                      tc->c, TLSLOGNO(00014) "tls: sending to %s failed, nothing more goes out",
                       tc->c->client_ip);
         if (tc->state != TLS_ST_FAILED) {
             tls_conn_transit(tc, TLS_ST_FAILED);
@@ -282,7 +283,8 @@ static apr_status_t out_encrypt(tls_filter_t *fc, tls_gather_t *g, apr_size_t wa
         }
         if (taken == 0 && ++idle > 1) {
             /* Its send buffer was drained: a rustls that takes nothing now never will. */
-            ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, tc->c, "tls: rustls takes no more data "
+            ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, tc->c,
+                          TLSLOGNO(00015) "tls: rustls takes no more data "
                           "to send to %s; closing the connection", tc->c->client_ip);
             tls_conn_transit(tc, TLS_ST_FAILED);
             return APR_EGENERAL;
@@ -435,7 +437,8 @@ static apr_status_t in_take_plain(tls_filter_t *fc)
     case MTLS_PEER_UNEXPECTED_EOF:
         /* Common and harmless between requests; a cut body shows up as a short read. */
         ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, tc->c,
-                      "tls: %s closed the connection without close_notify", tc->c->client_ip);
+                      TLSLOGNO(00016) "tls: %s closed the connection without close_notify",
+                      tc->c->client_ip);
         fc->in_eof = 1;
         return APR_SUCCESS;
     default:
@@ -667,7 +670,8 @@ static apr_status_t in_read_net(tls_filter_t *fc, apr_read_type_e block)
         }
     }
     if (rv != APR_SUCCESS && !APR_STATUS_IS_EAGAIN(rv) && tc->state != TLS_ST_FAILED) {
-        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, tc->c, "tls: reading from %s failed",
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, tc->c,
+                      TLSLOGNO(00017) "tls: reading from %s failed",
                       tc->c->client_ip);
     }
     return rv;
@@ -688,7 +692,8 @@ static void in_plain_answer(tls_filter_t *fc)
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_pool_create(answer, len, c->pool, c->bucket_alloc));
     APR_BRIGADE_INSERT_TAIL(bb, apr_bucket_flush_create(c->bucket_alloc));
     if ((rv = ap_pass_brigade(fc->out_filter->next, bb)) != APR_SUCCESS) {
-        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, c, "tls: sending the 400 to %s failed",
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, rv, c,
+                      TLSLOGNO(00018) "tls: sending the 400 to %s failed",
                       c->client_ip);
     }
     apr_brigade_destroy(bb);
@@ -728,7 +733,8 @@ static apr_status_t in_handshake(tls_filter_t *fc, apr_read_type_e block)
             return rv;
         }
         if (fc->in_eof && tc->state != TLS_ST_TRAFFIC && tc->state != TLS_ST_PLAIN_HTTP) {
-            ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c, "tls: %s closed the connection "
+            ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c,
+                          TLSLOGNO(00019) "tls: %s closed the connection "
                           "during the handshake", tc->c->client_ip);
             tls_conn_transit(tc, TLS_ST_FAILED);
         }

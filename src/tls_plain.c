@@ -21,6 +21,7 @@
 #include <util_time.h>
 
 #include "tls_plain.h"
+#include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -261,7 +262,8 @@ const char *tls_plain_answer(conn_rec *c, const char *data, apr_size_t len, apr_
                           "%s", date, strlen(body),
                           rq.method_len == 4 && !memcmp(rq.method, "HEAD", 4) ? "" : body);
     /* A client's mistake: info, so that it never fills the error log. */
-    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, c, "tls: connection from %s refused: plain HTTP "
+    ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, c,
+                  TLSLOGNO(00020) "tls: connection from %s refused: plain HTTP "
                   "request (%.*s) on a TLS port; answered 400 naming %s", c->client_ip,
                   (int)rq.method_len, rq.method ? rq.method : "", url);
     *alen = strlen(answer);

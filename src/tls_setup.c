@@ -13,6 +13,7 @@
 #include "tls_clientauth.h"
 #include "tls_setup.h"
 #include "tls_ticket.h"
+#include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -222,7 +223,7 @@ static void add_alpn_variants(apr_pool_t *pconf, server_rec *s, tls_settings_t *
 
 static int fail(server_rec *base, const char *msg)
 {
-    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, base, "%s", msg);
+    ap_log_error(APLOG_MARK, APLOG_EMERG, 0, base, TLSLOGNO(00021) "%s", msg);
     return !OK;
 }
 
@@ -312,17 +313,18 @@ void tls_setup_warn(apr_pool_t *ptemp, server_rec *base)
         const char *id = apr_hash_this_key(hi), *msg;
         const char *cert_file = apr_pstrndup(ptemp, id, strcspn(id, "\n"));
         if ((msg = tls_cert_check_expiry(ptemp, apr_hash_this_val(hi), cert_file))) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, "%s", msg);
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, TLSLOGNO(00022) "%s", msg);
         }
     }
     for (i = 0; i < global->warnings->nelts; ++i) {
-        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, "%s",
+        ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, TLSLOGNO(00023) "%s",
                      APR_ARRAY_IDX(global->warnings, i, const char *));
     }
     for (s = base; s; s = s->next) {
         const tls_settings_t *st = tls_conf_srv_get(s)->settings;
         if (st && s->is_virtual && !names_covered(ptemp, s, st)) {
-            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, "%s: its certificates cover "
+            ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base,
+                         TLSLOGNO(00024) "%s: its certificates cover "
                          "neither ServerName %s nor any ServerAlias; clients will reject them",
                          vhost_name(ptemp, s), s->server_hostname);
         }

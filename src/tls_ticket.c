@@ -13,6 +13,7 @@
 #include <util_mutex.h>
 
 #include "tls_cache.h"
+#include "tls_log.h"
 #include "tls_ticket.h"
 
 APLOG_USE_MODULE(tls);
@@ -191,7 +192,7 @@ apr_status_t tls_ticket_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s)
         rv = ap_global_mutex_create(&tk->mutex, NULL, TLS_TICKET_MUTEX, NULL, s, pconf, 0);
     }
     if (rv != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "TLSSessionTickets: cannot set up the "
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, TLSLOGNO(00027) "TLSSessionTickets: cannot set up the "
                      "shared memory or mutex for ticket keys");
         return rv;
     }
@@ -204,7 +205,7 @@ apr_status_t tls_ticket_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s)
     }
     else if ((rv = push_new_key(tk->shared->keys, &tk->shared->nkeys, TLS_TICKET_KEYS, 1))
              != APR_SUCCESS) {
-        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, "TLSSessionTickets: no random bytes");
+        ap_log_error(APLOG_MARK, APLOG_EMERG, rv, s, TLSLOGNO(00028) "TLSSessionTickets: no random bytes");
         return rv;
     }
     tk->shared->rotated_at = apr_time_now();
@@ -222,7 +223,7 @@ void tls_ticket_child_init(tls_global_t *g, apr_pool_t *p, server_rec *s)
     if (tk && tk->mutex) {
         rv = apr_global_mutex_child_init(&tk->mutex, apr_global_mutex_lockfile(tk->mutex), p);
         if (rv != APR_SUCCESS) {
-            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, "TLSSessionTickets: cannot attach to "
+            ap_log_error(APLOG_MARK, APLOG_ERR, rv, s, TLSLOGNO(00029) "TLSSessionTickets: cannot attach to "
                          "the ticket key mutex; this child keeps its current keys");
             tk->mutex = NULL;
         }

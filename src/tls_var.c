@@ -16,6 +16,7 @@
 #include "tls_cipher.h"
 #include "tls_conn.h"
 #include "tls_var.h"
+#include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -93,7 +94,8 @@ static const char *cert_var(apr_pool_t *p, conn_rec *c, const uint8_t *der, size
         return NULL;
     }
     if (strlen(buf) != n) {
-        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c, "tls: certificate field %s has a NUL "
+        ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c,
+                      TLSLOGNO(00025) "tls: certificate field %s has a NUL "
                       "byte among its %" APR_SIZE_T_FMT " bytes: treated as unset", field, n);
         return NULL;
     }
@@ -333,7 +335,8 @@ int tls_var_check_request(request_rec *r)
      * allows the protocol the connection speaks. */
     if (tls_conf_srv_get(r->server)->settings != tc->settings
         || (tc->alpn && !ap_is_allowed_protocol(r->connection, r, r->server, tc->alpn))) {
-        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r, "tls: request for %s on a connection "
+        ap_log_rerror(APLOG_MARK, APLOG_INFO, 0, r,
+                      TLSLOGNO(00026) "tls: request for %s on a connection "
                       "made for %s (SNI %s), whose TLS settings or protocols differ: 421",
                       r->hostname ? r->hostname : "-", tc->server->server_hostname,
                       tc->sni ? tc->sni : "none");

@@ -197,7 +197,7 @@ def test_sni_not_a_host_name_refused_and_logged(ca, strict, name, shown):
     assert got.data == DECODE_ERROR_ALERT, got
     lines = strict.wait_log('refused: SNI', offset)
     assert len(lines) == 1, strict.read_log(offset)
-    assert re.search(r'\[tls:info\] .*\] tls: connection from 127\.0\.0\.1 refused: SNI '
+    assert re.search(r'\[tls:info\] .*\] MTLS\d{5}: tls: connection from 127\.0\.0\.1 refused: SNI '
                      + re.escape(shown + RFC) + '$', lines[0]), lines[0]
 
 

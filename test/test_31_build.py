@@ -37,3 +37,34 @@ def test_make_install_into_destdir(module_path):
     load = open(dest + sysconf + '/mods-available/tls.load').read()
     assert f'LoadModule tls_module {libexec}/mod_tls.so' in load
     assert os.path.isfile(dest + sysconf + '/mods-available/tls.conf')
+
+
+def _log_calls():
+    """(file, line, the call's text) of every ap_log_*error call in src/."""
+    calls = []
+    src = os.path.join(TOP, 'src')
+    for name in sorted(os.listdir(src)):
+        if not name.endswith('.c'):
+            continue
+        with open(os.path.join(src, name)) as f:
+            text = f.read()
+        for m in re.finditer(r'ap_log_[cr]?error\(', text):
+            end = text.index(';', m.end())
+            calls.append((name, text.count('\n', 0, m.start()) + 1, text[m.start():end]))
+    return calls
+
+
+def test_every_log_message_has_its_own_number():
+    """Admins search the error log by message number (MTLSnnnnn, as httpd's AHnnnnn):
+    every message above trace level has one, and no two places share a number."""
+    calls = _log_calls()
+    assert len(calls) > 20, calls
+    seen = {}
+    for name, line, text in calls:
+        if 'APLOG_TRACE' in text:
+            continue
+        m = re.search(r'TLSLOGNO\((\d{5})\)\s*"', text)
+        assert m, f'{name}:{line}: log message without TLSLOGNO(): {text[:120]}'
+        assert m.group(1) not in seen, \
+            f'{name}:{line}: TLSLOGNO({m.group(1)}) also at {seen[m.group(1)]}'
+        seen[m.group(1)] = f'{name}:{line}'
