@@ -41,7 +41,6 @@ struct tls_tickets {
     apr_size_t file_nkeys;
     tls_ticket_shm_t *shared;          /* this server's processes */
     apr_global_mutex_t *mutex;
-    apr_uint32_t seen;                 /* per process: generation in the ticketer */
     apr_time_t next_poll;              /* per process, shared mode */
     apr_interval_time_t poll;          /* shared mode: half a rotation, at most 5 s */
     tls_cache_t *cache;
@@ -78,12 +77,24 @@ static apr_status_t wipe_shared_keys(void *data)
     return APR_SUCCESS;
 }
 
+/* Whether a key's AES part (after its 16-byte name) is all zeros: a file of zeros. */
+static int key_is_zero(const unsigned char *key)
+{
+    unsigned char acc = 0;
+    int i;
+
+    for (i = 16; i < MTLS_TICKET_KEY_LEN; ++i) {
+        acc |= key[i];
+    }
+    return !acc;
+}
+
 static const char *read_key_file(tls_tickets_t *tk, const tls_global_t *g, apr_pool_t *pconf,
                                  apr_pool_t *ptemp)
 {
     const char *path = g->ticket_key_file;
     unsigned char buf[TLS_TICKET_KEYS * MTLS_TICKET_KEY_LEN + 1];
-    apr_size_t len = 0;
+    apr_size_t len = 0, i;
     apr_file_t *f;
     apr_status_t rv;
     char ebuf[256];
@@ -106,6 +117,15 @@ static const char *read_key_file(tls_tickets_t *tk, const tls_global_t *g, apr_p
                             "current one first (make one with: openssl rand %d > '%s')",
                             g->ticket_key_where.file, g->ticket_key_where.line, path, len,
                             TLS_TICKET_KEYS, MTLS_TICKET_KEY_LEN, MTLS_TICKET_KEY_LEN, path);
+    }
+    for (i = 0; i < len / MTLS_TICKET_KEY_LEN; ++i) {
+        if (key_is_zero(buf + i * MTLS_TICKET_KEY_LEN)) {
+            explicit_bzero(buf, sizeof(buf));
+            return apr_psprintf(ptemp, "%s:%u: TLSSessionTicketKeyFile: key %" APR_SIZE_T_FMT
+                                " in '%s' is zeros where its random bytes should be (make "
+                                "keys with: openssl rand %d)", g->ticket_key_where.file,
+                                g->ticket_key_where.line, i + 1, path, MTLS_TICKET_KEY_LEN);
+        }
     }
     tk->file_nkeys = len / MTLS_TICKET_KEY_LEN;
     tk->file_keys = apr_pmemdup(pconf, buf, len);
@@ -209,7 +229,6 @@ apr_status_t tls_ticket_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s)
     }
     tk->shared->rotated_at = apr_time_now();
     tk->shared->generation = 1;
-    tk->seen = 0;
     tk->next_poll = 0;
     return APR_SUCCESS;
 }
@@ -317,7 +336,7 @@ void tls_ticket_refresh(tls_global_t *g, conn_rec *c)
         apr_global_mutex_unlock(tk->mutex);
     }
     gen = apr_atomic_read32(&tk->shared->generation);
-    if (gen == apr_atomic_read32(&tk->seen) || !tk->mutex
+    if (gen <= mtls_ticketer_generation(tk->ticketer) || !tk->mutex
         || apr_global_mutex_lock(tk->mutex) != APR_SUCCESS) {
         return;
     }
@@ -332,8 +351,7 @@ void tls_ticket_refresh(tls_global_t *g, conn_rec *c)
         memcpy(keys[1], swap, sizeof(swap));
         explicit_bzero(swap, sizeof(swap));
     }
-    if (mtls_ticketer_set_keys(tk->ticketer, keys[0], n) == MTLS_OK) {
-        apr_atomic_set32(&tk->seen, gen);
-    }
+    /* the ticketer takes them only if no other thread installed a newer generation */
+    mtls_ticketer_set_keys(tk->ticketer, keys[0], n, gen);
     explicit_bzero(keys, sizeof(keys));
 }

@@ -478,6 +478,19 @@ def test_ticket_key_file_bad_size(apache_factory, certs, size):
     _assert_fails(a, [re.escape(path)])
 
 
+@pytest.mark.parametrize('keys', [[bytes(48)], [os.urandom(48), os.urandom(16) + bytes(32)]],
+                         ids=['zeros', 'second-key-zeros'])
+def test_ticket_key_file_zeros(apache_factory, certs, keys):
+    """A key whose AES part is all zeros (a file of zeros, a truncated copy padded) would
+    let anyone seal tickets this server accepts: the start stops, naming the file."""
+    port = harness.free_port()
+    d = harness.mkdtemp('tls-keyfile-')
+    path = harness.write_file(os.path.join(d, 'ticket.key'), b''.join(keys), 0o600)
+    a = apache_factory(_cfg_body(port, certs, f'TLSSessionTicketKeyFile {path}'),
+                       name='sess-zerokey')
+    _assert_fails(a, [re.escape(path), r'zeros'])
+
+
 @pytest.mark.parametrize('kind', ['missing', 'directory'])
 def test_ticket_key_file_unreadable(apache_factory, certs, kind):
     port = harness.free_port()
