@@ -26,6 +26,7 @@ APLOG_USE_MODULE(tls);
 
 typedef struct {
     apr_uint32_t generation;           /* changes with every new set of keys */
+    apr_uint32_t retired;              /* set once, by the parent at a restart: stale memory */
     apr_uint32_t nkeys;
     apr_time_t rotated_at;             /* when keys[0] became current */
     /* current first; in shared mode the next key comes before it (see sync_cache) */
@@ -68,11 +69,18 @@ static apr_status_t wipe_file_keys(void *data)
     return APR_SUCCESS;
 }
 
-static apr_status_t wipe_shared_keys(void *data)
+/* In the parent, at a restart or stop. The children of this generation may still map the
+ * memory (a graceful restart lets them finish their connections) and take its mutex, which
+ * the parent does not: so the memory is marked retired before anything is zeroed, and
+ * whoever copies keys checks the mark after copying. The bridge refuses all-zero keys too. */
+static apr_status_t retire_shared_keys(void *data)
 {
     tls_tickets_t *tk = data;
+    tls_ticket_shm_t *sh = tk->shared;
 
-    explicit_bzero(tk->shared->keys, sizeof(tk->shared->keys));
+    apr_atomic_set32(&sh->retired, 1);
+    sh->nkeys = 0;
+    explicit_bzero(sh->keys, sizeof(sh->keys));
     tk->shared = NULL;
     return APR_SUCCESS;
 }
@@ -217,7 +225,7 @@ apr_status_t tls_ticket_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s)
     }
     tk->shared = apr_shm_baseaddr_get(shm);
     memset(tk->shared, 0, sizeof(*tk->shared));
-    apr_pool_cleanup_register(pconf, tk, wipe_shared_keys, apr_pool_cleanup_null);
+    apr_pool_cleanup_register(pconf, tk, retire_shared_keys, apr_pool_cleanup_null);
     if (tk->file_keys) {
         memcpy(tk->shared->keys, tk->file_keys, tk->file_nkeys * MTLS_TICKET_KEY_LEN);
         tk->shared->nkeys = (apr_uint32_t)tk->file_nkeys;
@@ -253,7 +261,7 @@ static void rotate_local(tls_tickets_t *tk, apr_time_t now)
 {
     tls_ticket_shm_t *sh = tk->shared;
 
-    if (now >= sh->rotated_at + tk->rotation
+    if (!apr_atomic_read32(&sh->retired) && now >= sh->rotated_at + tk->rotation
         && push_new_key(sh->keys, &sh->nkeys, TLS_TICKET_KEYS,
                         (now - sh->rotated_at) / tk->rotation) == APR_SUCCESS) {
         sh->rotated_at = now;
@@ -303,7 +311,8 @@ static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
                         now + TLS_TICKET_SLOTS * (tk->rotation + tk->lifetime), p);
     }
     if (apr_global_mutex_lock(tk->mutex) == APR_SUCCESS) {
-        if (sh->nkeys != n || memcmp(sh->keys, keys, n * MTLS_TICKET_KEY_LEN)) {
+        if (!apr_atomic_read32(&sh->retired)
+            && (sh->nkeys != n || memcmp(sh->keys, keys, n * MTLS_TICKET_KEY_LEN))) {
             memcpy(sh->keys, keys, n * MTLS_TICKET_KEY_LEN);
             sh->nkeys = n;
             sh->rotated_at = rotated_at;
@@ -321,7 +330,7 @@ void tls_ticket_refresh(tls_global_t *g, conn_rec *c)
     apr_time_t now;
     apr_uint32_t gen, n;
 
-    if (!tk || !tk->shared) {
+    if (!tk || !tk->shared || apr_atomic_read32(&tk->shared->retired)) {
         return;
     }
     now = apr_time_now();
@@ -341,9 +350,14 @@ void tls_ticket_refresh(tls_global_t *g, conn_rec *c)
         return;
     }
     gen = tk->shared->generation;
-    n = tk->shared->nkeys;
+    n = tk->shared->nkeys <= TLS_TICKET_SLOTS ? tk->shared->nkeys : 0;
     memcpy(keys, tk->shared->keys, n * MTLS_TICKET_KEY_LEN);
     apr_global_mutex_unlock(tk->mutex);
+    /* Retired before the copy ended? Then it may hold zeros: the parent zeroes after marking. */
+    if (!n || apr_atomic_read32(&tk->shared->retired)) {
+        explicit_bzero(keys, sizeof(keys));
+        return;
+    }
     if (tk->mode == TLS_TICKETS_SHARED && n >= 2) {
         /* the ticketer seals with its first key: the current one, not the next */
         memcpy(swap, keys[0], sizeof(swap));
