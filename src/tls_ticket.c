@@ -48,6 +48,7 @@ typedef struct {
     apr_uint32_t generation;           /* changes with every new set of keys */
     apr_uint32_t retired;              /* set once, by the parent at a restart: stale memory */
     apr_uint32_t nkeys;
+    apr_uint32_t local;                /* shared mode: keys made here, the cache unreachable */
     apr_time_t rotated_at;             /* when the current key became current */
     /* current first; in shared mode the next key comes before it (see sync_cache) */
     unsigned char keys[TLS_TICKET_SLOTS][MTLS_TICKET_KEY_LEN];
@@ -56,6 +57,7 @@ typedef struct {
 /* The watchdog thread's own state: one thread per child reads and writes it, nobody else. */
 typedef struct {
     apr_time_t next_poll;              /* shared mode: when to ask the cache again */
+    int cache_ok;                      /* shared mode: the last poll reached the cache */
 } tls_ticket_wd_t;
 
 struct tls_tickets {
@@ -277,22 +279,32 @@ static void install_shared(tls_tickets_t *tk)
     explicit_bzero(keys, sizeof(keys));
 }
 
-/* Watchdog thread (`on`): the current key, if it has had its period, makes room for a new
- * one. */
+/* Watchdog thread: the current key, if it has had its period, makes room for a new one
+ * made here. With `shared`, only while the cache is unreachable: the next key every server
+ * already knows becomes current, as it would through the cache, and a fresh one made here
+ * becomes the next (from then on, this server's tickets resume only on this server). */
 static void rotate_local(tls_tickets_t *tk, apr_time_t now)
 {
     tls_ticket_shm_t *sh = tk->shared;
+    int shared = tk->mode == TLS_TICKETS_SHARED;
 
     if (apr_global_mutex_lock(tk->mutex) != APR_SUCCESS) {
         return;
     }
     if (!apr_atomic_read32(&sh->retired) && now >= sh->rotated_at + tk->rotation
-        && push_new_key(sh->keys, &sh->nkeys, TLS_TICKET_KEYS,
+        && push_new_key(sh->keys, &sh->nkeys, shared ? TLS_TICKET_SLOTS : TLS_TICKET_KEYS,
                         (now - sh->rotated_at) / tk->rotation) == APR_SUCCESS) {
         sh->rotated_at = now;
         apr_atomic_inc32(&sh->generation);
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, tk->s, "TLSSessionTickets: new ticket key "
                      "(generation %u)", apr_atomic_read32(&sh->generation));
+        if (shared && !sh->local) {
+            sh->local = 1;
+            ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, tk->s, "TLSSessionTickets shared: the "
+                         "session cache cannot be reached, so this server rotates its ticket "
+                         "keys alone; its new tickets resume only here until the cache is "
+                         "back");
+        }
     }
     apr_global_mutex_unlock(tk->mutex);
 }
@@ -301,8 +313,8 @@ static void rotate_local(tls_tickets_t *tk, apr_time_t now)
  * taken for the shared memory, never across the cache's network round trip. The cache holds
  * the next key in front of the current one: every server learns a key (within a poll) before
  * any server seals with it, so a ticket made anywhere opens everywhere, right after a
- * rotation too. */
-static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
+ * rotation too. Anything but APR_SUCCESS: the cache could not be used, nothing changed. */
+static apr_status_t sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
 {
     unsigned char buf[TLS_TICKET_STAMP + TLS_TICKET_SLOTS * MTLS_TICKET_KEY_LEN];
     unsigned char (*keys)[MTLS_TICKET_KEY_LEN] = (void *)(buf + TLS_TICKET_STAMP);
@@ -326,30 +338,41 @@ static void sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
     }
     if (n < 2 || now >= rotated_at + tk->rotation) {
         /* the next key becomes current and a new next one is published */
-        if (push_new_key(keys, &n, TLS_TICKET_SLOTS, n < 2 ? 1 : (now - rotated_at) / tk->rotation)
-            || (n < 2 && push_new_key(keys, &n, TLS_TICKET_SLOTS, 1))) {
+        if ((rv = push_new_key(keys, &n, TLS_TICKET_SLOTS,
+                               n < 2 ? 1 : (now - rotated_at) / tk->rotation)) != APR_SUCCESS
+            || (n < 2 && (rv = push_new_key(keys, &n, TLS_TICKET_SLOTS, 1)) != APR_SUCCESS)) {
             goto leave;
         }
         rotated_at = now;
         for (i = TLS_TICKET_STAMP - 1, t = now; i >= 0; --i, t >>= 8) {
             buf[i] = (unsigned char)(t & 0xff);
         }
-        tls_cache_store(tk->cache, tk->s, TLS_TICKET_CACHE_ID, buf,
-                        TLS_TICKET_STAMP + n * MTLS_TICKET_KEY_LEN,
-                        now + TLS_TICKET_SLOTS * (tk->rotation + tk->lifetime), p);
+        rv = tls_cache_store(tk->cache, tk->s, TLS_TICKET_CACHE_ID, buf,
+                             TLS_TICKET_STAMP + n * MTLS_TICKET_KEY_LEN,
+                             now + TLS_TICKET_SLOTS * (tk->rotation + tk->lifetime), p);
+        if (rv != APR_SUCCESS) {
+            goto leave;                /* not published: keys only we know are no fleet's */
+        }
     }
-    if (apr_global_mutex_lock(tk->mutex) == APR_SUCCESS) {
+    if ((rv = apr_global_mutex_lock(tk->mutex)) == APR_SUCCESS) {
         if (!apr_atomic_read32(&sh->retired)
             && (sh->nkeys != n || memcmp(sh->keys, keys, n * MTLS_TICKET_KEY_LEN))) {
             memcpy(sh->keys, keys, n * MTLS_TICKET_KEY_LEN);
             sh->nkeys = n;
             sh->rotated_at = rotated_at;
             apr_atomic_inc32(&sh->generation);
+            if (sh->local) {
+                sh->local = 0;
+                ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, tk->s, "TLSSessionTickets shared: "
+                             "the session cache is back; this server uses the fleet's ticket "
+                             "keys again");
+            }
         }
         apr_global_mutex_unlock(tk->mutex);
     }
 leave:
     explicit_bzero(buf, sizeof(buf));
+    return rv;
 }
 
 /* The watchdog task, on its own thread in every child: rotation and fleet sync, then this
@@ -365,9 +388,9 @@ static apr_status_t ticket_watchdog(int state, void *baton, apr_pool_t *ptemp)
     }
     if (tk->mode == TLS_TICKETS_SHARED && now >= tk->wd.next_poll) {
         tk->wd.next_poll = now + tk->poll;
-        sync_cache(tk, now, ptemp);
+        tk->wd.cache_ok = sync_cache(tk, now, ptemp) == APR_SUCCESS;
     }
-    else if (tk->mode == TLS_TICKETS_ON) {
+    if (tk->mode == TLS_TICKETS_ON || !tk->wd.cache_ok) {
         rotate_local(tk, now);
     }
     install_shared(tk);
@@ -405,6 +428,7 @@ apr_status_t tls_ticket_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s)
     sh->rotated_at = apr_time_now();
     sh->generation = 1;
     tk->wd.next_poll = 0;
+    tk->wd.cache_ok = 0;
     /* the children inherit the first keys installed */
     install_shared(tk);
     rv = wd_get_instance(&wd, TLS_TICKET_WATCHDOG, 0, 0, pconf);
