@@ -63,6 +63,9 @@ static void tls_child_init(apr_pool_t *p, server_rec *s)
 /* Our %x and expression lookups ask every TLS module; mod_ssl's only know its own. */
 static const char *const tls_after_ssl[] = { "mod_ssl.c", NULL };
 static const char *const tls_before_ssl[] = { "mod_ssl.c", NULL };
+/* The ticket key task is registered with mod_watchdog before its post_config starts the
+ * watchdogs, and the key mutex is attached before its child_init starts their threads. */
+static const char *const tls_before_watchdog[] = { "mod_watchdog.c", NULL };
 /* The handshake runs inside mod_reqtimeout's handshake stage and before mod_http2. */
 static const char *const tls_handshake_pred[] = { "mod_reqtimeout.c", NULL };
 static const char *const tls_handshake_succ[] = { "mod_http2.c", NULL };
@@ -76,8 +79,8 @@ static void tls_register_hooks(apr_pool_t *p)
     /* lifecycle; %x log items registered after mod_ssl's, to answer for both */
     ap_hook_pre_config(tls_pre_config, tls_after_ssl, NULL, APR_HOOK_LAST);
     ap_hook_check_config(tls_check_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_post_config(tls_post_config, NULL, NULL, APR_HOOK_MIDDLE);
-    ap_hook_child_init(tls_child_init, NULL, NULL, APR_HOOK_MIDDLE);
+    ap_hook_post_config(tls_post_config, NULL, tls_before_watchdog, APR_HOOK_MIDDLE);
+    ap_hook_child_init(tls_child_init, NULL, tls_before_watchdog, APR_HOOK_MIDDLE);
 
     /* connections: before mod_http2 and the core look at them */
     ap_hook_pre_connection(tls_conn_pre_connection, NULL, NULL, APR_HOOK_MIDDLE);

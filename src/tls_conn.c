@@ -283,7 +283,7 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc)
         tls_conn_transit(tc, TLS_ST_FAILED);
         return APR_ECONNABORTED;
     }
-    tls_ticket_refresh(tls_conf_srv_get(c->base_server)->global, c);
+    tls_ticket_update(tls_conf_srv_get(c->base_server)->global);
     rr = mtls_conn_start(tc->rc, choose_config(tc));
     if (rr != MTLS_OK) {
         return tls_conn_fail(tc, rr, "handshake start");

@@ -1,5 +1,6 @@
 /* tls_ticket.h: session ticket keys shared by all child processes (shared memory), by a
- * fleet (through the session cache) or by whoever has the same key file, and rotated. */
+ * fleet (through the session cache) or by whoever has the same key file, and rotated by a
+ * mod_watchdog task in every child. */
 #ifndef TLS_TICKET_H
 #define TLS_TICKET_H
 
@@ -9,19 +10,24 @@
 void tls_ticket_register_mutex(apr_pool_t *pconf);
 
 /* check_config: reads and checks the key file, makes the ticketer every config shares.
- * Returns a sentence for the admin on failure. */
+ * Returns a sentence for the admin on failure, also when the keys need rotating and
+ * mod_watchdog is not loaded. */
 const char *tls_ticket_create(tls_global_t *g, apr_pool_t *pconf, apr_pool_t *ptemp);
 
 /* Gives the builder the ticketer, when tickets are on. */
 void tls_ticket_configure(const tls_global_t *g, mtls_server_config_builder *b);
 
-/* post_config: the shared memory with the first keys, and its mutex. */
+/* post_config: the shared memory with the first keys, its mutex, and the watchdog task.
+ * Must run before mod_watchdog's post_config. */
 apr_status_t tls_ticket_init(tls_global_t *g, apr_pool_t *pconf, server_rec *s);
 
+/* child_init: attaches the mutex; must run before mod_watchdog starts the task's thread. */
 void tls_ticket_child_init(tls_global_t *g, apr_pool_t *p, server_rec *s);
 
-/* Before a handshake: rotates when due and brings this process' keys up to date. Costs an
- * atomic read when nothing changed. */
-void tls_ticket_refresh(tls_global_t *g, conn_rec *c);
+/* Worker threads, before a handshake: installs the keys another child (or this child's
+ * watchdog task) just put in shared memory, when they are newer than this process' ticketer
+ * has. An atomic read and a compare when nothing changed; never a rotation or a cache round
+ * trip, which the mod_watchdog task does. */
+void tls_ticket_update(tls_global_t *g);
 
 #endif

@@ -287,8 +287,22 @@ def test_module():
     return f'LoadModule tlstest_module {TEST_MODULE}'
 
 
+def _builtin_modules():
+    """Source names of the modules compiled into HTTPD ('mod_watchdog.c', ...)."""
+    try:
+        p = subprocess.run([HTTPD, '-l'], capture_output=True, text=True, timeout=30)
+    except (OSError, subprocess.SubprocessError):
+        return set()
+    return {line.strip() for line in p.stdout.splitlines() if line.strip().endswith('.c')}
+
+
+BUILTIN_MODULES = _builtin_modules()
+
+# mod_tls rotates its ticket keys in a mod_watchdog task. Debian compiles mod_watchdog into
+# apache2, and a LoadModule for a built-in module stops the start: load it only where it is not.
 BASE_MODULES = ['authz_core', 'mime', 'dir', 'env', 'headers', 'setenvif',
-                'rewrite', 'reqtimeout', 'alias', 'socache_shmcb']
+                'rewrite', 'reqtimeout', 'alias', 'socache_shmcb'] + \
+    ([] if 'mod_watchdog.c' in BUILTIN_MODULES else ['watchdog'])
 
 BAD_LEVELS = re.compile(r'\[(?:[\w_]+:)?(warn|error|crit|alert|emerg)\]'
                         r'|exit signal')  # a crashed child is logged at notice

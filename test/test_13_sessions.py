@@ -4,6 +4,8 @@ ticket key rotation, SSL_SESSION_RESUMED, and the configuration errors."""
 import json
 import os
 import re
+import socket
+import subprocess
 import time
 
 import pytest
@@ -244,15 +246,17 @@ def test_session_resumed_var_in_log(ca, no_resume, multi):
 # Ticket key rotation
 
 def test_rotation_keeps_previous_keys(ca, rotating, workdir):
-    """Rotation every 2s, resumption for 6s, a fresh session from each
-    connection for the next: a ticket at most 1.5s old always resumes, whether
-    the key that made it is still current or already a previous one. Python
-    ssl and s_client, TLS 1.2 and 1.3; the tickets show the keys changed (a
-    ticket starts with the 16-byte name of its key)."""
+    """Rotation every 2s, resumption for 6s, the newest session each client has
+    offered on the next connection: a ticket made less than 3.5s ago always
+    resumes, whether the key that made it is still current or already a previous
+    one. Python ssl and s_client, TLS 1.2 and 1.3; the tickets show the keys
+    changed (a ticket starts with the 16-byte name of its key). s_client does not
+    save the ticket a resumed TLS 1.2 handshake brings, so it keeps offering its
+    first one: once that is 3.5s old, it starts over with a full handshake."""
     ctxs = {p: sl.client_context(ca, p) for p in PROTO_IDS}
     py = {p: [] for p in PROTO_IDS}
     sc = {p: [] for p in PROTO_IDS}
-    cur = {p: None for p in PROTO_IDS}
+    cur = {p: (None, 0) for p in PROTO_IDS}     # session file, when it was saved
     names = set()
     start = time.time()
     i = 0
@@ -262,10 +266,11 @@ def test_rotation_keeps_previous_keys(ca, rotating, workdir):
             py[p].append(sl.py_request(ctxs[p], rotating.port, f'rot-py-{p}-{i}',
                                        session=prev))
             out = os.path.join(workdir, f'rot-sc-{p}-{i}.sess')
-            sc[p].append(sl.sclient(ca, rotating.port, p, f'rot-sc-{p}-{i}',
-                                    sess_in=cur[p], sess_out=out))
+            offer = cur[p][0] if time.time() - cur[p][1] < 3.5 else None
+            sc[p].append((sl.sclient(ca, rotating.port, p, f'rot-sc-{p}-{i}',
+                                     sess_in=offer, sess_out=out), offer))
             if os.path.exists(out) and os.path.getsize(out):
-                cur[p] = out
+                cur[p] = (out, time.time())
                 names.add(sl.session_ticket(out)[:16])
         if time.time() - start > 6:
             break
@@ -273,7 +278,9 @@ def test_rotation_keeps_previous_keys(ca, rotating, workdir):
         time.sleep(1.3)
     for p in PROTO_IDS:
         sl.assert_resumed(py[p], p)
-        sl.assert_resumed(sc[p], p)
+        sl.assert_all_ok([h for h, _ in sc[p]])
+        wrong = [(h, offer) for h, offer in sc[p] if h.reused != bool(offer)]
+        assert not wrong, f'resumed is not "a session was offered": {wrong}'
     assert len(names) >= 3, f'tickets over 6s were made with {len(names)} key(s)'
 
 
@@ -478,6 +485,19 @@ def test_ticket_key_file_bad_size(apache_factory, certs, size):
     _assert_fails(a, [re.escape(path)])
 
 
+@pytest.mark.parametrize('keys', [[bytes(48)], [os.urandom(48), os.urandom(16) + bytes(32)]],
+                         ids=['zeros', 'second-key-zeros'])
+def test_ticket_key_file_zeros(apache_factory, certs, keys):
+    """A key whose AES part is all zeros (a file of zeros, a truncated copy padded) would
+    let anyone seal tickets this server accepts: the start stops, naming the file."""
+    port = harness.free_port()
+    d = harness.mkdtemp('tls-keyfile-')
+    path = harness.write_file(os.path.join(d, 'ticket.key'), b''.join(keys), 0o600)
+    a = apache_factory(_cfg_body(port, certs, f'TLSSessionTicketKeyFile {path}'),
+                       name='sess-zerokey')
+    _assert_fails(a, [re.escape(path), r'zeros'])
+
+
 @pytest.mark.parametrize('kind', ['missing', 'directory'])
 def test_ticket_key_file_unreadable(apache_factory, certs, kind):
     port = harness.free_port()
@@ -541,3 +561,76 @@ def test_directives_are_server_config_only(apache_factory, certs, line):
     port = harness.free_port()
     a = apache_factory(_cfg_body(port, certs, '', in_vhost=line), name='sess-invhost')
     _assert_fails(a, [re.escape(line.split()[0])])
+
+
+# --------------------------------------------------------------------------
+# Graceful restarts
+
+def _graceful(a):
+    """`apache2 -k graceful`, and wait until a child of the new generation serves."""
+    old = set(a.children())
+    p = subprocess.run([harness.HTTPD, '-f', a.conf_path, '-k', 'graceful'],
+                       capture_output=True, text=True, timeout=30)
+    assert p.returncode == 0, p.stdout + p.stderr
+    deadline = time.time() + 10
+    while time.time() < deadline and not set(a.children()) - old:
+        time.sleep(0.1)
+    assert set(a.children()) - old, 'no new child after a graceful restart'
+    return old
+
+
+def test_graceful_restart_old_child_keeps_its_keys(ca, docroot, module_path, certs):
+    """A graceful restart wipes the old generation's shared ticket keys while its
+    children may still make a handshake on a connection they accepted before: such a
+    child must keep the keys it has, not take the wiped memory (zeros where the keys
+    were, or a fresh key in front of them) as its new keys. A ticket from before the
+    restart, offered on such a connection after a rotation period, still resumes."""
+    # AcceptFilter none: the child accepts the connection before the client sends anything
+    a = _server(docroot, certs, 'TLSSessionCache none\nTLSSessionTickets on\n'
+                'TLSSessionTicketKeyRotation 2\nAcceptFilter http none\n', 'sess-graceful-old')
+    try:
+        ctx = sl.client_context(ca, 'tls12')
+        first = sl.py_request(ctx, a.port, 'gold-0')
+        assert first.session.has_ticket, first
+        raw = socket.create_connection(('127.0.0.1', a.port), timeout=20)
+        time.sleep(0.5)             # accepted by the (old) child, which waits for a hello
+        old = _graceful(a)
+        time.sleep(2.5)             # a rotation period later
+        with ctx.wrap_socket(raw, server_hostname='a.test', session=first.session) as s:
+            s.sendall(sl.request_bytes('gold-1'))
+            data = b''
+            while chunk := s.recv(65536):
+                data += chunk
+            reused = s.session_reused
+        assert data.startswith(b'HTTP/1.1 200') or data.startswith(b'HTTP/1.0 200'), data[:100]
+        pid = sl.read_sess_log(a.sess_log, ['gold-1'])['gold-1'][0]
+        assert pid in old, f'the held connection was served by {pid}, not an old child {old}'
+        assert reused, 'an old child lost its ticket keys to the graceful restart'
+    finally:
+        a.stop()
+
+
+@pytest.mark.parametrize('mpm', ['prefork', 'event'])
+def test_graceful_restart_under_resumption(ca, docroot, module_path, certs, mpm):
+    """Clients resume without pause while the server restarts gracefully twice and
+    rotates its ticket keys every second: every request succeeds, resumed or with a
+    full handshake, and sessions resume again after the restarts."""
+    a = _server(docroot, certs, 'TLSSessionCache none\nTLSSessionTickets on\n'
+                'TLSSessionTicketKeyRotation 1\n', f'sess-graceful-{mpm}', mpm=mpm)
+    try:
+        hits = {p: [] for p in PROTO_IDS}
+        ctxs = {p: sl.client_context(ca, p) for p in PROTO_IDS}
+        for i in range(30):
+            if i in (8, 18):
+                subprocess.run([harness.HTTPD, '-f', a.conf_path, '-k', 'graceful'],
+                               capture_output=True, timeout=30, check=True)
+            for p in PROTO_IDS:
+                prev = hits[p][-1].session if hits[p] else None
+                hits[p].append(sl.py_request(ctxs[p], a.port, f'grun-{mpm}-{p}-{i}',
+                                             session=prev))
+            time.sleep(0.15)
+        for p in PROTO_IDS:
+            sl.assert_all_ok(hits[p])
+            assert all(h.reused for h in hits[p][-5:]), hits[p][-5:]
+    finally:
+        a.stop()

@@ -367,3 +367,83 @@ def test_large_client_chain_sessions(ca, docroot, module_path, redis, memcached,
                     or re.search(PROVIDER_ERRORS, line)], a.read_log()
     finally:
         a.stop()
+
+
+def _made_and_used(ca, src, dst, workdir, tag):
+    """A ticket made on src (TLS 1.3, s_client) offered to dst: (made, used, key name)."""
+    f = os.path.join(workdir, f'{tag}.sess')
+    made = sl.sclient(ca, src.port, 'tls13', f'{tag}-made', sess_out=f)
+    used = sl.sclient(ca, dst.port, 'tls13', f'{tag}-used', sess_in=f)
+    sl.assert_all_ok([made, used])
+    return made, used, sl.session_ticket(f)[:16]
+
+
+def test_shared_tickets_rotate_while_cache_down(ca, docroot, module_path, workdir, allow_log):
+    """TLSSessionTickets shared, TLSSessionTicketKeyRotation 3, and the redis-server
+    dies: each server goes on rotating its ticket keys by itself (the key names of
+    new tickets keep changing, and a ticket from before the outage stops resuming once
+    its key has had its three periods), tickets still resume on the server that made
+    them, and the log is not flooded (mod_tls warns once per process, the redis
+    provider a few times). When redis is back, the two servers converge on the
+    fleet's keys again: a ticket made on one resumes on the other."""
+    allow_log(CACHE_WARN, PROVIDER_ERRORS)
+    peer = Peer('redis').start()
+    cert, key = ca.issue(['a.test', 'www.a.test'], tag='fleet')
+    conf = _cache_conf(peer, 'shared', 'TLSSessionTicketKeyRotation 3')
+    a = _member(docroot, cert, key, conf, 'out-a')
+    b = _member(docroot, cert, key, conf, 'out-b')
+    try:
+        first = os.path.join(workdir, 'out-first.sess')
+        made = sl.sclient(ca, a.port, 'tls13', 'out-first', sess_out=first)
+        used = sl.sclient(ca, b.port, 'tls13', 'out-first-b', sess_in=first)
+        sl.assert_resumed([made, used], 'tls13')
+        before = sl.session_ticket(first)[:16]
+        log_a, log_b = a.log_size(), b.log_size()
+
+        peer.stop(signal.SIGKILL)
+        t0 = time.time()
+        names = {}      # key name -> seconds into the outage it was first seen
+        local = []      # (seconds, resumed on the server that made it)
+        i = 0
+        while time.time() - t0 < 14:
+            _, again, name = _made_and_used(ca, a, a, workdir, f'out-{i}')
+            names.setdefault(name, round(time.time() - t0, 1))
+            local.append((round(time.time() - t0, 1), again.reused))
+            i += 1
+            time.sleep(0.4)
+        late = sl.sclient(ca, a.port, 'tls13', 'out-late', sess_in=first)
+        sl.assert_all_ok([late])
+        new = {n: t for n, t in names.items() if n != before}
+        assert len(new) >= 3, \
+            f'the ticket key stopped rotating while the cache was down: {len(new)} new ' \
+            f'key name(s) in 14s at TLSSessionTicketKeyRotation 3 ({sorted(names.values())})'
+        not_resumed = [r for r in local if not r[1]]
+        assert not not_resumed, f'tickets that did not resume on their own server: {not_resumed}'
+        assert not late.reused, 'a ticket from before a 14s outage still resumed, rotation 3s'
+
+        for inst, offset in ((a, log_a), (b, log_b)):
+            lines = inst.log_lines(offset)
+            ours = [line for line in lines if re.search(CACHE_WARN, line)]
+            per_pid = {}
+            for line in ours:
+                m = re.search(r'\[pid (\d+)', line)
+                per_pid[m.group(1) if m else '?'] = per_pid.get(m.group(1) if m else '?', 0) + 1
+            assert not per_pid or max(per_pid.values()) == 1, \
+                'cache warning more than once a minute:\n' + '\n'.join(ours)
+            theirs = [line for line in lines if re.search(PROVIDER_ERRORS, line)]
+            assert len(theirs) <= 20, \
+                f'{len(theirs)} provider errors in a 14s outage:\n' + '\n'.join(theirs)
+
+        peer = Peer('redis', peer.port).start()
+        deadline = time.time() + 45
+        while True:
+            ab = _made_and_used(ca, a, b, workdir, 'out-back-ab')[1].reused
+            ba = _made_and_used(ca, b, a, workdir, 'out-back-ba')[1].reused
+            if (ab and ba) or time.time() > deadline:
+                break
+            time.sleep(1)
+        assert ab and ba, f'45s after redis came back: A->B resumed {ab}, B->A resumed {ba}'
+    finally:
+        a.stop()
+        b.stop()
+        peer.stop()

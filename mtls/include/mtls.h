@@ -25,6 +25,7 @@ typedef enum {
     MTLS_INVALID = 7005,
     MTLS_HELLO = 7006,            /* ClientHello read: pick a config, call mtls_conn_start */
     MTLS_WRONG_PHASE = 7007,
+    MTLS_STALE = 7008,            /* not newer than what is in place: nothing changed */
 
     MTLS_CERT_NONE = 7100,        /* admin's fault: certificates, keys, settings */
     MTLS_CERT_BAD = 7101,
@@ -103,12 +104,24 @@ mtls_result mtls_server_config_builder_set_session_store(mtls_server_config_buil
                                                          mtls_session_put_cb put,
                                                          mtls_session_remove_cb remove);
 
-/* Tickets: sealed (AES-256-GCM) with the first of the keys given, opened with any. */
+/* Tickets: sealed (AES-256-GCM) with the first of the keys given, opened with any. A ticket
+ * starts with the 16-byte name of the key that sealed it. The ticketer is shared by the
+ * configs it is given to and by every thread of the process; it has its own lock. */
 typedef struct mtls_ticketer mtls_ticketer;
 #define MTLS_TICKET_KEY_LEN 48       /* 16 bytes key name, 32 bytes AES key */
+/* Without keys (generation 0) until the first mtls_ticketer_set_keys. */
 mtls_ticketer *mtls_ticketer_new(uint32_t lifetime_secs);
-/* n keys of MTLS_TICKET_KEY_LEN bytes; the ticketer copies them. */
-mtls_result mtls_ticketer_set_keys(const mtls_ticketer *t, const uint8_t *keys, size_t n);
+/* Installs n keys of MTLS_TICKET_KEY_LEN bytes (the first seals, all open) as `generation`,
+ * in one step, only if generation is newer than the installed one: callers on any thread,
+ * in any order, end with the newest keys. MTLS_STALE: not newer, nothing changed.
+ * MTLS_INVALID: n == 0, generation 0, n too large, or a key whose AES part is all zeros
+ * (wiped memory), and nothing changed. The ticketer copies the keys; the caller zeroes its
+ * own copy. */
+mtls_result mtls_ticketer_set_keys(const mtls_ticketer *t, const uint8_t *keys, size_t n,
+                                   uint32_t generation);
+/* The installed generation (0: none, or t NULL). Lock-free: compare before taking the trouble
+ * of copying keys for mtls_ticketer_set_keys. */
+uint32_t mtls_ticketer_generation(const mtls_ticketer *t);
 /* Configs using the ticketer keep it alive. */
 void mtls_ticketer_free(mtls_ticketer *t);
 mtls_result mtls_server_config_builder_set_ticketer(mtls_server_config_builder *b,

@@ -21,6 +21,9 @@ pub enum mtls_result {
     MTLS_HELLO = 7006,
     /// The call does not fit the connection's phase (a bug on the caller's side).
     MTLS_WRONG_PHASE = 7007,
+    /// Not newer than what is already there (ticket keys of an older generation): nothing
+    /// changed, which is not an error.
+    MTLS_STALE = 7008,
 
     /// Certificate and key loading: the admin's fault.
     MTLS_CERT_NONE = 7100,
@@ -113,6 +116,7 @@ fn result_text(r: u32) -> &'static str {
         MTLS_INVALID => "invalid argument",
         MTLS_HELLO => "ClientHello received",
         MTLS_WRONG_PHASE => "call not valid in this connection phase",
+        MTLS_STALE => "not newer than what is in place; nothing changed",
         MTLS_CERT_NONE => "no certificate found",
         MTLS_CERT_BAD => "certificate could not be parsed",
         MTLS_KEY_NONE => "no private key found",
