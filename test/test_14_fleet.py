@@ -345,7 +345,6 @@ def test_large_client_chain_sessions(ca, docroot, module_path, redis, memcached,
     client = pki.issue(cc.dn(CN='alice'), san_dns=names)
     assert len(client.cert.public_bytes(serialization.Encoding.DER)) > 9000
     cert, key = ca.issue(['a.test'])
-    port = harness.free_port()
     a = sl.make_server(docroot, cert, key, _cache_conf(peer, 'off'), f'big-{kind}',
                        mpm='event', start=False)
     a.config = a.config.replace('  TLSOptions +StdEnvVars',
