@@ -3,6 +3,7 @@
  * behind its mutex when the provider needs one. A cache that fails costs resumption, never a
  * connection: a miss is a full handshake. */
 #include <httpd.h>
+#include <apr_atomic.h>
 #include <apr_strings.h>
 #include <ap_provider.h>
 #include <ap_socache.h>
@@ -27,7 +28,9 @@ struct tls_cache {
     ap_socache_instance_t *instance;
     apr_global_mutex_t *mutex;         /* NULL when the provider needs none */
     apr_interval_time_t timeout;
-    apr_time_t paused_until;           /* per process: skip the cache until then */
+    volatile apr_uint64_t paused_until; /* per process: skip the cache until then (an
+                                         * apr_time_t; worker threads and the ticket
+                                         * watchdog both write it, so atomically) */
 };
 
 void tls_cache_register_mutex(apr_pool_t *pconf)
@@ -137,15 +140,16 @@ void tls_cache_child_init(tls_global_t *g, apr_pool_t *p, server_rec *s)
 /* Logs a cache failure at most once a minute per process. */
 static void cache_warn(server_rec *s, apr_status_t rv, const char *what)
 {
-    static apr_time_t next_warn;
-    apr_time_t now = apr_time_now();
+    /* Written by any thread of the process: a compare-and-swap lets one of them warn. */
+    static volatile apr_uint64_t next_warn;
+    apr_uint64_t now = (apr_uint64_t)apr_time_now(), due = apr_atomic_read64(&next_warn);
 
-    if (now >= next_warn) {
-        next_warn = now + TLS_CACHE_WARN_INTERVAL;
+    if (now >= due
+        && apr_atomic_cas64(&next_warn, now + TLS_CACHE_WARN_INTERVAL, due) == due) {
         ap_log_error(APLOG_MARK, APLOG_WARNING, rv, s,
                      TLSLOGNO(00004) "TLSSessionCache: %s failed or was "
-                     "too slow; the cache is left alone for 10 seconds and clients make full "
-                     "handshakes meanwhile (logged once a minute)", what);
+                     "too slow; the cache is left alone for 10 seconds, and sessions it would "
+                     "hold do not resume meanwhile (logged once a minute)", what);
     }
 }
 
@@ -166,7 +170,9 @@ static void cache_unlock(tls_cache_t *cache)
  * would log each failure. Until then, every look-up is a miss. */
 static int cache_paused(tls_cache_t *cache)
 {
-    return cache->paused_until && apr_time_now() < cache->paused_until;
+    apr_uint64_t until = apr_atomic_read64(&cache->paused_until);
+
+    return until && (apr_uint64_t)apr_time_now() < until;
 }
 
 /* What a provider answers for a value too large for it (shmcb's subcaches, memcached's item
@@ -188,7 +194,7 @@ static apr_status_t cache_judge(tls_cache_t *cache, server_rec *s, apr_status_t 
         return rv;
     }
     if ((rv != APR_SUCCESS && !APR_STATUS_IS_NOTFOUND(rv)) || now - started > TLS_CACHE_SLOW) {
-        cache->paused_until = now + TLS_CACHE_PAUSE;
+        apr_atomic_set64(&cache->paused_until, (apr_uint64_t)(now + TLS_CACHE_PAUSE));
         cache_warn(s, rv == APR_SUCCESS ? APR_TIMEUP : rv, what);
     }
     return rv;
