@@ -25,7 +25,7 @@ CFLAGS_MOD = $(call APXS_Q,CFLAGS) $(call APXS_Q,CFLAGS_SHLIB) -fPIC \
 	-I$(call APXS_Q,INCLUDEDIR) $(call APXS_Q,EXTRA_INCLUDES) -Imtls/include \
 	-DMOD_TLS_VERSION='"$(MOD_TLS_VERSION)"' -Wall -Wextra -Wno-missing-field-initializers
 
-.PHONY: all deps test-deps demo demo-stop test install clean
+.PHONY: all deps test-deps demo demo-stop test install clean lock
 
 all: deps $(MODULE)
 
@@ -41,11 +41,25 @@ $(BUILD)/.deps-test: scripts/deps.sh
 $(BUILD)/crates/.complete: scripts/fetch-crates.sh
 	@scripts/fetch-crates.sh
 
-CARGO_OFFLINE = --offline --quiet --config 'source.crates-io.replace-with="debian"' \
+# cargo takes crates only from $(CRATES), and only the versions mtls/Cargo.lock names
+# (--locked): a lock that no longer fits stops the build instead of being rewritten.
+CARGO_SRC = --config 'source.crates-io.replace-with="debian"' \
 	  --config 'source.debian.directory="$(CRATES)"'
+CARGO_OFFLINE = --offline --locked --quiet $(CARGO_SRC)
+CRATES_DEP = $(if $(SYSTEM_CRATES),,$(BUILD)/crates/.complete)
 
-$(MTLS_A): mtls/Cargo.toml mtls/build.rs $(wildcard mtls/src/*.rs) $(if $(SYSTEM_CRATES),,$(BUILD)/crates/.complete)
+# The lock is checked first (cargo metadata resolves without compiling), so that a mismatch
+# comes with what to do rather than as a compile failure.
+$(MTLS_A): mtls/Cargo.toml mtls/Cargo.lock mtls/build.rs $(wildcard mtls/src/*.rs) $(CRATES_DEP)
+	@cd mtls && $(CARGO) metadata $(CARGO_OFFLINE) --format-version 1 >/dev/null || { \
+	  echo "mtls: the crate versions in mtls/Cargo.lock are not all in $(CRATES)"; \
+	  echo "  (Debian's crates moved on?). 'make lock' updates the lock to what is there,"; \
+	  echo "  offline; build, test and commit the new mtls/Cargo.lock."; exit 1; } >&2
 	cd mtls && $(CARGO) build --release $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo
+
+# Updates mtls/Cargo.lock to the crate versions in $(CRATES), offline.
+lock: $(CRATES_DEP)
+	cd mtls && $(CARGO) update --offline $(CARGO_SRC)
 
 $(BUILD)/obj/%.o: src/%.c $(HDR) | $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
