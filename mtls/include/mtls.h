@@ -25,6 +25,7 @@ typedef enum {
     MTLS_INVALID = 7005,
     MTLS_HELLO = 7006,            /* ClientHello read: pick a config, call mtls_conn_start */
     MTLS_WRONG_PHASE = 7007,
+    MTLS_BUFFER_TOO_SMALL = 7009, /* buf too small: the call says where the size needed is */
 
     MTLS_CERT_NONE = 7100,        /* admin's fault: certificates, keys, settings */
     MTLS_CERT_BAD = 7101,
@@ -206,8 +207,8 @@ void mtls_conn_error(const mtls_conn *conn, char *buf, size_t len);
  * "ENV" gives all that mod_ssl's StdEnvVars exports, as "NAME\tvalue\n" lines. Every value is
  * escaped as mod_ssl escapes names (a control character as "\\XX": a NUL is "\\00", a newline
  * "\\0A"; a backslash doubled), so none holds a NUL, tab or newline: *out_len == strlen(buf).
- * now (Unix seconds) is for V_REMAIN. MTLS_INVALID: no such field in this certificate (or
- * buf too small: *out_len says how long it is). */
+ * now (Unix seconds) is for V_REMAIN. MTLS_INVALID: no such field in this certificate.
+ * MTLS_BUFFER_TOO_SMALL: *out_len says how long the value is (buf needs one more byte). */
 mtls_result mtls_x509_field(const uint8_t *der, size_t der_len, const char *name, int64_t now,
                             char *buf, size_t buf_len, size_t *out_len);
 

@@ -368,11 +368,59 @@ pub extern "C" fn mtls_x509_field(
         };
         // "ENV" escaped each value and needs its tabs and newlines; everything else has none
         let value = if name == "ENV" { value } else { escape_ctrl(&value).into_owned() };
-        unsafe { *out_len = value.len() };
         if value.len() >= buf_len {
-            return MTLS_INVALID;
+            unsafe { *out_len = value.len() };
+            return MTLS_BUFFER_TOO_SMALL;
         }
         crate::write_cstr(&value, buf, buf_len);
+        unsafe { *out_len = value.len() };
         MTLS_OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed P-256 certificate: O=mtls, CN=mtls test, SANs a.test and b.test.
+    const CERT: &[u8] = include_bytes!("../testdata/cert.der");
+
+    /// `mtls_x509_field` into a buffer of `size` bytes: the result, `*out_len` (usize::MAX when
+    /// left alone) and the text up to the NUL.
+    fn field_into(name: &str, size: usize) -> (mtls_result, usize, String) {
+        let name = std::ffi::CString::new(name).unwrap();
+        let mut buf = vec![0x55 as c_char; size.max(1)];
+        let mut out_len = usize::MAX;
+        let rr = mtls_x509_field(CERT.as_ptr(), CERT.len(), name.as_ptr(), 0, buf.as_mut_ptr(), size, &mut out_len);
+        let text = if rr == MTLS_OK {
+            // SAFETY: on MTLS_OK the value was written NUL-terminated within buf.
+            unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap().to_owned()
+        } else {
+            String::new()
+        };
+        (rr, out_len, text)
+    }
+
+    #[test]
+    fn fields_as_mod_ssl_writes_them() {
+        assert_eq!(field_into("S_DN", 64), (MTLS_OK, 19, "CN=mtls test,O=mtls".into()));
+        assert_eq!(field_into("S_DN_CN", 64), (MTLS_OK, 9, "mtls test".into()));
+        assert_eq!(field_into("SAN_DNS_1", 64), (MTLS_OK, 6, "b.test".into()));
+    }
+
+    #[test]
+    fn a_small_buffer_gets_the_size_needed_and_nothing_else() {
+        // The value and its NUL must fit: 9 bytes are one too few for "mtls test".
+        for size in [0, 1, 9] {
+            assert_eq!(field_into("S_DN_CN", size), (MTLS_BUFFER_TOO_SMALL, 9, String::new()), "{size}");
+        }
+        assert_eq!(field_into("S_DN_CN", 10), (MTLS_OK, 9, "mtls test".into()));
+    }
+
+    #[test]
+    fn out_len_is_left_alone_on_failure() {
+        assert_eq!(field_into("SAN_DNS_2", 64).0, MTLS_INVALID);
+        assert_eq!(field_into("SAN_DNS_2", 64).1, usize::MAX);
+        assert_eq!(field_into("NO_SUCH_FIELD", 64).1, usize::MAX);
+    }
 }
