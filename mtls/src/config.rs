@@ -299,7 +299,7 @@ pub extern "C" fn mtls_crl_next_update(crl_pem: *const u8, crl_len: usize, secs:
             return MTLS_NULL_PARAM;
         };
         let secs = try_mut!(secs);
-        *secs = 0;
+        let mut earliest: Option<i64> = None;
         for c in CertificateRevocationListDer::pem_slice_iter(pem) {
             let Ok(c) = c else {
                 return MTLS_CERT_BAD;
@@ -310,10 +310,9 @@ pub extern "C" fn mtls_crl_next_update(crl_pem: *const u8, crl_len: usize, secs:
             let Some(t) = crl_next_update(c.as_ref()) else {
                 return MTLS_CERT_BAD;
             };
-            if *secs == 0 || t < *secs {
-                *secs = t;
-            }
+            earliest = Some(earliest.map_or(t, |e| e.min(t)));
         }
+        *secs = earliest.unwrap_or(0);
         MTLS_OK
     })
 }
@@ -435,4 +434,19 @@ pub extern "C" fn mtls_server_config_free(c: *const mtls_server_config) {
             drop(unsafe { Box::from_raw(c as *mut mtls_server_config) });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crl_next_update_writes_only_on_success() {
+        let mut secs = -1i64;
+        let bad = b"-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n";
+        assert_eq!(mtls_crl_next_update(bad.as_ptr(), bad.len(), &mut secs), MTLS_CERT_BAD);
+        assert_eq!(secs, -1);
+        assert_eq!(mtls_crl_next_update(std::ptr::null(), 0, &mut secs), MTLS_OK);
+        assert_eq!(secs, 0);
+    }
 }

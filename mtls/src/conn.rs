@@ -199,7 +199,6 @@ pub extern "C" fn mtls_conn_read_tls(
             }
             Err(e) => {
                 conn.error = e.to_string();
-                *n_read = 0;
                 MTLS_PEER_INVALID
             }
         }
@@ -381,23 +380,23 @@ pub extern "C" fn mtls_conn_write_tls(
         let Some(mut out) = slice_from_mut(buf, len) else {
             return MTLS_NULL_PARAM;
         };
-        *n_written = 0;
-        if !conn.pending.is_empty() {
+        let n = if !conn.pending.is_empty() {
             let n = conn.pending.len().min(out.len());
             out[..n].copy_from_slice(&conn.pending[..n]);
             conn.pending.drain(..n);
-            *n_written = n;
-            return MTLS_OK;
-        }
-        if let Some(c) = conn.traffic() {
+            n
+        } else if let Some(c) = conn.traffic() {
             match c.write_tls(&mut out) {
-                Ok(n) => *n_written = n,
+                Ok(n) => n,
                 Err(e) => {
                     conn.error = e.to_string();
                     return MTLS_ERROR;
                 }
             }
-        }
+        } else {
+            0
+        };
+        *n_written = n;
         MTLS_OK
     })
 }
@@ -443,7 +442,6 @@ pub extern "C" fn mtls_conn_read(conn: *mut mtls_conn, buf: *mut u8, len: usize,
     ffi_guard!(MTLS_PANIC, {
         let conn = try_mut!(conn);
         let n_read = try_mut!(n_read);
-        *n_read = 0;
         let Some(out) = slice_from_mut(buf, len) else {
             return MTLS_NULL_PARAM;
         };
@@ -481,7 +479,6 @@ pub extern "C" fn mtls_conn_writev(
     ffi_guard!(MTLS_PANIC, {
         let conn = try_mut!(conn);
         let n_taken = try_mut!(n_taken);
-        *n_taken = 0;
         if n > 0 && (bufs.is_null() || lens.is_null()) {
             return MTLS_NULL_PARAM;
         }
@@ -678,6 +675,29 @@ mod tests {
         assert_eq!(read_all(&mut reader, &[7; 8]).unwrap(), 2);
         assert!(read_all(&mut reader, &[7; 8]).is_err());
         assert_eq!(read_all(|_| Ok(0), &[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn out_params_are_left_alone_on_failure() {
+        let conn = mtls_conn_new();
+        let mut buf = [0u8; 16];
+        let mut n = usize::MAX;
+        // no traffic yet
+        assert_eq!(mtls_conn_read(conn, buf.as_mut_ptr(), buf.len(), &mut n), MTLS_WRONG_PHASE);
+        assert_eq!(n, usize::MAX);
+        let (bufs, lens) = ([buf.as_ptr()], [buf.len()]);
+        assert_eq!(mtls_conn_writev(conn, bufs.as_ptr(), lens.as_ptr(), 1, &mut n), MTLS_WRONG_PHASE);
+        assert_eq!(n, usize::MAX);
+        assert_eq!(mtls_conn_read_tls(conn, std::ptr::null(), 1, &mut n), MTLS_NULL_PARAM);
+        assert_eq!(n, usize::MAX);
+        let (mut name, mut len) = (std::ptr::null(), usize::MAX);
+        assert_eq!(mtls_conn_refused_sni(conn, &mut name, &mut len), MTLS_INVALID);
+        assert_eq!(len, usize::MAX);
+        assert_eq!(mtls_conn_hello_alpn(conn, 0, &mut name, &mut len), MTLS_INVALID);
+        assert_eq!(len, usize::MAX);
+        assert_eq!(mtls_conn_peer_cert(conn, 0, &mut name, &mut len), MTLS_INVALID);
+        assert_eq!(len, usize::MAX);
+        mtls_conn_free(conn);
     }
 
     #[test]
