@@ -42,12 +42,51 @@ thread_local! {
     static USERDATA: Cell<*mut c_void> = const { Cell::new(ptr::null_mut()) };
 }
 
-/// Runs `f` with `userdata` visible to the store callbacks.
+/// Puts the thread's previous userdata back when dropped.
+struct RestoreUserdata(*mut c_void);
+
+impl Drop for RestoreUserdata {
+    fn drop(&mut self) {
+        // try_with: never a panic in a drop, not even while the thread ends.
+        let _ = USERDATA.try_with(|u| u.set(self.0));
+    }
+}
+
+/// Runs `f` with `userdata` visible to the store callbacks. The previous value comes back
+/// afterwards also when `f` panics: `ffi_guard!` catches the panic further out and the thread
+/// goes on serving other connections, which must never find this one's pointer.
 pub(crate) fn with_userdata<R>(userdata: *mut c_void, f: impl FnOnce() -> R) -> R {
-    let old = USERDATA.with(|u| u.replace(userdata));
-    let r = f();
-    USERDATA.with(|u| u.set(old));
-    r
+    let _restore = RestoreUserdata(USERDATA.with(|u| u.replace(userdata)));
+    f()
+}
+
+#[cfg(test)]
+mod userdata_tests {
+    use super::*;
+
+    fn current() -> *mut c_void {
+        USERDATA.with(|u| u.get())
+    }
+
+    #[test]
+    fn userdata_is_restored_after_a_caught_panic() {
+        let (mut a, mut b) = (1u8, 2u8);
+        let (pa, pb) = (&mut a as *mut u8 as *mut c_void, &mut b as *mut u8 as *mut c_void);
+        let r = with_userdata(pa, || {
+            assert_eq!(current(), pa);
+            let caught: mtls_result = ffi_guard!(MTLS_PANIC, {
+                with_userdata(pb, || {
+                    assert_eq!(current(), pb);
+                    panic!("a bug inside rustls or the bridge");
+                })
+            });
+            assert_eq!(caught, MTLS_PANIC);
+            assert_eq!(current(), pa);
+            7
+        });
+        assert_eq!(r, 7);
+        assert!(current().is_null());
+    }
 }
 
 #[derive(Debug)]
