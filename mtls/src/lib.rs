@@ -96,5 +96,61 @@ static VERSION: &str = concat!("rustls/", env!("MTLS_RUSTLS_VERSION"), "\0");
 /// The TLS library's name and version, for SSL_VERSION_LIBRARY. Static, never freed.
 #[no_mangle]
 pub extern "C" fn mtls_version() -> *const c_char {
-    VERSION.as_ptr() as *const c_char
+    ffi_guard!(b"rustls\0".as_ptr() as *const c_char, { VERSION.as_ptr() as *const c_char })
+}
+
+#[cfg(test)]
+mod tests {
+    /// The sources of every module that exports functions.
+    const SOURCES: &[(&str, &str)] = &[
+        ("lib.rs", include_str!("lib.rs")),
+        ("certkey.rs", include_str!("certkey.rs")),
+        ("config.rs", include_str!("config.rs")),
+        ("conn.rs", include_str!("conn.rs")),
+        ("result.rs", include_str!("result.rs")),
+        ("session.rs", include_str!("session.rs")),
+        ("x509.rs", include_str!("x509.rs")),
+    ];
+
+    /// The body of the function whose `fn` keyword is at the start of `s`, between its braces
+    /// (counted: the bodies' strings hold balanced braces only, as in "{e}").
+    fn body(s: &str) -> &str {
+        let start = s.find('{').expect("a body");
+        let mut depth = 0;
+        for (i, ch) in s[start..].char_indices() {
+            match ch {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        return &s[start + 1..start + i];
+                    }
+                }
+                _ => {}
+            }
+        }
+        panic!("unbalanced braces")
+    }
+
+    /// Every exported function's whole body is one `ffi_guard!`, so no panic unwinds into C.
+    #[test]
+    fn every_export_is_behind_the_panic_guard() {
+        // spelled in pieces, so that this test's own text holds neither
+        let attribute = concat!("#[no_", "mangle]");
+        let marker = concat!("#[no_", "mangle]\npub extern ", "\"C\" fn ");
+        let (mut attributes, mut exports) = (0, 0);
+        for (file, src) in SOURCES {
+            attributes += src.matches(attribute).count();
+            for (at, _) in src.match_indices(marker) {
+                let rest = &src[at + marker.len()..];
+                let name: String = rest.chars().take_while(|c| c.is_alphanumeric() || *c == '_').collect();
+                let b = body(rest).trim();
+                assert!(b.starts_with("ffi_guard!(") && b.ends_with(')'), "{file}: {name} is not all in ffi_guard!");
+                exports += 1;
+            }
+        }
+        // every export is written the one way this test reads
+        assert_eq!(exports, attributes);
+        assert!(exports >= 50, "found only {exports} exports");
+    }
 }
