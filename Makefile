@@ -25,7 +25,7 @@ CFLAGS_MOD = $(call APXS_Q,CFLAGS) $(call APXS_Q,CFLAGS_SHLIB) -fPIC \
 	-I$(call APXS_Q,INCLUDEDIR) $(call APXS_Q,EXTRA_INCLUDES) -Imtls/include \
 	-DMOD_TLS_VERSION='"$(MOD_TLS_VERSION)"' -Wall -Wextra -Wno-missing-field-initializers
 
-.PHONY: all deps test-deps demo demo-stop test install clean lock
+.PHONY: all deps test-deps demo demo-stop test install clean lock clippy
 
 all: deps $(MODULE)
 
@@ -57,6 +57,18 @@ $(MTLS_A): mtls/Cargo.toml mtls/Cargo.lock mtls/build.rs $(wildcard mtls/src/*.r
 	  echo "  offline; build, test and commit the new mtls/Cargo.lock."; exit 1; } >&2
 	cd mtls && $(CARGO) build --release $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo
 
+# The bridge's lint: clippy on the crate and its tests, every warning an error (missing
+# `// SAFETY:` comments included, see mtls/src/lib.rs). Skipped, saying so, on a toolchain
+# without clippy.
+clippy: $(CRATES_DEP)
+	@if $(CARGO) clippy --version >/dev/null 2>&1; then \
+	  echo "cd mtls && cargo clippy --all-targets -- -D warnings"; \
+	  cd mtls && $(CARGO) clippy --all-targets $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo-clippy \
+	    -- -D warnings; \
+	else \
+	  echo "clippy: SKIPPED, $(CARGO) has no clippy ('rustup component add clippy' adds it)"; \
+	fi
+
 # Updates mtls/Cargo.lock to the crate versions in $(CRATES), offline.
 lock: $(CRATES_DEP)
 	cd mtls && $(CARGO) update --offline $(CARGO_SRC)
@@ -80,14 +92,14 @@ demo: all
 demo-stop:
 	@scripts/demo.sh stop
 
-# The bridge's own unit tests first (in a debug build of their own), then the suite against
-# real Apache.
-test: test-deps all
+# The bridge's lint and its own unit tests first (in debug builds of their own), then the
+# suite against real Apache.
+test: test-deps all clippy
 	cd mtls && $(CARGO) test $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo-test
 	$(PYTHON) -m pytest -q test
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(MODULE)
+	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE)
 
 # `make loadtest` compares mod_tls with mod_ssl and plain HTTP under load (10-12 minutes;
 # report in build/loadtest/, see docs/performance.md). `LOADTEST=short make loadtest` or

@@ -15,7 +15,7 @@ use x509_parser::certificate::X509CertificateParser;
 use x509_parser::nom::Parser;
 
 use crate::result::mtls_result::{self, *};
-use crate::{ffi_guard, slice_from, try_ref, write_cstr};
+use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
 
 /// Opaque. Shared with every config built from it; C frees its own handle once.
 pub struct mtls_certkey {
@@ -101,15 +101,12 @@ pub extern "C" fn mtls_certkey_load(
         let (Some(cert), Some(key)) = (slice_from(cert_pem, cert_len), slice_from(key_pem, key_len)) else {
             return MTLS_NULL_PARAM;
         };
-        if out.is_null() {
-            return MTLS_NULL_PARAM;
-        }
+        let out = try_mut!(out);
         let loaded = load(cert, key);
         scrub_stack();
         match loaded {
             Ok(ck) => {
-                let boxed = Box::new(mtls_certkey { key: Arc::new(ck) });
-                unsafe { *out = Box::into_raw(boxed) };
+                *out = Box::into_raw(Box::new(mtls_certkey { key: Arc::new(ck) }));
                 MTLS_OK
             }
             Err((code, msg)) => {
@@ -125,6 +122,8 @@ pub extern "C" fn mtls_certkey_load(
 pub extern "C" fn mtls_certkey_free(ck: *mut mtls_certkey) {
     ffi_guard!((), {
         if !ck.is_null() {
+            // SAFETY: mtls.h: `ck` comes from mtls_certkey_load (Box::into_raw) and C frees
+            // it once; configs hold their own Arc of the key, not this box.
             drop(unsafe { Box::from_raw(ck) });
         }
     })
@@ -134,9 +133,11 @@ pub extern "C" fn mtls_certkey_free(ck: *mut mtls_certkey) {
 #[no_mangle]
 pub extern "C" fn mtls_certkey_covers_name(ck: *const mtls_certkey, name: *const c_char) -> bool {
     ffi_guard!(false, {
-        let (Some(ck), false) = (unsafe { ck.as_ref() }, name.is_null()) else {
+        let ck = try_ref!(ck, false);
+        if name.is_null() {
             return false;
-        };
+        }
+        // SAFETY: mtls.h: `name` is a NUL-terminated string, not changed during the call.
         let Ok(name) = unsafe { std::ffi::CStr::from_ptr(name) }.to_str() else {
             return false;
         };
@@ -162,16 +163,12 @@ pub extern "C" fn mtls_certkey_leaf_der(
 ) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
         let ck = try_ref!(ck);
-        if der.is_null() || der_len.is_null() {
-            return MTLS_NULL_PARAM;
-        }
+        let (der, der_len) = (try_mut!(der), try_mut!(der_len));
         let Some(leaf) = ck.key.cert.first() else {
             return MTLS_CERT_NONE;
         };
-        unsafe {
-            *der = leaf.as_ref().as_ptr();
-            *der_len = leaf.as_ref().len();
-        }
+        *der = leaf.as_ref().as_ptr();
+        *der_len = leaf.as_ref().len();
         MTLS_OK
     })
 }
@@ -181,9 +178,7 @@ pub extern "C" fn mtls_certkey_leaf_der(
 pub extern "C" fn mtls_certkey_not_after(ck: *const mtls_certkey, secs: *mut i64) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
         let ck = try_ref!(ck);
-        if secs.is_null() {
-            return MTLS_NULL_PARAM;
-        }
+        let secs = try_mut!(secs);
         let Some(leaf) = ck.key.cert.first() else {
             return MTLS_CERT_NONE;
         };
@@ -192,7 +187,7 @@ pub extern "C" fn mtls_certkey_not_after(ck: *const mtls_certkey, secs: *mut i64
         // crl_next_update in config.rs).
         match X509CertificateParser::new().with_deep_parse_extensions(false).parse(leaf.as_ref()) {
             Ok((_, cert)) => {
-                unsafe { *secs = cert.validity().not_after.timestamp() };
+                *secs = cert.validity().not_after.timestamp();
                 MTLS_OK
             }
             Err(_) => MTLS_CERT_BAD,

@@ -149,10 +149,9 @@ pub extern "C" fn mtls_server_config_builder_set_suites(
 ) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
         let b = try_mut!(b);
-        if n > 0 && ids.is_null() {
+        let Some(ids) = slice_from(ids, n) else {
             return MTLS_NULL_PARAM;
-        }
-        let ids = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(ids, n) } };
+        };
         let known = provider_suites();
         if ids.iter().any(|id| !known.iter().any(|s| u16::from(s.suite()) == *id)) {
             return MTLS_INVALID;
@@ -322,6 +321,9 @@ pub extern "C" fn mtls_crl_next_update(crl_pem: *const u8, crl_len: usize, secs:
 pub extern "C" fn mtls_server_config_builder_free(b: *mut mtls_server_config_builder) {
     ffi_guard!((), {
         if !b.is_null() {
+            // SAFETY: mtls.h: `b` comes from mtls_server_config_builder_new (Box::into_raw),
+            // was not given to mtls_server_config_builder_build (which frees it), and C frees
+            // it once.
             drop(unsafe { Box::from_raw(b) });
         }
     })
@@ -384,13 +386,16 @@ pub extern "C" fn mtls_server_config_builder_build(
     err_len: usize,
 ) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
-        if b.is_null() || out.is_null() {
+        if b.is_null() {
             return MTLS_NULL_PARAM;
         }
+        // SAFETY: mtls.h: `b` comes from mtls_server_config_builder_new (Box::into_raw) and
+        // this call takes it over, whatever it returns: C never uses it again.
         let b = unsafe { Box::from_raw(b) };
+        let out = try_mut!(out);
         match build(*b) {
             Ok(c) => {
-                unsafe { *out = Box::into_raw(Box::new(c)) };
+                *out = Box::into_raw(Box::new(c));
                 MTLS_OK
             }
             Err(msg) => {
@@ -415,13 +420,10 @@ pub extern "C" fn mtls_server_config_with_alpn(
         let Some(proto) = slice_from(proto, proto_len) else {
             return MTLS_NULL_PARAM;
         };
-        if out.is_null() {
-            return MTLS_NULL_PARAM;
-        }
+        let out = try_mut!(out);
         let mut config = (*base.config).clone();
         config.alpn_protocols = if proto.is_empty() { vec![] } else { vec![proto.to_vec()] };
-        let c = mtls_server_config { config: Arc::new(config) };
-        unsafe { *out = Box::into_raw(Box::new(c)) };
+        *out = Box::into_raw(Box::new(mtls_server_config { config: Arc::new(config) }));
         MTLS_OK
     })
 }
@@ -431,6 +433,9 @@ pub extern "C" fn mtls_server_config_with_alpn(
 pub extern "C" fn mtls_server_config_free(c: *const mtls_server_config) {
     ffi_guard!((), {
         if !c.is_null() {
+            // SAFETY: mtls.h: `c` comes from mtls_server_config_builder_build or
+            // mtls_server_config_with_alpn (Box::into_raw of a mutable box; const only for C)
+            // and C frees it once. Connections hold their own Arc of the rustls config.
             drop(unsafe { Box::from_raw(c as *mut mtls_server_config) });
         }
     })

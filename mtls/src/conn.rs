@@ -42,9 +42,12 @@ fn hello_refusal_alert(e: &rustls::Error) -> Option<u8> {
     Some(u8::from(description))
 }
 
+/// Where the connection is. The phase lives inside the connection's own allocation for the
+/// connection's whole life, sized for its largest variant: `Accepted`, which lasts from
+/// MTLS_HELLO to mtls_conn_start, is boxed so that it does not make every connection larger.
 enum Phase {
     Hello(Acceptor),
-    Chosen(Accepted),
+    Chosen(Box<Accepted>),
     Traffic(ServerConnection),
     Failed,
 }
@@ -128,9 +131,7 @@ pub extern "C" fn mtls_conn_new() -> *mut mtls_conn {
 #[no_mangle]
 pub extern "C" fn mtls_conn_set_userdata(conn: *mut mtls_conn, userdata: *mut c_void) {
     ffi_guard!((), {
-        if let Some(c) = unsafe { conn.as_mut() } {
-            c.userdata = userdata;
-        }
+        try_mut!(conn, ()).userdata = userdata;
     })
 }
 
@@ -139,6 +140,8 @@ pub extern "C" fn mtls_conn_set_userdata(conn: *mut mtls_conn, userdata: *mut c_
 pub extern "C" fn mtls_conn_free(conn: *mut mtls_conn) {
     ffi_guard!((), {
         if !conn.is_null() {
+            // SAFETY: mtls.h: `conn` comes from mtls_conn_new (Box::into_raw) and C frees it
+            // once, after its last call on it.
             drop(unsafe { Box::from_raw(conn) });
         }
     })
@@ -220,7 +223,7 @@ pub extern "C" fn mtls_conn_process(conn: *mut mtls_conn) -> mtls_result {
                     let hello = accepted.client_hello();
                     conn.sni = hello.server_name().map(str::to_owned);
                     conn.alpn = hello.alpn().map(|it| it.map(<[u8]>::to_vec).collect()).unwrap_or_default();
-                    conn.phase = Phase::Chosen(accepted);
+                    conn.phase = Phase::Chosen(Box::new(accepted));
                     MTLS_HELLO
                 }
                 Err((e, alert)) => {
@@ -295,7 +298,7 @@ pub extern "C" fn mtls_conn_refused_sni(
 /// Number of ALPN protocols the client offered.
 #[no_mangle]
 pub extern "C" fn mtls_conn_hello_alpn_count(conn: *const mtls_conn) -> usize {
-    ffi_guard!(0, { unsafe { conn.as_ref() }.map(|c| c.alpn.len()).unwrap_or(0) })
+    ffi_guard!(0, { try_ref!(conn, 0).alpn.len() })
 }
 
 /// ALPN protocol `i` the client offered (borrowed, valid until the connection is freed).
@@ -359,9 +362,7 @@ pub extern "C" fn mtls_conn_refuse(conn: *mut mtls_conn, alert_description: u8) 
 #[no_mangle]
 pub extern "C" fn mtls_conn_wants_write(conn: *const mtls_conn) -> bool {
     ffi_guard!(false, {
-        let Some(conn) = (unsafe { conn.as_ref() }) else {
-            return false;
-        };
+        let conn = try_ref!(conn, false);
         !conn.pending.is_empty() || conn.traffic_ref().map(|c| c.wants_write()).unwrap_or(false)
     })
 }
@@ -405,10 +406,7 @@ pub extern "C" fn mtls_conn_write_tls(
 #[no_mangle]
 pub extern "C" fn mtls_conn_is_handshaking(conn: *const mtls_conn) -> bool {
     ffi_guard!(false, {
-        match unsafe { conn.as_ref() } {
-            Some(c) => c.traffic_ref().map(|t| t.is_handshaking()).unwrap_or(true),
-            None => false,
-        }
+        try_ref!(conn, false).traffic_ref().map(|t| t.is_handshaking()).unwrap_or(true)
     })
 }
 
@@ -429,7 +427,7 @@ impl Read for NothingYet {
 #[no_mangle]
 pub extern "C" fn mtls_conn_shrink(conn: *mut mtls_conn) {
     ffi_guard!((), {
-        if let Some(c) = unsafe { conn.as_mut() }.and_then(|c| c.traffic()) {
+        if let Some(c) = try_mut!(conn, ()).traffic() {
             let _ = c.read_tls(&mut NothingYet);
         }
     })
@@ -479,12 +477,12 @@ pub extern "C" fn mtls_conn_writev(
     ffi_guard!(MTLS_PANIC, {
         let conn = try_mut!(conn);
         let n_taken = try_mut!(n_taken);
-        if n > 0 && (bufs.is_null() || lens.is_null()) {
+        let (Some(bufs), Some(lens)) = (slice_from(bufs, n), slice_from(lens, n)) else {
             return MTLS_NULL_PARAM;
-        }
+        };
         let mut slices = Vec::with_capacity(n);
-        for i in 0..n {
-            let Some(s) = slice_from(unsafe { *bufs.add(i) }, unsafe { *lens.add(i) }) else {
+        for (&p, &len) in bufs.iter().zip(lens) {
+            let Some(s) = slice_from(p, len) else {
                 return MTLS_NULL_PARAM;
             };
             slices.push(IoSlice::new(s));
@@ -509,7 +507,7 @@ pub extern "C" fn mtls_conn_writev(
 #[no_mangle]
 pub extern "C" fn mtls_conn_send_close_notify(conn: *mut mtls_conn) {
     ffi_guard!((), {
-        if let Some(c) = unsafe { conn.as_mut() }.and_then(|c| c.traffic()) {
+        if let Some(c) = try_mut!(conn, ()).traffic() {
             c.send_close_notify();
         }
     })
@@ -519,8 +517,8 @@ pub extern "C" fn mtls_conn_send_close_notify(conn: *mut mtls_conn) {
 #[no_mangle]
 pub extern "C" fn mtls_conn_protocol_version(conn: *const mtls_conn) -> u16 {
     ffi_guard!(0, {
-        unsafe { conn.as_ref() }
-            .and_then(|c| c.traffic_ref())
+        try_ref!(conn, 0)
+            .traffic_ref()
             .and_then(|t| t.protocol_version())
             .map(u16::from)
             .unwrap_or(0)
@@ -531,8 +529,8 @@ pub extern "C" fn mtls_conn_protocol_version(conn: *const mtls_conn) -> u16 {
 #[no_mangle]
 pub extern "C" fn mtls_conn_cipher_suite(conn: *const mtls_conn) -> u16 {
     ffi_guard!(0, {
-        unsafe { conn.as_ref() }
-            .and_then(|c| c.traffic_ref())
+        try_ref!(conn, 0)
+            .traffic_ref()
             .and_then(|t| t.negotiated_cipher_suite())
             .map(|s| u16::from(s.suite()))
             .unwrap_or(0)
@@ -543,8 +541,8 @@ pub extern "C" fn mtls_conn_cipher_suite(conn: *const mtls_conn) -> u16 {
 #[no_mangle]
 pub extern "C" fn mtls_conn_is_resumed(conn: *const mtls_conn) -> bool {
     ffi_guard!(false, {
-        unsafe { conn.as_ref() }
-            .and_then(|c| c.traffic_ref())
+        try_ref!(conn, false)
+            .traffic_ref()
             .and_then(|t| t.handshake_kind())
             .map(|k| k == HandshakeKind::Resumed)
             .unwrap_or(false)
@@ -556,10 +554,7 @@ pub extern "C" fn mtls_conn_is_resumed(conn: *const mtls_conn) -> bool {
 #[no_mangle]
 pub extern "C" fn mtls_conn_certkey_index(conn: *const mtls_conn) -> i32 {
     ffi_guard!(-1, {
-        unsafe { conn.as_ref() }
-            .and_then(|c| c.certkey_index)
-            .map(|i| i as i32)
-            .unwrap_or(-1)
+        try_ref!(conn, -1).certkey_index.and_then(|i| i32::try_from(i).ok()).unwrap_or(-1)
     })
 }
 
@@ -567,8 +562,8 @@ pub extern "C" fn mtls_conn_certkey_index(conn: *const mtls_conn) -> i32 {
 #[no_mangle]
 pub extern "C" fn mtls_conn_peer_cert_count(conn: *const mtls_conn) -> usize {
     ffi_guard!(0, {
-        unsafe { conn.as_ref() }
-            .and_then(|c| c.traffic_ref())
+        try_ref!(conn, 0)
+            .traffic_ref()
             .and_then(|t| t.peer_certificates())
             .map(|c| c.len())
             .unwrap_or(0)
@@ -600,9 +595,7 @@ pub extern "C" fn mtls_conn_peer_cert(
 #[no_mangle]
 pub extern "C" fn mtls_conn_error(conn: *const mtls_conn, buf: *mut c_char, len: usize) {
     ffi_guard!((), {
-        if let Some(c) = unsafe { conn.as_ref() } {
-            write_cstr(&c.error, buf, len);
-        }
+        write_cstr(&try_ref!(conn, ()).error, buf, len);
     })
 }
 

@@ -254,6 +254,8 @@ pub extern "C" fn mtls_ticketer_set_keys(t: *const mtls_ticketer, keys: *const u
 pub extern "C" fn mtls_ticketer_free(t: *mut mtls_ticketer) {
     ffi_guard!((), {
         if !t.is_null() {
+            // SAFETY: mtls.h: `t` comes from mtls_ticketer_new (Box::into_raw) and C frees it
+            // once; configs hold their own Arc of the ticketer, not this box.
             drop(unsafe { Box::from_raw(t) });
         }
     })

@@ -13,7 +13,7 @@ use x509_parser::der_parser::asn1_rs::Any;
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 use crate::result::mtls_result::{self, *};
-use crate::{ffi_guard, slice_from};
+use crate::{ffi_guard, slice_from, try_mut};
 
 /// DN components as mod_ssl names them in variables (SSL_CLIENT_S_DN_<name>), with their OIDs.
 /// Where two names share an OID (ST, SP), the first is the one mod_ssl exports.
@@ -354,9 +354,11 @@ pub extern "C" fn mtls_x509_field(
         let Some(der) = slice_from(der, der_len) else {
             return MTLS_NULL_PARAM;
         };
-        if name.is_null() || buf.is_null() || out_len.is_null() {
+        let out_len = try_mut!(out_len);
+        if name.is_null() || buf.is_null() {
             return MTLS_NULL_PARAM;
         }
+        // SAFETY: mtls.h: `name` is a NUL-terminated string, not changed during the call.
         let Ok(name) = unsafe { std::ffi::CStr::from_ptr(name) }.to_str() else {
             return MTLS_INVALID;
         };
@@ -368,12 +370,11 @@ pub extern "C" fn mtls_x509_field(
         };
         // "ENV" escaped each value and needs its tabs and newlines; everything else has none
         let value = if name == "ENV" { value } else { escape_ctrl(&value).into_owned() };
+        *out_len = value.len();
         if value.len() >= buf_len {
-            unsafe { *out_len = value.len() };
             return MTLS_BUFFER_TOO_SMALL;
         }
         crate::write_cstr(&value, buf, buf_len);
-        unsafe { *out_len = value.len() };
         MTLS_OK
     })
 }
