@@ -151,7 +151,9 @@ pub(crate) fn write_cstr(msg: &str, buf: *mut c_char, len: usize) {
 /// As cargo resolved it for this build (build.rs reads Cargo.lock).
 static VERSION: &str = concat!("rustls/", env!("MTLS_RUSTLS_VERSION"), "\0");
 
-/// The TLS library's name and version, for SSL_VERSION_LIBRARY. Static, never freed.
+/// "rustls/" and the exact rustls version this module was built with, as cargo resolved it
+/// (e.g. "rustls/0.23.26"), for SSL_VERSION_LIBRARY. NUL-terminated and static: never freed,
+/// valid while the module is loaded. NULL only after a caught panic.
 #[no_mangle]
 pub extern "C" fn mtls_version() -> *const c_char {
     ffi_guard!(std::ptr::null(), { VERSION.as_ptr() as *const c_char })

@@ -6,48 +6,80 @@ use rustls::Error;
 
 use crate::{ffi_guard, write_cstr};
 
+/// What every fallible call returns. The numbers are stable, and grouped by whose fault a
+/// failure is, so that C can choose a log level or an HTTP status by range without parsing
+/// text:
+///
+/// - 0: success;
+/// - 7001-7099: flow and usage: more data needed, closed, a NULL or bad argument, a caught
+///   panic, a call in the wrong phase, a buffer too small;
+/// - 7100-7199: this server's admin: certificates, keys, settings;
+/// - 7200-7299: the peer (mtls_result_is_peer_fault);
+/// - 7300: anything else rustls reported.
+///
+/// Codes go back into the bridge (mtls_result_text, mtls_result_is_peer_fault) as plain numbers
+/// (unsigned int), never as this type, so any value C holds is safe to pass.
 #[allow(non_camel_case_types)]
 #[repr(C)]
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum mtls_result {
+    /// Success.
     MTLS_OK = 0,
-    /// More TLS input is needed (or no plaintext is available yet).
+    /// More TLS input is needed, or no plaintext is available yet.
     MTLS_WOULD_BLOCK = 7001,
     /// The peer closed the TLS stream cleanly with close_notify.
     MTLS_EOF = 7002,
+    /// A pointer argument that must not be NULL was NULL (a bug on the caller's side).
     MTLS_NULL_PARAM = 7003,
+    /// A panic in the bridge or in rustls was caught instead of unwinding into C: a bug. The
+    /// object it happened on is best given up.
     MTLS_PANIC = 7004,
-    /// An argument was out of range (e.g. an unknown protocol version).
+    /// An argument was out of range (an unknown protocol version or field, an index past the
+    /// end), or what was asked for is not there.
     MTLS_INVALID = 7005,
-    /// The ClientHello has been read: choose a config and call mtls_conn_start.
+    /// The ClientHello has been read: choose a config and call mtls_conn_start (or refuse with
+    /// mtls_conn_refuse).
     MTLS_HELLO = 7006,
     /// The call does not fit the connection's phase (a bug on the caller's side).
     MTLS_WRONG_PHASE = 7007,
-    /// The caller's buffer is too small for the answer; the function says where it tells the
-    /// size needed. (7008 is left free.)
+    /// The caller's buffer is too small for the answer; the function tells the size needed (the
+    /// only out-parameter written on a failure). 7008 is left free.
     MTLS_BUFFER_TOO_SMALL = 7009,
 
-    /// Certificate and key loading: the admin's fault.
+    /// No PEM certificate found (7100-7199: the admin's fault).
     MTLS_CERT_NONE = 7100,
+    /// A certificate or revocation list does not parse.
     MTLS_CERT_BAD = 7101,
+    /// No PEM private key found.
     MTLS_KEY_NONE = 7102,
+    /// The private key is encrypted with a passphrase, which is not supported.
     MTLS_KEY_ENCRYPTED = 7103,
+    /// The private key's type is not supported (RSA, ECDSA P-256/P-384 and Ed25519 are).
     MTLS_KEY_UNSUPPORTED = 7104,
+    /// The private key does not match the certificate.
     MTLS_KEY_MISMATCH = 7105,
+    /// The settings do not make a working config; the call's error buffer says why.
     MTLS_CONFIG = 7106,
 
-    /// The peer's fault: garbage, bad records, alerts, nothing in common, a cut connection.
+    /// The peer sent data that is no valid TLS: garbage, bad records, a message that does not
+    /// decode (7200-7299: the peer's fault).
     MTLS_PEER_INVALID = 7200,
+    /// The peer has no protocol version, cipher suite or ALPN protocol in common with this
+    /// server.
     MTLS_PEER_INCOMPATIBLE = 7201,
+    /// The peer violated the TLS protocol.
     MTLS_PEER_MISBEHAVED = 7202,
+    /// The peer sent a fatal alert.
     MTLS_PEER_ALERT = 7203,
+    /// The transport ended without close_notify (the data may be cut short).
     MTLS_PEER_UNEXPECTED_EOF = 7204,
+    /// The client presented no certificate where one is required, or an invalid one.
     MTLS_PEER_CERT = 7205,
-    /// The ClientHello's server name is not a DNS host name (e.g. "host:port"); the name is
-    /// in mtls_conn_refused_sni.
+    /// The ClientHello's server name is not a DNS host name (e.g. "host:port");
+    /// mtls_conn_refused_sni tells what it was.
     MTLS_PEER_BAD_SNI = 7206,
 
-    /// Anything else rustls reported.
+    /// Anything else rustls reported (mtls_conn_error has the detail).
     MTLS_ERROR = 7300,
 }
 

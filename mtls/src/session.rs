@@ -16,7 +16,11 @@ use zeroize::Zeroizing;
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, try_ref};
 
-/// Looks a session up: 0 and `*out_len` set when found (it fits in `buf`), non-zero otherwise.
+/// Looks a session up by `key` (`key_len` bytes). Found: copy it into `buf` (`buf_len` bytes),
+/// set `*out_len` and return 0; not found, or larger than `buf_len`: return non-zero. The
+/// session callbacks run inside mtls_conn_start and mtls_conn_process, on the thread making
+/// that call, with the userdata given to mtls_conn_set_userdata; what they get is borrowed for
+/// the callback only.
 pub type mtls_session_get_cb = extern "C" fn(
     userdata: *mut c_void,
     key: *const u8,
@@ -25,10 +29,12 @@ pub type mtls_session_get_cb = extern "C" fn(
     buf_len: usize,
     out_len: *mut usize,
 ) -> c_int;
-/// Stores a session: 0 when stored.
+/// Stores session `val` (`val_len` bytes) under `key` (`key_len` bytes), both to be copied; 0
+/// when stored. Runs as mtls_session_get_cb does.
 pub type mtls_session_put_cb =
     extern "C" fn(userdata: *mut c_void, key: *const u8, key_len: usize, val: *const u8, val_len: usize) -> c_int;
-/// Removes a session (TLS 1.3 tickets are single use).
+/// Removes the session under `key` (`key_len` bytes): TLS 1.3 stateful tickets are single use.
+/// Runs as mtls_session_get_cb does.
 pub type mtls_session_remove_cb = extern "C" fn(userdata: *mut c_void, key: *const u8, key_len: usize);
 
 /// Largest session value stored, and so the buffer every look-up offers: a session holds the
@@ -200,7 +206,9 @@ impl ProducesTickets for Ticketer {
     }
 }
 
-/// Opaque. Shared by the configs it is given to; C frees its own handle once.
+/// Session tickets: sealed (AES-256-GCM) with the first of the keys given, opened with any.
+/// Opaque. Shared by the configs it is given to, which keep their own reference; C frees its
+/// own handle once.
 pub struct mtls_ticketer {
     pub(crate) inner: Arc<Ticketer>,
 }
@@ -220,8 +228,8 @@ pub extern "C" fn mtls_ticketer_new(lifetime_secs: u32) -> *mut mtls_ticketer {
     })
 }
 
-/// Replaces the keys: `n` keys of MTLS_TICKET_KEY_LEN bytes each, the first one seals, all
-/// open. The caller may zero its copy afterwards.
+/// Replaces the keys: `n` keys of MTLS_TICKET_KEY_LEN bytes each at `keys`, the first one
+/// seals, all open. The ticketer copies them: the caller may zero its copy afterwards.
 #[no_mangle]
 pub extern "C" fn mtls_ticketer_set_keys(t: *const mtls_ticketer, keys: *const u8, n: usize) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {

@@ -336,10 +336,21 @@ fn field(cert: &X509Certificate, name: &str, now: i64) -> Option<String> {
     }
 }
 
-/// A certificate field by its variable name without the SSL_CLIENT_/SSL_SERVER_ prefix
-/// ("S_DN", "S_DN_CN", "M_SERIAL", "V_END", "SAN_DNS_0", ...), formatted as mod_ssl does,
-/// NUL-terminated into `buf`. `now` (Unix seconds) is for V_REMAIN. MTLS_INVALID: no such
-/// field or not in this certificate; MTLS_CERT_BAD: the DER does not parse.
+/// A field of the certificate `der` (`der_len` bytes of DER, borrowed for the call), by its
+/// variable name without the SSL_CLIENT_/SSL_SERVER_ prefix (`name`, NUL-terminated): "S_DN",
+/// "S_DN_CN", "I_DN_O", "M_SERIAL", "M_VERSION", "V_START", "V_END", "V_REMAIN", "A_SIG",
+/// "A_KEY", "SAN_DNS_0", "SAN_Email_0", ... "ENV" gives all that mod_ssl's StdEnvVars exports,
+/// as "NAME\tvalue\n" lines. `now` (Unix seconds) is for V_REMAIN.
+///
+/// The value is formatted as mod_ssl formats it and escaped as mod_ssl escapes names: a control
+/// character as "\\XX" (a NUL is "\\00", a newline "\\0A"), a backslash doubled; so none holds
+/// a NUL, tab or newline, and on MTLS_OK it is in `buf` NUL-terminated with `*out_len` ==
+/// strlen(buf).
+///
+/// MTLS_BUFFER_TOO_SMALL: `buf_len` bytes do not hold the value and its NUL; `*out_len` is the
+/// value's length (the one out-parameter written on a failure), so a buffer of `*out_len` + 1
+/// bytes will do. MTLS_INVALID: no such field, or not in this certificate. MTLS_CERT_BAD: the
+/// DER does not parse. `*out_len` is left alone on these.
 #[no_mangle]
 pub extern "C" fn mtls_x509_field(
     der: *const u8,
