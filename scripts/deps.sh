@@ -1,12 +1,12 @@
 #!/bin/sh
 # Installs the Debian packages a step needs, only those missing. `build`: compiling the
-# module; `test`: the test suite's peers; `loadtest`: the load test's generators (h2load,
-# a small C driver built against libssl) and its chart (gnuplot). Needs root (apt) when
-# something is missing.
+# module; `test`: the test suite's peers, and cbindgen for the header check; `loadtest`: the
+# load test's generators (h2load, a small C driver built against libssl) and its chart
+# (gnuplot). Needs root (apt) when something is missing.
 set -eu
 
 build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates curl openssl"
-test="$build curl openssl nghttp2-client python3-pytest python3-openssl redis-server memcached strace"
+test="$build curl openssl nghttp2-client python3-pytest python3-openssl redis-server memcached strace cbindgen"
 loadtest="$build python3 nghttp2-client libssl-dev gnuplot-nox"
 
 case "${1:-build}" in

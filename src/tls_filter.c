@@ -130,7 +130,7 @@ static apr_status_t out_fill(tls_filter_t *fc, char *buf, apr_size_t size, apr_s
     *len = 0;
     do {
         rr = mtls_conn_write_tls(tc->rc, (uint8_t *)buf + *len, size - *len, &n);
-        *len += n;
+        *len += rr == MTLS_OK ? n : 0;
     } while (rr == MTLS_OK && n > 0 && *len < size);
     return rr == MTLS_OK ? APR_SUCCESS : tls_conn_fail(tc, rr, "sending");
 }

@@ -85,7 +85,7 @@ static const char *cert_var(apr_pool_t *p, conn_rec *c, const uint8_t *der, size
         return tls_cert_pem(p, der, len);
     }
     rr = mtls_x509_field(der, len, field, now, buf, sizeof(stack), &n);
-    if (rr == MTLS_INVALID && n >= sizeof(stack)) {
+    if (rr == MTLS_BUFFER_TOO_SMALL) {
         /* a certificate with many names: ask again with room for all of it */
         buf = apr_palloc(p, n + 1);
         rr = mtls_x509_field(der, len, field, now, buf, n + 1, &n);

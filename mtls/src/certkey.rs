@@ -15,9 +15,11 @@ use x509_parser::certificate::X509CertificateParser;
 use x509_parser::nom::Parser;
 
 use crate::result::mtls_result::{self, *};
-use crate::{ffi_guard, slice_from, try_ref, write_cstr};
+use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
 
-/// Opaque. Shared with every config built from it; C frees its own handle once.
+/// A certificate chain with its private key, loaded once at startup. Opaque. Configs built from
+/// it share the key (they keep their own reference); C frees its own handle once, with
+/// mtls_certkey_free, whenever it likes.
 pub struct mtls_certkey {
     pub(crate) key: Arc<CertifiedKey>,
 }
@@ -85,8 +87,14 @@ fn scrub_stack() {
     std::hint::black_box(&below);
 }
 
-/// Loads a PEM chain (leaf first) and its PEM private key. On failure, a sentence for the admin
-/// goes into `err`. The returned handle is freed with mtls_certkey_free.
+/// Loads a PEM chain (`cert_pem`, `cert_len` bytes: the leaf first, then its chain) and its PEM
+/// private key (`key_pem`, `key_len` bytes: PKCS#8, PKCS#1 RSA or SEC1 EC, unencrypted). Both
+/// are borrowed for the call: C may zero the key's buffer right after.
+///
+/// On MTLS_OK, `*out` is a new handle C owns (mtls_certkey_free). On failure, a sentence for
+/// the admin goes NUL-terminated into `err` (`err_len` bytes, truncated to fit; `err` may be
+/// NULL), and the result says what went wrong: MTLS_CERT_NONE, MTLS_CERT_BAD, MTLS_KEY_NONE,
+/// MTLS_KEY_ENCRYPTED, MTLS_KEY_UNSUPPORTED or MTLS_KEY_MISMATCH.
 #[no_mangle]
 pub extern "C" fn mtls_certkey_load(
     cert_pem: *const u8,
@@ -101,15 +109,12 @@ pub extern "C" fn mtls_certkey_load(
         let (Some(cert), Some(key)) = (slice_from(cert_pem, cert_len), slice_from(key_pem, key_len)) else {
             return MTLS_NULL_PARAM;
         };
-        if out.is_null() {
-            return MTLS_NULL_PARAM;
-        }
+        let out = try_mut!(out);
         let loaded = load(cert, key);
         scrub_stack();
         match loaded {
             Ok(ck) => {
-                let boxed = Box::new(mtls_certkey { key: Arc::new(ck) });
-                unsafe { *out = Box::into_raw(boxed) };
+                *out = Box::into_raw(Box::new(mtls_certkey { key: Arc::new(ck) }));
                 MTLS_OK
             }
             Err((code, msg)) => {
@@ -120,23 +125,29 @@ pub extern "C" fn mtls_certkey_load(
     })
 }
 
-/// Frees a handle from mtls_certkey_load; NULL is allowed. Configs built from it stay valid.
+/// Frees a handle from mtls_certkey_load; NULL is allowed, twice is not. Configs built from it
+/// stay valid.
 #[no_mangle]
 pub extern "C" fn mtls_certkey_free(ck: *mut mtls_certkey) {
     ffi_guard!((), {
         if !ck.is_null() {
+            // SAFETY: mtls.h: `ck` comes from mtls_certkey_load (Box::into_raw) and C frees
+            // it once; configs hold their own Arc of the key, not this box.
             drop(unsafe { Box::from_raw(ck) });
         }
     })
 }
 
-/// Whether the leaf certificate is valid for DNS name `name` (NUL-terminated).
+/// Whether the leaf certificate is valid for DNS name `name` (NUL-terminated, borrowed for the
+/// call). false when either is NULL, and for a name that is no DNS name.
 #[no_mangle]
 pub extern "C" fn mtls_certkey_covers_name(ck: *const mtls_certkey, name: *const c_char) -> bool {
     ffi_guard!(false, {
-        let (Some(ck), false) = (unsafe { ck.as_ref() }, name.is_null()) else {
+        let ck = try_ref!(ck, false);
+        if name.is_null() {
             return false;
-        };
+        }
+        // SAFETY: mtls.h: `name` is a NUL-terminated string, not changed during the call.
         let Ok(name) = unsafe { std::ffi::CStr::from_ptr(name) }.to_str() else {
             return false;
         };
@@ -153,7 +164,8 @@ pub extern "C" fn mtls_certkey_covers_name(ck: *const mtls_certkey, name: *const
     })
 }
 
-/// Borrows the leaf certificate's DER bytes; valid as long as the handle lives.
+/// Borrows the leaf certificate's DER: on MTLS_OK, `*der` points to `*der_len` bytes, valid
+/// until `ck` is freed. MTLS_CERT_NONE: there is no certificate.
 #[no_mangle]
 pub extern "C" fn mtls_certkey_leaf_der(
     ck: *const mtls_certkey,
@@ -162,28 +174,23 @@ pub extern "C" fn mtls_certkey_leaf_der(
 ) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
         let ck = try_ref!(ck);
-        if der.is_null() || der_len.is_null() {
-            return MTLS_NULL_PARAM;
-        }
+        let (der, der_len) = (try_mut!(der), try_mut!(der_len));
         let Some(leaf) = ck.key.cert.first() else {
             return MTLS_CERT_NONE;
         };
-        unsafe {
-            *der = leaf.as_ref().as_ptr();
-            *der_len = leaf.as_ref().len();
-        }
+        *der = leaf.as_ref().as_ptr();
+        *der_len = leaf.as_ref().len();
         MTLS_OK
     })
 }
 
-/// The leaf certificate's notAfter, in seconds since the Unix epoch.
+/// The leaf certificate's notAfter, in seconds since the Unix epoch, into `*secs` on MTLS_OK.
+/// MTLS_CERT_BAD: the leaf does not parse.
 #[no_mangle]
 pub extern "C" fn mtls_certkey_not_after(ck: *const mtls_certkey, secs: *mut i64) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
         let ck = try_ref!(ck);
-        if secs.is_null() {
-            return MTLS_NULL_PARAM;
-        }
+        let secs = try_mut!(secs);
         let Some(leaf) = ck.key.cert.first() else {
             return MTLS_CERT_NONE;
         };
@@ -192,7 +199,7 @@ pub extern "C" fn mtls_certkey_not_after(ck: *const mtls_certkey, secs: *mut i64
         // crl_next_update in config.rs).
         match X509CertificateParser::new().with_deep_parse_extensions(false).parse(leaf.as_ref()) {
             Ok((_, cert)) => {
-                unsafe { *secs = cert.validity().not_after.timestamp() };
+                *secs = cert.validity().not_after.timestamp();
                 MTLS_OK
             }
             Err(_) => MTLS_CERT_BAD,

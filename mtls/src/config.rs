@@ -52,12 +52,16 @@ impl ResolvesServerCert for BySignatureScheme {
     }
 }
 
-/// Opaque. Immutable once built; connections keep it alive on their own.
+/// A server config: immutable once built, shared by every connection started with it. Opaque.
+/// From mtls_server_config_builder_build or mtls_server_config_with_alpn, freed with
+/// mtls_server_config_free; connections keep what they need of it alive on their own.
 pub struct mtls_server_config {
     pub(crate) config: Arc<ServerConfig>,
 }
 
-/// Opaque. Collects settings until mtls_server_config_builder_build consumes it.
+/// Collects a server config's settings. Opaque. From mtls_server_config_builder_new; consumed
+/// by mtls_server_config_builder_build (also when that fails), or freed with
+/// mtls_server_config_builder_free when it is never built.
 pub struct mtls_server_config_builder {
     keys: Vec<Arc<CertifiedKey>>,
     tls13_only: bool,
@@ -81,18 +85,22 @@ fn provider_suites() -> Vec<SupportedCipherSuite> {
     ring::default_provider().cipher_suites
 }
 
-/// Number of cipher suites this build supports.
+/// Number of cipher suites this build supports (mtls_suite_id gives their ids).
 #[no_mangle]
 pub extern "C" fn mtls_suites_count() -> usize {
     ffi_guard!(0, { provider_suites().len() })
 }
 
-/// The IANA id of supported suite `i` (default order), 0 when out of range.
+/// The IANA id of supported cipher suite `i` (from 0), in rustls' default preference order; 0
+/// when `i` is out of range.
 #[no_mangle]
 pub extern "C" fn mtls_suite_id(i: usize) -> u16 {
     ffi_guard!(0, { provider_suites().get(i).map(|s| u16::from(s.suite())).unwrap_or(0) })
 }
 
+/// A new builder, owned by C, with the defaults: TLS 1.2 and 1.3, every supported suite in
+/// rustls' order, the client's preference order honoured, no client certificates, rustls' small
+/// session cache in each process, no tickets. NULL only after a caught panic.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_new() -> *mut mtls_server_config_builder {
     ffi_guard!(std::ptr::null_mut(), {
@@ -108,7 +116,9 @@ pub extern "C" fn mtls_server_config_builder_new() -> *mut mtls_server_config_bu
     })
 }
 
-/// Adds a certificate; the builder keeps its own reference, the caller keeps theirs.
+/// Adds a certificate with its key; the builder keeps its own reference, C keeps its handle. A
+/// client gets the first one, in the order added, whose key can sign with a scheme it offers
+/// (mtls_conn_certkey_index tells which), or the first one when none can.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_add_certkey(
     b: *mut mtls_server_config_builder,
@@ -122,7 +132,8 @@ pub extern "C" fn mtls_server_config_builder_add_certkey(
     })
 }
 
-/// Minimum protocol version: 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3).
+/// The lowest protocol version allowed: 0x0303 (TLS 1.2 and 1.3, the default) or 0x0304 (TLS
+/// 1.3 only). MTLS_INVALID for any other value.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_set_min_version(
     b: *mut mtls_server_config_builder,
@@ -139,8 +150,9 @@ pub extern "C" fn mtls_server_config_builder_set_min_version(
     })
 }
 
-/// The suites to offer, by IANA id, in server preference order. Ids this build does not
-/// support make it fail with MTLS_INVALID: the caller filters them first.
+/// The cipher suites to offer: `n` IANA ids at `ids` (borrowed for the call), in server
+/// preference order. Every id must be one this build supports (mtls_suite_id): otherwise
+/// MTLS_INVALID and nothing changes, so the caller filters them first.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_set_suites(
     b: *mut mtls_server_config_builder,
@@ -149,10 +161,9 @@ pub extern "C" fn mtls_server_config_builder_set_suites(
 ) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
         let b = try_mut!(b);
-        if n > 0 && ids.is_null() {
+        let Some(ids) = slice_from(ids, n) else {
             return MTLS_NULL_PARAM;
-        }
-        let ids = if n == 0 { &[][..] } else { unsafe { std::slice::from_raw_parts(ids, n) } };
+        };
         let known = provider_suites();
         if ids.iter().any(|id| !known.iter().any(|s| u16::from(s.suite()) == *id)) {
             return MTLS_INVALID;
@@ -162,6 +173,8 @@ pub extern "C" fn mtls_server_config_builder_set_suites(
     })
 }
 
+/// Whose preference order picks the cipher suite: true (the default), the client's; false, the
+/// server's (the order given to mtls_server_config_builder_set_suites).
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_set_honor_client_order(
     b: *mut mtls_server_config_builder,
@@ -173,8 +186,10 @@ pub extern "C" fn mtls_server_config_builder_set_honor_client_order(
     })
 }
 
-/// Server-side session state through these callbacks (see mtls_conn_set_userdata); all three
-/// NULL: keep no server-side state. Without this call: a small per-process memory cache.
+/// Keeps server-side session state (TLS 1.2 session ids, TLS 1.3 stateful resumption) through
+/// C's callbacks, which get the userdata given to mtls_conn_set_userdata. All three NULL: no
+/// server-side state at all. Some NULL but not all: MTLS_NULL_PARAM. Without this call, rustls
+/// keeps a small cache in each process.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_set_session_store(
     b: *mut mtls_server_config_builder,
@@ -193,7 +208,8 @@ pub extern "C" fn mtls_server_config_builder_set_session_store(
     })
 }
 
-/// Issues and accepts tickets sealed by `t` (the config keeps its own reference).
+/// Issues and accepts session tickets sealed by `t`. The config keeps its own reference to the
+/// ticketer, so C may free its handle whenever it likes. Without this call: no tickets.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_set_ticketer(
     b: *mut mtls_server_config_builder,
@@ -228,9 +244,15 @@ fn client_auth(ca_pem: &[u8], crl_pem: &[u8], required: bool) -> Result<ClientAu
     Ok(ClientAuth { roots, crls, required })
 }
 
-/// Asks clients for a certificate, verified against the CAs in `ca_pem` and the revocation
-/// lists in `crl_pem` (may be empty), for the whole chain. `required` false: a client without
-/// a certificate is let in, one with an invalid certificate is not.
+/// Asks clients for a certificate, verified for the whole chain against the CAs in `ca_pem`
+/// (`ca_len` bytes of PEM certificates, at least one) and the revocation lists in `crl_pem`
+/// (`crl_len` bytes of PEM CRLs; may be empty, and NULL when empty). A certificate that no
+/// given CRL speaks for (e.g. the root's own) is not refused for that. `required` false: a
+/// client without a certificate is let in, one with an invalid certificate is not. Both buffers
+/// are borrowed for the call.
+///
+/// MTLS_CONFIG: a CA or CRL is not usable; a sentence for the admin goes NUL-terminated into
+/// `err` (`err_len` bytes, truncated to fit; `err` may be NULL).
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_set_client_auth(
     b: *mut mtls_server_config_builder,
@@ -290,8 +312,10 @@ fn crl_next_update(der: &[u8]) -> Option<i64> {
     Some(next_update.timestamp())
 }
 
-/// The earliest nextUpdate (Unix seconds) of the CRLs in `crl_pem`, to warn about stale lists.
-/// webpki requires every CRL to have one; 0 when `crl_pem` holds no CRL.
+/// The earliest nextUpdate (Unix seconds) of the CRLs in `crl_pem` (`crl_len` bytes of PEM,
+/// borrowed for the call), to warn about stale lists: into `*secs` on MTLS_OK, 0 when `crl_pem`
+/// holds no CRL. webpki requires every CRL to have a nextUpdate: MTLS_CERT_BAD when a CRL does
+/// not parse or has none.
 #[no_mangle]
 pub extern "C" fn mtls_crl_next_update(crl_pem: *const u8, crl_len: usize, secs: *mut i64) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
@@ -299,7 +323,7 @@ pub extern "C" fn mtls_crl_next_update(crl_pem: *const u8, crl_len: usize, secs:
             return MTLS_NULL_PARAM;
         };
         let secs = try_mut!(secs);
-        *secs = 0;
+        let mut earliest: Option<i64> = None;
         for c in CertificateRevocationListDer::pem_slice_iter(pem) {
             let Ok(c) = c else {
                 return MTLS_CERT_BAD;
@@ -310,19 +334,22 @@ pub extern "C" fn mtls_crl_next_update(crl_pem: *const u8, crl_len: usize, secs:
             let Some(t) = crl_next_update(c.as_ref()) else {
                 return MTLS_CERT_BAD;
             };
-            if *secs == 0 || t < *secs {
-                *secs = t;
-            }
+            earliest = Some(earliest.map_or(t, |e| e.min(t)));
         }
+        *secs = earliest.unwrap_or(0);
         MTLS_OK
     })
 }
 
-/// Frees a builder that was never built; NULL is allowed.
+/// Frees a builder that is never built (mtls_server_config_builder_build frees its own); NULL
+/// is allowed, twice is not.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_free(b: *mut mtls_server_config_builder) {
     ffi_guard!((), {
         if !b.is_null() {
+            // SAFETY: mtls.h: `b` comes from mtls_server_config_builder_new (Box::into_raw),
+            // was not given to mtls_server_config_builder_build (which frees it), and C frees
+            // it once.
             drop(unsafe { Box::from_raw(b) });
         }
     })
@@ -376,7 +403,12 @@ fn build(b: mtls_server_config_builder) -> Result<mtls_server_config, String> {
     Ok(mtls_server_config { config: Arc::new(config) })
 }
 
-/// Consumes the builder (also on failure) and builds a config.
+/// Builds a config and consumes `b`, also on failure: C must neither use nor free `b`
+/// afterwards. On MTLS_OK, `*out` is a new config C owns (mtls_server_config_free).
+///
+/// MTLS_CONFIG: the settings do not make a config (no certificate, no cipher suite for an
+/// allowed version, unusable client CAs); a sentence for the admin goes NUL-terminated into
+/// `err` (`err_len` bytes, truncated to fit; `err` may be NULL).
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_build(
     b: *mut mtls_server_config_builder,
@@ -385,13 +417,16 @@ pub extern "C" fn mtls_server_config_builder_build(
     err_len: usize,
 ) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
-        if b.is_null() || out.is_null() {
+        if b.is_null() {
             return MTLS_NULL_PARAM;
         }
+        // SAFETY: mtls.h: `b` comes from mtls_server_config_builder_new (Box::into_raw) and
+        // this call takes it over, whatever it returns: C never uses it again.
         let b = unsafe { Box::from_raw(b) };
+        let out = try_mut!(out);
         match build(*b) {
             Ok(c) => {
-                unsafe { *out = Box::into_raw(Box::new(c)) };
+                *out = Box::into_raw(Box::new(c));
                 MTLS_OK
             }
             Err(msg) => {
@@ -402,8 +437,10 @@ pub extern "C" fn mtls_server_config_builder_build(
     })
 }
 
-/// A copy of `base` that agrees on ALPN protocol `proto` (empty: none). Made at startup for each
-/// protocol a vhost allows, so connections pick a prebuilt config after Apache chose.
+/// A copy of `base` that agrees on ALPN protocol `proto` (`proto_len` bytes, borrowed for the
+/// call; 0 bytes: no ALPN at all): on MTLS_OK, `*out` is a new config C owns
+/// (mtls_server_config_free), independent of `base`. Made at startup for each protocol a vhost
+/// allows, so that connections pick a prebuilt config once Apache chose.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_with_alpn(
     base: *const mtls_server_config,
@@ -416,23 +453,40 @@ pub extern "C" fn mtls_server_config_with_alpn(
         let Some(proto) = slice_from(proto, proto_len) else {
             return MTLS_NULL_PARAM;
         };
-        if out.is_null() {
-            return MTLS_NULL_PARAM;
-        }
+        let out = try_mut!(out);
         let mut config = (*base.config).clone();
         config.alpn_protocols = if proto.is_empty() { vec![] } else { vec![proto.to_vec()] };
-        let c = mtls_server_config { config: Arc::new(config) };
-        unsafe { *out = Box::into_raw(Box::new(c)) };
+        *out = Box::into_raw(Box::new(mtls_server_config { config: Arc::new(config) }));
         MTLS_OK
     })
 }
 
-/// Frees a config; NULL is allowed. Connections using it keep their own reference.
+/// Frees a config handle; NULL is allowed, twice is not. Connections started with the config
+/// keep their own reference, so it may be freed while they live; C treats its own pointer as
+/// gone.
 #[no_mangle]
 pub extern "C" fn mtls_server_config_free(c: *const mtls_server_config) {
     ffi_guard!((), {
         if !c.is_null() {
+            // SAFETY: mtls.h: `c` comes from mtls_server_config_builder_build or
+            // mtls_server_config_with_alpn (Box::into_raw of a mutable box; const only for C)
+            // and C frees it once. Connections hold their own Arc of the rustls config.
             drop(unsafe { Box::from_raw(c as *mut mtls_server_config) });
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn crl_next_update_writes_only_on_success() {
+        let mut secs = -1i64;
+        let bad = b"-----BEGIN X509 CRL-----\nMAA=\n-----END X509 CRL-----\n";
+        assert_eq!(mtls_crl_next_update(bad.as_ptr(), bad.len(), &mut secs), MTLS_CERT_BAD);
+        assert_eq!(secs, -1);
+        assert_eq!(mtls_crl_next_update(std::ptr::null(), 0, &mut secs), MTLS_OK);
+        assert_eq!(secs, 0);
+    }
 }

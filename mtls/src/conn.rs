@@ -42,14 +42,29 @@ fn hello_refusal_alert(e: &rustls::Error) -> Option<u8> {
     Some(u8::from(description))
 }
 
+/// Where the connection is. The phase lives inside the connection's own allocation for the
+/// connection's whole life, sized for its largest variant: `Accepted`, which lasts from
+/// MTLS_HELLO to mtls_conn_start, is boxed so that it does not make every connection larger.
 enum Phase {
     Hello(Acceptor),
-    Chosen(Accepted),
+    Chosen(Box<Accepted>),
     Traffic(ServerConnection),
     Failed,
 }
 
-/// Opaque. Owned by the caller, freed with mtls_conn_free.
+/// One incoming TLS connection. Opaque. From mtls_conn_new, owned by C, freed with
+/// mtls_conn_free.
+///
+/// Life: feed it with mtls_conn_read_tls and mtls_conn_process until MTLS_HELLO; look at
+/// mtls_conn_sni and mtls_conn_hello_alpn; then mtls_conn_start with the config chosen, or
+/// mtls_conn_refuse with an alert. After that: mtls_conn_read_tls and mtls_conn_process,
+/// plaintext through mtls_conn_read and mtls_conn_writev, TLS out through mtls_conn_write_tls.
+/// After any error, send what mtls_conn_write_tls still gives (the alert), then close.
+///
+/// One owner: a connection is not synchronised, and every call on it (the const ones too) must
+/// come from the thread that owns it at that moment. mod_tls' owner is the connection's filter
+/// chain; anything another thread needs (HTTP/2 requests) is copied out once when the handshake
+/// completes. Pointers it lends are valid as each function says, at most until mtls_conn_free.
 pub struct mtls_conn {
     phase: Phase,
     /// Bytes to send that rustls no longer holds (an alert after a failed hello).
@@ -107,6 +122,8 @@ impl mtls_conn {
     }
 }
 
+/// A new connection in the hello phase, owned by C (mtls_conn_free). NULL only after a caught
+/// panic.
 #[no_mangle]
 pub extern "C" fn mtls_conn_new() -> *mut mtls_conn {
     ffi_guard!(std::ptr::null_mut(), {
@@ -124,21 +141,25 @@ pub extern "C" fn mtls_conn_new() -> *mut mtls_conn {
     })
 }
 
-/// The pointer the session store callbacks get for this connection.
+/// What the session store callbacks (mtls_server_config_builder_set_session_store) get as
+/// userdata while rustls works on this connection, inside mtls_conn_start and
+/// mtls_conn_process. Only handed back, never dereferenced: it must stay valid as long as those
+/// calls may come. NULL, the default: the callbacks are not called (nothing is stored or
+/// found).
 #[no_mangle]
 pub extern "C" fn mtls_conn_set_userdata(conn: *mut mtls_conn, userdata: *mut c_void) {
     ffi_guard!((), {
-        if let Some(c) = unsafe { conn.as_mut() } {
-            c.userdata = userdata;
-        }
+        try_mut!(conn, ()).userdata = userdata;
     })
 }
 
-/// Frees a connection; NULL is allowed.
+/// Frees a connection, and with it everything it lent; NULL is allowed, twice is not.
 #[no_mangle]
 pub extern "C" fn mtls_conn_free(conn: *mut mtls_conn) {
     ffi_guard!((), {
         if !conn.is_null() {
+            // SAFETY: mtls.h: `conn` comes from mtls_conn_new (Box::into_raw) and C frees it
+            // once, after its last call on it.
             drop(unsafe { Box::from_raw(conn) });
         }
     })
@@ -164,9 +185,13 @@ where
     }
 }
 
-/// Hands TLS bytes from the network to the connection; `*n_read` says how many it took: all,
-/// unless rustls holds as much as it will unprocessed (call mtls_conn_process, then offer the
-/// rest). `len` 0 signals the peer's EOF.
+/// Hands TLS bytes from the network to the connection (`buf`, `len` bytes, borrowed for the
+/// call). On MTLS_OK, `*n_read` says how many it took: all of them, unless rustls holds as much
+/// as it will unprocessed; then call mtls_conn_process and offer the rest. `len` 0 tells of the
+/// transport's EOF.
+///
+/// MTLS_PEER_INVALID: rustls took nothing and refuses more (mtls_conn_error tells why).
+/// MTLS_WRONG_PHASE: between MTLS_HELLO and mtls_conn_start, or after a failed hello.
 #[no_mangle]
 pub extern "C" fn mtls_conn_read_tls(
     conn: *mut mtls_conn,
@@ -199,16 +224,19 @@ pub extern "C" fn mtls_conn_read_tls(
             }
             Err(e) => {
                 conn.error = e.to_string();
-                *n_read = 0;
                 MTLS_PEER_INVALID
             }
         }
     })
 }
 
-/// Processes the TLS bytes read so far. In the hello phase it returns MTLS_HELLO once the
-/// ClientHello is complete, MTLS_WOULD_BLOCK while it needs more. Errors leave their detail
-/// for mtls_conn_error and an alert to send through mtls_conn_write_tls.
+/// Processes the TLS bytes read so far. In the hello phase: MTLS_HELLO once the ClientHello is
+/// complete (and again until mtls_conn_start or mtls_conn_refuse), MTLS_WOULD_BLOCK while it
+/// needs more, MTLS_PEER_BAD_SNI when rustls refused the server name (mtls_conn_refused_sni
+/// tells what it was). Afterwards MTLS_OK. The session store callbacks may run inside.
+///
+/// An error leaves its detail for mtls_conn_error and an alert to send through
+/// mtls_conn_write_tls; after a failed hello, MTLS_WRONG_PHASE.
 #[no_mangle]
 pub extern "C" fn mtls_conn_process(conn: *mut mtls_conn) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
@@ -221,7 +249,7 @@ pub extern "C" fn mtls_conn_process(conn: *mut mtls_conn) -> mtls_result {
                     let hello = accepted.client_hello();
                     conn.sni = hello.server_name().map(str::to_owned);
                     conn.alpn = hello.alpn().map(|it| it.map(<[u8]>::to_vec).collect()).unwrap_or_default();
-                    conn.phase = Phase::Chosen(accepted);
+                    conn.phase = Phase::Chosen(Box::new(accepted));
                     MTLS_HELLO
                 }
                 Err((e, alert)) => {
@@ -251,8 +279,10 @@ pub extern "C" fn mtls_conn_process(conn: *mut mtls_conn) -> mtls_result {
     })
 }
 
-/// The SNI name of the ClientHello (borrowed, not NUL-terminated, valid until the connection is
-/// freed); `*len` 0 when the client sent none.
+/// The SNI host name the client sent, known once the hello is read (MTLS_HELLO): on MTLS_OK,
+/// `*name` points to `*len` bytes (borrowed, NOT NUL-terminated, valid until conn is freed), or
+/// is NULL with `*len` 0 when the client sent none. An IP address sent as SNI counts as none
+/// (rustls drops it).
 #[no_mangle]
 pub extern "C" fn mtls_conn_sni(conn: *const mtls_conn, name: *mut *const c_char, len: *mut usize) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
@@ -272,9 +302,11 @@ pub extern "C" fn mtls_conn_sni(conn: *const mtls_conn, name: *mut *const c_char
     })
 }
 
-/// After MTLS_PEER_BAD_SNI: the server name the client sent, exactly as sent (any bytes, NUL
-/// included; borrowed, not NUL-terminated, valid until the connection is freed).
-/// MTLS_INVALID when there is none.
+/// After mtls_conn_process returned MTLS_PEER_BAD_SNI (rustls refused the ClientHello with a
+/// decode_error alert, already queued): the server name the client sent, exactly as sent. Any
+/// bytes, NUL and control characters included, and up to 65535 of them: escape and bound it
+/// before showing it. On MTLS_OK, `*name` points to `*len` bytes (borrowed, NOT NUL-terminated,
+/// valid until conn is freed). MTLS_INVALID when there is none.
 #[no_mangle]
 pub extern "C" fn mtls_conn_refused_sni(
     conn: *const mtls_conn,
@@ -293,13 +325,16 @@ pub extern "C" fn mtls_conn_refused_sni(
     })
 }
 
-/// Number of ALPN protocols the client offered.
+/// Number of ALPN protocols the client offered in its ClientHello: 0 before MTLS_HELLO, when it
+/// offered none, and for NULL.
 #[no_mangle]
 pub extern "C" fn mtls_conn_hello_alpn_count(conn: *const mtls_conn) -> usize {
-    ffi_guard!(0, { unsafe { conn.as_ref() }.map(|c| c.alpn.len()).unwrap_or(0) })
+    ffi_guard!(0, { try_ref!(conn, 0).alpn.len() })
 }
 
-/// ALPN protocol `i` the client offered (borrowed, valid until the connection is freed).
+/// ALPN protocol `i` (from 0, in the client's order) the client offered: on MTLS_OK, `*proto`
+/// points to `*len` bytes (borrowed, NOT NUL-terminated, valid until conn is freed).
+/// MTLS_INVALID: `i` is out of range.
 #[no_mangle]
 pub extern "C" fn mtls_conn_hello_alpn(
     conn: *const mtls_conn,
@@ -319,7 +354,11 @@ pub extern "C" fn mtls_conn_hello_alpn(
     })
 }
 
-/// Continues the handshake after MTLS_HELLO with the config chosen for this client.
+/// Continues the handshake after MTLS_HELLO with the config chosen for this client; the
+/// connection keeps its own reference to the config. rustls picks the certificate here, and the
+/// session store callbacks may run inside. MTLS_WRONG_PHASE: not right after MTLS_HELLO. An
+/// error leaves its detail for mtls_conn_error and an alert to send through
+/// mtls_conn_write_tls.
 #[no_mangle]
 pub extern "C" fn mtls_conn_start(conn: *mut mtls_conn, config: *const mtls_server_config) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
@@ -341,8 +380,10 @@ pub extern "C" fn mtls_conn_start(conn: *mut mtls_conn, config: *const mtls_serv
     })
 }
 
-/// Refuses the client after MTLS_HELLO with a fatal alert (e.g. 112, unrecognized_name), sent
-/// before any certificate. rustls has no call for this, so the plaintext record is made here.
+/// Refuses the client after MTLS_HELLO with a fatal alert, `alert_description` as TLS numbers
+/// it (e.g. 112, unrecognized_name), sent before any certificate: send what mtls_conn_write_tls
+/// gives, then close. rustls has no call for this, so the plaintext record is made here.
+/// MTLS_WRONG_PHASE: not right after MTLS_HELLO.
 #[no_mangle]
 pub extern "C" fn mtls_conn_refuse(conn: *mut mtls_conn, alert_description: u8) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
@@ -356,18 +397,17 @@ pub extern "C" fn mtls_conn_refuse(conn: *mut mtls_conn, alert_description: u8) 
     })
 }
 
-/// Whether TLS bytes wait to be sent to the peer.
+/// Whether TLS bytes wait to be sent through mtls_conn_write_tls; false for NULL.
 #[no_mangle]
 pub extern "C" fn mtls_conn_wants_write(conn: *const mtls_conn) -> bool {
     ffi_guard!(false, {
-        let Some(conn) = (unsafe { conn.as_ref() }) else {
-            return false;
-        };
+        let conn = try_ref!(conn, false);
         !conn.pending.is_empty() || conn.traffic_ref().map(|c| c.wants_write()).unwrap_or(false)
     })
 }
 
-/// Copies TLS bytes to send into `buf`; `*n_written` says how many (0: nothing waiting).
+/// Copies TLS bytes waiting to be sent into `buf` (`len` bytes); on MTLS_OK, `*n_written` says
+/// how many (0: nothing waiting). MTLS_ERROR: rustls failed (mtls_conn_error tells why).
 #[no_mangle]
 pub extern "C" fn mtls_conn_write_tls(
     conn: *mut mtls_conn,
@@ -381,35 +421,33 @@ pub extern "C" fn mtls_conn_write_tls(
         let Some(mut out) = slice_from_mut(buf, len) else {
             return MTLS_NULL_PARAM;
         };
-        *n_written = 0;
-        if !conn.pending.is_empty() {
+        let n = if !conn.pending.is_empty() {
             let n = conn.pending.len().min(out.len());
             out[..n].copy_from_slice(&conn.pending[..n]);
             conn.pending.drain(..n);
-            *n_written = n;
-            return MTLS_OK;
-        }
-        if let Some(c) = conn.traffic() {
+            n
+        } else if let Some(c) = conn.traffic() {
             match c.write_tls(&mut out) {
-                Ok(n) => *n_written = n,
+                Ok(n) => n,
                 Err(e) => {
                     conn.error = e.to_string();
                     return MTLS_ERROR;
                 }
             }
-        }
+        } else {
+            0
+        };
+        *n_written = n;
         MTLS_OK
     })
 }
 
-/// Whether the handshake is still going on (also true before mtls_conn_start).
+/// Whether the handshake is still going on: true in every phase before its end, also before
+/// mtls_conn_start and after a failed hello; false for NULL.
 #[no_mangle]
 pub extern "C" fn mtls_conn_is_handshaking(conn: *const mtls_conn) -> bool {
     ffi_guard!(false, {
-        match unsafe { conn.as_ref() } {
-            Some(c) => c.traffic_ref().map(|t| t.is_handshaking()).unwrap_or(true),
-            None => false,
-        }
+        try_ref!(conn, false).traffic_ref().map(|t| t.is_handshaking()).unwrap_or(true)
     })
 }
 
@@ -425,25 +463,26 @@ impl Read for NothingYet {
 }
 
 /// The peer has nothing more to send for now: lets rustls shrink its receive buffer, which
-/// otherwise stays as large as the last records made it (8 KiB after small ones, 32 KiB
-/// after an upload) for as long as the connection idles.
+/// otherwise stays as large as the last records made it (8 KiB after small ones, 32 KiB after
+/// an upload) for as long as the connection idles. Nothing before mtls_conn_start.
 #[no_mangle]
 pub extern "C" fn mtls_conn_shrink(conn: *mut mtls_conn) {
     ffi_guard!((), {
-        if let Some(c) = unsafe { conn.as_mut() }.and_then(|c| c.traffic()) {
+        if let Some(c) = try_mut!(conn, ()).traffic() {
             let _ = c.read_tls(&mut NothingYet);
         }
     })
 }
 
-/// Reads decrypted application data. MTLS_WOULD_BLOCK: none yet, read more TLS. MTLS_EOF: the
-/// peer sent close_notify. MTLS_PEER_UNEXPECTED_EOF: the transport ended without it.
+/// Reads decrypted application data into `buf` (`len` bytes). MTLS_OK: `*n_read` bytes (more
+/// than 0 unless `len` is 0). MTLS_WOULD_BLOCK: none yet, read more TLS. MTLS_EOF: the peer
+/// sent close_notify. MTLS_PEER_UNEXPECTED_EOF: the transport ended without it.
+/// MTLS_WRONG_PHASE: before mtls_conn_start. MTLS_ERROR: anything else (mtls_conn_error).
 #[no_mangle]
 pub extern "C" fn mtls_conn_read(conn: *mut mtls_conn, buf: *mut u8, len: usize, n_read: *mut usize) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
         let conn = try_mut!(conn);
         let n_read = try_mut!(n_read);
-        *n_read = 0;
         let Some(out) = slice_from_mut(buf, len) else {
             return MTLS_NULL_PARAM;
         };
@@ -466,10 +505,12 @@ pub extern "C" fn mtls_conn_read(conn: *mut mtls_conn, buf: *mut u8, len: usize,
     })
 }
 
-/// Encrypts application data given as `n` pieces, as one stream: small pieces fill whole
-/// records together, without being copied together first. `*n_taken` (bytes, over all
-/// pieces) may be less than their sum while rustls' send buffer is full: drain it with
-/// mtls_conn_write_tls and offer the rest again.
+/// Encrypts application data given as `n` pieces (`bufs[i]`, `lens[i]` bytes; the arrays and
+/// the pieces are borrowed for the call, and a piece of length 0 may be NULL), as one stream:
+/// small pieces fill whole records together, without being copied together first. On MTLS_OK,
+/// `*n_taken` (bytes, over all pieces) may be less than their sum while rustls' send buffer is
+/// full: drain it with mtls_conn_write_tls and offer the rest again. MTLS_WRONG_PHASE: before
+/// mtls_conn_start.
 #[no_mangle]
 pub extern "C" fn mtls_conn_writev(
     conn: *mut mtls_conn,
@@ -481,13 +522,12 @@ pub extern "C" fn mtls_conn_writev(
     ffi_guard!(MTLS_PANIC, {
         let conn = try_mut!(conn);
         let n_taken = try_mut!(n_taken);
-        *n_taken = 0;
-        if n > 0 && (bufs.is_null() || lens.is_null()) {
+        let (Some(bufs), Some(lens)) = (slice_from(bufs, n), slice_from(lens, n)) else {
             return MTLS_NULL_PARAM;
-        }
+        };
         let mut slices = Vec::with_capacity(n);
-        for i in 0..n {
-            let Some(s) = slice_from(unsafe { *bufs.add(i) }, unsafe { *lens.add(i) }) else {
+        for (&p, &len) in bufs.iter().zip(lens) {
+            let Some(s) = slice_from(p, len) else {
                 return MTLS_NULL_PARAM;
             };
             slices.push(IoSlice::new(s));
@@ -508,78 +548,82 @@ pub extern "C" fn mtls_conn_writev(
     })
 }
 
-/// Queues a close_notify alert.
+/// Queues a close_notify alert, for mtls_conn_write_tls to send; nothing before
+/// mtls_conn_start.
 #[no_mangle]
 pub extern "C" fn mtls_conn_send_close_notify(conn: *mut mtls_conn) {
     ffi_guard!((), {
-        if let Some(c) = unsafe { conn.as_mut() }.and_then(|c| c.traffic()) {
+        if let Some(c) = try_mut!(conn, ()).traffic() {
             c.send_close_notify();
         }
     })
 }
 
-/// Negotiated protocol version (0x0303, 0x0304), 0 before the handshake settled it.
+/// The negotiated protocol version: 0x0303 (TLS 1.2) or 0x0304 (TLS 1.3) once the handshake
+/// settled it; 0 before, and for NULL.
 #[no_mangle]
 pub extern "C" fn mtls_conn_protocol_version(conn: *const mtls_conn) -> u16 {
     ffi_guard!(0, {
-        unsafe { conn.as_ref() }
-            .and_then(|c| c.traffic_ref())
+        try_ref!(conn, 0)
+            .traffic_ref()
             .and_then(|t| t.protocol_version())
             .map(u16::from)
             .unwrap_or(0)
     })
 }
 
-/// Negotiated cipher suite's IANA id, 0 before the handshake settled it.
+/// The IANA id of the negotiated cipher suite once the handshake settled it; 0 before, and for
+/// NULL.
 #[no_mangle]
 pub extern "C" fn mtls_conn_cipher_suite(conn: *const mtls_conn) -> u16 {
     ffi_guard!(0, {
-        unsafe { conn.as_ref() }
-            .and_then(|c| c.traffic_ref())
+        try_ref!(conn, 0)
+            .traffic_ref()
             .and_then(|t| t.negotiated_cipher_suite())
             .map(|s| u16::from(s.suite()))
             .unwrap_or(0)
     })
 }
 
-/// Whether the handshake resumed an earlier session.
+/// Whether the handshake resumed an earlier session (known once it completed); false before,
+/// and for NULL.
 #[no_mangle]
 pub extern "C" fn mtls_conn_is_resumed(conn: *const mtls_conn) -> bool {
     ffi_guard!(false, {
-        unsafe { conn.as_ref() }
-            .and_then(|c| c.traffic_ref())
+        try_ref!(conn, false)
+            .traffic_ref()
             .and_then(|t| t.handshake_kind())
             .map(|k| k == HandshakeKind::Resumed)
             .unwrap_or(false)
     })
 }
 
-/// Index, in the order they were added to the config, of the certificate served to this
-/// client; -1 when none (yet).
+/// Index, in the order they were added to the config (mtls_server_config_builder_add_certkey),
+/// of the certificate served to this client; -1 before mtls_conn_start and when none was sent
+/// (a resumed session sends none).
 #[no_mangle]
 pub extern "C" fn mtls_conn_certkey_index(conn: *const mtls_conn) -> i32 {
     ffi_guard!(-1, {
-        unsafe { conn.as_ref() }
-            .and_then(|c| c.certkey_index)
-            .map(|i| i as i32)
-            .unwrap_or(-1)
+        try_ref!(conn, -1).certkey_index.and_then(|i| i32::try_from(i).ok()).unwrap_or(-1)
     })
 }
 
-/// Number of certificates the client presented (leaf first), 0 when none.
+/// Number of certificates the client presented (its own first, then its chain); 0 when none,
+/// before the handshake got them, and for NULL.
 #[no_mangle]
 pub extern "C" fn mtls_conn_peer_cert_count(conn: *const mtls_conn) -> usize {
     ffi_guard!(0, {
-        unsafe { conn.as_ref() }
-            .and_then(|c| c.traffic_ref())
+        try_ref!(conn, 0)
+            .traffic_ref()
             .and_then(|t| t.peer_certificates())
             .map(|c| c.len())
             .unwrap_or(0)
     })
 }
 
-/// Borrows the DER of the client's certificate `i` (0: its own), valid while the connection
-/// lives.
+/// The DER of the client's certificate `i` (0: its own, then its chain): on MTLS_OK, `*der`
+/// points to `*der_len` bytes, borrowed: copy them before the next call that takes a non-const
+/// conn. MTLS_INVALID: there is no certificate `i`.
 #[no_mangle]
 pub extern "C" fn mtls_conn_peer_cert(
     conn: *const mtls_conn,
@@ -599,13 +643,13 @@ pub extern "C" fn mtls_conn_peer_cert(
     })
 }
 
-/// Writes the detail of the connection's last error, NUL-terminated, into `buf`.
+/// Writes the detail of the connection's last error, NUL-terminated and truncated to fit, into
+/// `buf` (`len` bytes); an empty string when there was none, nothing when `conn` or `buf` is
+/// NULL or `len` is 0.
 #[no_mangle]
 pub extern "C" fn mtls_conn_error(conn: *const mtls_conn, buf: *mut c_char, len: usize) {
     ffi_guard!((), {
-        if let Some(c) = unsafe { conn.as_ref() } {
-            write_cstr(&c.error, buf, len);
-        }
+        write_cstr(&try_ref!(conn, ()).error, buf, len);
     })
 }
 
@@ -678,6 +722,29 @@ mod tests {
         assert_eq!(read_all(&mut reader, &[7; 8]).unwrap(), 2);
         assert!(read_all(&mut reader, &[7; 8]).is_err());
         assert_eq!(read_all(|_| Ok(0), &[]).unwrap(), 0);
+    }
+
+    #[test]
+    fn out_params_are_left_alone_on_failure() {
+        let conn = mtls_conn_new();
+        let mut buf = [0u8; 16];
+        let mut n = usize::MAX;
+        // no traffic yet
+        assert_eq!(mtls_conn_read(conn, buf.as_mut_ptr(), buf.len(), &mut n), MTLS_WRONG_PHASE);
+        assert_eq!(n, usize::MAX);
+        let (bufs, lens) = ([buf.as_ptr()], [buf.len()]);
+        assert_eq!(mtls_conn_writev(conn, bufs.as_ptr(), lens.as_ptr(), 1, &mut n), MTLS_WRONG_PHASE);
+        assert_eq!(n, usize::MAX);
+        assert_eq!(mtls_conn_read_tls(conn, std::ptr::null(), 1, &mut n), MTLS_NULL_PARAM);
+        assert_eq!(n, usize::MAX);
+        let (mut name, mut len) = (std::ptr::null(), usize::MAX);
+        assert_eq!(mtls_conn_refused_sni(conn, &mut name, &mut len), MTLS_INVALID);
+        assert_eq!(len, usize::MAX);
+        assert_eq!(mtls_conn_hello_alpn(conn, 0, &mut name, &mut len), MTLS_INVALID);
+        assert_eq!(len, usize::MAX);
+        assert_eq!(mtls_conn_peer_cert(conn, 0, &mut name, &mut len), MTLS_INVALID);
+        assert_eq!(len, usize::MAX);
+        mtls_conn_free(conn);
     }
 
     #[test]

@@ -17,7 +17,11 @@ use zeroize::{Zeroize, Zeroizing};
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, try_ref};
 
-/// Looks a session up: 0 and `*out_len` set when found (it fits in `buf`), non-zero otherwise.
+/// Looks a session up by `key` (`key_len` bytes). Found: copy it into `buf` (`buf_len` bytes),
+/// set `*out_len` and return 0; not found, or larger than `buf_len`: return non-zero. The
+/// session callbacks run inside mtls_conn_start and mtls_conn_process, on the thread making
+/// that call, with the userdata given to mtls_conn_set_userdata; what they get is borrowed for
+/// the callback only.
 pub type mtls_session_get_cb = extern "C" fn(
     userdata: *mut c_void,
     key: *const u8,
@@ -26,10 +30,12 @@ pub type mtls_session_get_cb = extern "C" fn(
     buf_len: usize,
     out_len: *mut usize,
 ) -> c_int;
-/// Stores a session: 0 when stored.
+/// Stores session `val` (`val_len` bytes) under `key` (`key_len` bytes), both to be copied; 0
+/// when stored. Runs as mtls_session_get_cb does.
 pub type mtls_session_put_cb =
     extern "C" fn(userdata: *mut c_void, key: *const u8, key_len: usize, val: *const u8, val_len: usize) -> c_int;
-/// Removes a session (TLS 1.3 tickets are single use).
+/// Removes the session under `key` (`key_len` bytes): TLS 1.3 stateful tickets are single use.
+/// Runs as mtls_session_get_cb does.
 pub type mtls_session_remove_cb = extern "C" fn(userdata: *mut c_void, key: *const u8, key_len: usize);
 
 /// Largest session value stored, and so the buffer every look-up offers: a session holds the
@@ -43,12 +49,51 @@ thread_local! {
     static USERDATA: Cell<*mut c_void> = const { Cell::new(ptr::null_mut()) };
 }
 
-/// Runs `f` with `userdata` visible to the store callbacks.
+/// Puts the thread's previous userdata back when dropped.
+struct RestoreUserdata(*mut c_void);
+
+impl Drop for RestoreUserdata {
+    fn drop(&mut self) {
+        // try_with: never a panic in a drop, not even while the thread ends.
+        let _ = USERDATA.try_with(|u| u.set(self.0));
+    }
+}
+
+/// Runs `f` with `userdata` visible to the store callbacks. The previous value comes back
+/// afterwards also when `f` panics: `ffi_guard!` catches the panic further out and the thread
+/// goes on serving other connections, which must never find this one's pointer.
 pub(crate) fn with_userdata<R>(userdata: *mut c_void, f: impl FnOnce() -> R) -> R {
-    let old = USERDATA.with(|u| u.replace(userdata));
-    let r = f();
-    USERDATA.with(|u| u.set(old));
-    r
+    let _restore = RestoreUserdata(USERDATA.with(|u| u.replace(userdata)));
+    f()
+}
+
+#[cfg(test)]
+mod userdata_tests {
+    use super::*;
+
+    fn current() -> *mut c_void {
+        USERDATA.with(|u| u.get())
+    }
+
+    #[test]
+    fn userdata_is_restored_after_a_caught_panic() {
+        let (mut a, mut b) = (1u8, 2u8);
+        let (pa, pb) = (&mut a as *mut u8 as *mut c_void, &mut b as *mut u8 as *mut c_void);
+        let r = with_userdata(pa, || {
+            assert_eq!(current(), pa);
+            let caught: mtls_result = ffi_guard!(MTLS_PANIC, {
+                with_userdata(pb, || {
+                    assert_eq!(current(), pb);
+                    panic!("a bug inside rustls or the bridge");
+                })
+            });
+            assert_eq!(caught, MTLS_PANIC);
+            assert_eq!(current(), pa);
+            7
+        });
+        assert_eq!(r, 7);
+        assert!(current().is_null());
+    }
 }
 
 #[derive(Debug)]
@@ -145,6 +190,8 @@ impl Ticketer {
     /// them current when `generation` is newer than the installed one. A key whose AES part
     /// is all zeros is refused with the whole set: that is wiped or never-written memory,
     /// and anyone could seal tickets with it.
+    // `is_multiple_of` needs Rust 1.87; the bridge builds with cargo 1.78 and up (deps.sh).
+    #[allow(clippy::manual_is_multiple_of)]
     fn install(&self, bytes: &[u8], generation: u32) -> mtls_result {
         if bytes.is_empty() || bytes.len() % MTLS_TICKET_KEY_LEN != 0 || generation == 0 {
             return MTLS_INVALID;
@@ -222,7 +269,9 @@ impl ProducesTickets for Ticketer {
     }
 }
 
-/// Opaque. Shared by the configs it is given to; C frees its own handle once.
+/// Session tickets: sealed (AES-256-GCM) with the first of the keys given, opened with any.
+/// Opaque. Shared by the configs it is given to, which keep their own reference; C frees its
+/// own handle once.
 pub struct mtls_ticketer {
     pub(crate) inner: Arc<Ticketer>,
 }
@@ -278,8 +327,8 @@ pub extern "C" fn mtls_ticketer_generation(t: *const mtls_ticketer) -> u32 {
 pub extern "C" fn mtls_ticketer_free(t: *mut mtls_ticketer) {
     ffi_guard!((), {
         if !t.is_null() {
-            // SAFETY: a non-NULL `t` came from Box::into_raw in mtls_ticketer_new and C frees
-            // it once (mtls.h), so we own the box here.
+            // SAFETY: mtls.h: `t` comes from mtls_ticketer_new (Box::into_raw) and C frees it
+            // once; configs hold their own Arc of the ticketer, not this box.
             drop(unsafe { Box::from_raw(t) });
         }
     })

@@ -13,7 +13,7 @@ use x509_parser::der_parser::asn1_rs::Any;
 use x509_parser::x509::{AttributeTypeAndValue, X509Name};
 
 use crate::result::mtls_result::{self, *};
-use crate::{ffi_guard, slice_from};
+use crate::{ffi_guard, slice_from, try_mut};
 
 /// DN components as mod_ssl names them in variables (SSL_CLIENT_S_DN_<name>), with their OIDs.
 /// Where two names share an OID (ST, SP), the first is the one mod_ssl exports.
@@ -336,10 +336,21 @@ fn field(cert: &X509Certificate, name: &str, now: i64) -> Option<String> {
     }
 }
 
-/// A certificate field by its variable name without the SSL_CLIENT_/SSL_SERVER_ prefix
-/// ("S_DN", "S_DN_CN", "M_SERIAL", "V_END", "SAN_DNS_0", ...), formatted as mod_ssl does,
-/// NUL-terminated into `buf`. `now` (Unix seconds) is for V_REMAIN. MTLS_INVALID: no such
-/// field or not in this certificate; MTLS_CERT_BAD: the DER does not parse.
+/// A field of the certificate `der` (`der_len` bytes of DER, borrowed for the call), by its
+/// variable name without the SSL_CLIENT_/SSL_SERVER_ prefix (`name`, NUL-terminated): "S_DN",
+/// "S_DN_CN", "I_DN_O", "M_SERIAL", "M_VERSION", "V_START", "V_END", "V_REMAIN", "A_SIG",
+/// "A_KEY", "SAN_DNS_0", "SAN_Email_0", ... "ENV" gives all that mod_ssl's StdEnvVars exports,
+/// as "NAME\tvalue\n" lines. `now` (Unix seconds) is for V_REMAIN.
+///
+/// The value is formatted as mod_ssl formats it and escaped as mod_ssl escapes names: a control
+/// character as "\\XX" (a NUL is "\\00", a newline "\\0A"), a backslash doubled; so none holds
+/// a NUL, tab or newline, and on MTLS_OK it is in `buf` NUL-terminated with `*out_len` ==
+/// strlen(buf).
+///
+/// MTLS_BUFFER_TOO_SMALL: `buf_len` bytes do not hold the value and its NUL; `*out_len` is the
+/// value's length (the one out-parameter written on a failure), so a buffer of `*out_len` + 1
+/// bytes will do. MTLS_INVALID: no such field, or not in this certificate. MTLS_CERT_BAD: the
+/// DER does not parse. `*out_len` is left alone on these.
 #[no_mangle]
 pub extern "C" fn mtls_x509_field(
     der: *const u8,
@@ -354,9 +365,11 @@ pub extern "C" fn mtls_x509_field(
         let Some(der) = slice_from(der, der_len) else {
             return MTLS_NULL_PARAM;
         };
-        if name.is_null() || buf.is_null() || out_len.is_null() {
+        let out_len = try_mut!(out_len);
+        if name.is_null() || buf.is_null() {
             return MTLS_NULL_PARAM;
         }
+        // SAFETY: mtls.h: `name` is a NUL-terminated string, not changed during the call.
         let Ok(name) = unsafe { std::ffi::CStr::from_ptr(name) }.to_str() else {
             return MTLS_INVALID;
         };
@@ -368,11 +381,58 @@ pub extern "C" fn mtls_x509_field(
         };
         // "ENV" escaped each value and needs its tabs and newlines; everything else has none
         let value = if name == "ENV" { value } else { escape_ctrl(&value).into_owned() };
-        unsafe { *out_len = value.len() };
+        *out_len = value.len();
         if value.len() >= buf_len {
-            return MTLS_INVALID;
+            return MTLS_BUFFER_TOO_SMALL;
         }
         crate::write_cstr(&value, buf, buf_len);
         MTLS_OK
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed P-256 certificate: O=mtls, CN=mtls test, SANs a.test and b.test.
+    const CERT: &[u8] = include_bytes!("../testdata/cert.der");
+
+    /// `mtls_x509_field` into a buffer of `size` bytes: the result, `*out_len` (usize::MAX when
+    /// left alone) and the text up to the NUL.
+    fn field_into(name: &str, size: usize) -> (mtls_result, usize, String) {
+        let name = std::ffi::CString::new(name).unwrap();
+        let mut buf = vec![0x55 as c_char; size.max(1)];
+        let mut out_len = usize::MAX;
+        let rr = mtls_x509_field(CERT.as_ptr(), CERT.len(), name.as_ptr(), 0, buf.as_mut_ptr(), size, &mut out_len);
+        let text = if rr == MTLS_OK {
+            // SAFETY: on MTLS_OK the value was written NUL-terminated within buf.
+            unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap().to_owned()
+        } else {
+            String::new()
+        };
+        (rr, out_len, text)
+    }
+
+    #[test]
+    fn fields_as_mod_ssl_writes_them() {
+        assert_eq!(field_into("S_DN", 64), (MTLS_OK, 19, "CN=mtls test,O=mtls".into()));
+        assert_eq!(field_into("S_DN_CN", 64), (MTLS_OK, 9, "mtls test".into()));
+        assert_eq!(field_into("SAN_DNS_1", 64), (MTLS_OK, 6, "b.test".into()));
+    }
+
+    #[test]
+    fn a_small_buffer_gets_the_size_needed_and_nothing_else() {
+        // The value and its NUL must fit: 9 bytes are one too few for "mtls test".
+        for size in [0, 1, 9] {
+            assert_eq!(field_into("S_DN_CN", size), (MTLS_BUFFER_TOO_SMALL, 9, String::new()), "{size}");
+        }
+        assert_eq!(field_into("S_DN_CN", 10), (MTLS_OK, 9, "mtls test".into()));
+    }
+
+    #[test]
+    fn out_len_is_left_alone_on_failure() {
+        assert_eq!(field_into("SAN_DNS_2", 64).0, MTLS_INVALID);
+        assert_eq!(field_into("SAN_DNS_2", 64).1, usize::MAX);
+        assert_eq!(field_into("NO_SUCH_FIELD", 64).1, usize::MAX);
+    }
 }
