@@ -92,14 +92,20 @@ TLSEngine 127.0.0.1:{port}
     ['-tls1_2', '-sigalgs', 'ECDSA+SHA224'],
     ['-tls1_2', '-cipher', 'AES128-SHA'],
     ['-tls1_2', '-cipher', 'ECDHE-RSA-AES128-GCM-SHA256'],
+    ['-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-GCM-SHA256', '-sigalgs', 'ECDSA+SHA384'],
 ], ids=['tls13-p384-only', 'tls12-sha1-only', 'tls12-sha224-only', 'tls12-rsa-kx-only',
-        'tls12-rsa-suite-for-ecdsa-cert'])
+        'tls12-rsa-suite-for-ecdsa-cert', 'tls12-p384-scheme-for-p256-key'])
 def test_nothing_in_common_is_handshake_failure(ca, ec_only, args):
     """A client the certificate cannot serve gets handshake_failure (40), as from rustls
     alone and from mod_ssl, not access_denied (49): it is not a matter of permission."""
+    offset = ec_only.log_size()
     r = harness.s_client(ca, ec_only.port, 'a.test', args + ['-cipher', 'ALL:@SECLEVEL=0']
                          if '-cipher' not in args else args)
     # (in TLS 1.3 the ServerHello comes before the failure, so s_client names a cipher)
     assert r.rc != 0, r
     assert re.search(r'alert handshake failure|alert number 40\b', r.stderr), r.stderr
     assert 'access denied' not in r.stderr, r.stderr
+    # the client's shortcoming, so info, never error (the autouse check fails on error lines)
+    lines = ec_only.wait_log(r'\[tls:info\].*peer has no TLS version or cipher in common',
+                             offset)
+    assert len(lines) == 1, lines

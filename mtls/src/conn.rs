@@ -375,7 +375,13 @@ pub extern "C" fn mtls_conn_start(conn: *mut mtls_conn, config: *const mtls_serv
                 conn.phase = Phase::Traffic(c);
                 MTLS_OK
             }
-            Err((e, alert)) => conn.fail_with_alert(e, alert, None),
+            // TLS 1.2: when the key the resolver fell back to cannot sign with any scheme the
+            // client offered, rustls fails without an alert; it is handshake_failure all the
+            // same (the resolver's comment in config.rs).
+            Err((e, alert)) => {
+                let otherwise = mtls_result::is_incompatible_key(&e).then_some(40);
+                conn.fail_with_alert(e, alert, otherwise)
+            }
         }
     })
 }

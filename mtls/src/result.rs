@@ -91,6 +91,12 @@ use mtls_result::*;
 impl mtls_result {
     /// Every error a peer can cause is one of the peer classes, so that a client can never
     /// write a line above `info` into the error log at will.
+    /// rustls' words (0.23) when the certificate's key can sign with none of the schemes a
+    /// TLS 1.2 client offered: the peer's incompatibility, though rustls calls it General.
+    pub(crate) fn is_incompatible_key(e: &Error) -> bool {
+        matches!(e, Error::General(m) if m == "incompatible signing key")
+    }
+
     pub(crate) fn from_rustls(e: &Error) -> Self {
         match e {
             Error::InappropriateMessage { .. }
@@ -101,6 +107,7 @@ impl mtls_result {
             | Error::PeerSentOversizedRecord
             | Error::DecryptError => MTLS_PEER_INVALID,
             Error::PeerIncompatible(_) | Error::NoApplicationProtocol => MTLS_PEER_INCOMPATIBLE,
+            e if Self::is_incompatible_key(e) => MTLS_PEER_INCOMPATIBLE,
             Error::PeerMisbehaved(_) => MTLS_PEER_MISBEHAVED,
             Error::AlertReceived(_) => MTLS_PEER_ALERT,
             Error::NoCertificatesPresented | Error::InvalidCertificate(_) => MTLS_PEER_CERT,
