@@ -42,7 +42,10 @@ def _copies(pid, needle):
 @pytest.mark.parametrize('combined', [False, True], ids=['key-file', 'key-in-cert-file'])
 def test_no_stray_key_copies(ca, apache_factory, key_type, combined):
     cert, key = ca.issue(['a.test'], key_type=key_type, tag='keycopies')
-    needle = _secret_bytes(key)
+    with open(key, 'rb') as f:
+        b64_lines = [line for line in f.read().split(b'\n') if line and b'-----' not in line]
+    # the secret as DER bytes, and a line of the key file's base64 text
+    needles = [_secret_bytes(key), b64_lines[len(b64_lines) // 2]]
     files = f'{cert} {key}'
     if combined:
         both = os.path.join(harness.mkdtemp('tls-keycopies-'), 'both.pem')
@@ -60,5 +63,34 @@ TLSEngine 127.0.0.1:{port}
     a.start()
     # the key works: a handshake signs with it
     assert harness.tls_info(ca, port)['cn'] == 'a.test'
-    found = {pid: _copies(pid, needle) for pid in [a.pid] + a.children()}
-    assert not any(found.values()), f'copies of the private key per process: {found}'
+    found = {(pid, i): _copies(pid, needle) for pid in [a.pid] + a.children()
+             for i, needle in enumerate(needles)}
+    assert not any(found.values()), \
+        f'copies of the private key per (process, 0: DER / 1: base64): {found}'
+
+
+@pytest.mark.parametrize('key_type,fmt', [('rsa', 'TraditionalOpenSSL'), ('ec', 'TraditionalOpenSSL'),
+                                          ('rsa', 'PKCS8')],
+                         ids=['rsa-pkcs1', 'ec-sec1', 'rsa-pkcs8'])
+def test_key_formats(ca, apache_factory, key_type, fmt):
+    """The bridge reads the key's PEM itself: PKCS#1 ("RSA PRIVATE KEY"), SEC1
+    ("EC PRIVATE KEY") and PKCS#8 ("PRIVATE KEY") all serve."""
+    cert, key = ca.issue(['a.test'], key_type=key_type, tag='formats')
+    with open(key, 'rb') as f:
+        k = serialization.load_pem_private_key(f.read(), None)
+    path = os.path.join(harness.mkdtemp('tls-keyformats-'), f'{key_type}-{fmt}.key')
+    harness.write_file(path, k.private_bytes(serialization.Encoding.PEM,
+                                             getattr(serialization.PrivateFormat, fmt),
+                                             serialization.NoEncryption()), 0o600)
+    port = harness.free_port()
+    a = apache_factory(f"""
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+  ServerName a.test
+  TLSCertificate {cert} {path}
+</VirtualHost>
+""", http2=False, cgi=False)
+    a.start()
+    status, _, body = harness.https_get(ca, port, '/hello.txt')
+    assert (status, body) == (200, b'Hello, TLS!\n')

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::sign::CertifiedKey;
 use rustls::InconsistentKeys;
-use rustls_pki_types::pem::{PemObject, SectionKind};
+use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{
     CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer, ServerName,
 };
@@ -28,10 +28,68 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
     hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// The sections of a PEM text: (label, the whole section from BEGIN to END, its base64 body).
+fn pem_sections(pem: &[u8]) -> Vec<(&[u8], &[u8], &[u8])> {
+    const BEGIN: &[u8] = b"-----BEGIN ";
+    const DASHES: &[u8] = b"-----";
+    let mut found = Vec::new();
+    let mut rest = pem;
+    while let Some(at) = find(rest, BEGIN) {
+        let section = &rest[at..];
+        let after = &section[BEGIN.len()..];
+        let Some(label_len) = find(after, DASHES) else { break };
+        let label = &after[..label_len];
+        let body_at = BEGIN.len() + label_len + DASHES.len();
+        let end_line = [b"-----END ".as_slice(), label, DASHES].concat();
+        let Some(end_at) = find(&section[body_at..], &end_line) else { break };
+        let whole = body_at + end_at + end_line.len();
+        found.push((label, &section[..whole], &section[body_at..body_at + end_at]));
+        rest = &section[whole..];
+    }
+    found
+}
+
+fn find(hay: &[u8], needle: &[u8]) -> Option<usize> {
+    hay.windows(needle.len()).position(|w| w == needle)
+}
+
+/// Decodes a base64 body into a buffer sized once and zeroed when dropped: what pki-types'
+/// PEM reader would leave behind (its growing copy of the text, the DER) is the private key.
+fn decode_secret(body: &[u8]) -> Option<Zeroizing<Vec<u8>>> {
+    let mut out = Zeroizing::new(Vec::with_capacity(body.len() / 4 * 3 + 3));
+    let (mut acc, mut bits, mut pad) = (0u32, 0u32, 0usize);
+    for &c in body.iter().filter(|c| !c.is_ascii_whitespace()) {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'+' => 62,
+            b'/' => 63,
+            b'=' => {
+                pad += 1;
+                continue;
+            }
+            _ => return None,
+        };
+        if pad > 0 {
+            return None;
+        }
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    acc.zeroize();
+    (pad <= 2 && !out.is_empty()).then_some(out)
+}
+
 fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, (mtls_result, String)> {
     let mut chain = Vec::new();
-    for item in CertificateDer::pem_slice_iter(cert_pem) {
-        match item {
+    // Certificates only: a key in the same file is never decoded here.
+    for (_, section, _) in pem_sections(cert_pem).into_iter().filter(|(l, _, _)| *l == b"CERTIFICATE") {
+        match CertificateDer::from_pem_slice(section) {
             Ok(c) => chain.push(c),
             Err(e) => return Err((MTLS_CERT_BAD, format!("bad PEM certificate data: {e}"))),
         }
@@ -50,16 +108,19 @@ fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, (mtls_result, S
     }
     // The DER lives in a buffer zeroed when dropped and is lent to the key parser, so no copy
     // of the private key outlives the load here (ring's own key object is beyond reach).
-    let Some((kind, der)) = <(SectionKind, Vec<u8>)>::pem_slice_iter(key_pem)
-        .filter_map(Result::ok)
-        .find(|(kind, _)| matches!(kind, SectionKind::PrivateKey | SectionKind::RsaPrivateKey | SectionKind::EcPrivateKey))
+    let Some((label, body)) = pem_sections(key_pem)
+        .into_iter()
+        .map(|(label, _, body)| (label, body))
+        .find(|(label, _)| matches!(*label, b"PRIVATE KEY" | b"RSA PRIVATE KEY" | b"EC PRIVATE KEY"))
     else {
         return Err((MTLS_KEY_NONE, "no PEM private key block found".into()));
     };
-    let der = Zeroizing::new(der);
-    let der: PrivateKeyDer<'_> = match kind {
-        SectionKind::RsaPrivateKey => PrivatePkcs1KeyDer::from(&der[..]).into(),
-        SectionKind::EcPrivateKey => PrivateSec1KeyDer::from(&der[..]).into(),
+    let Some(der) = decode_secret(body) else {
+        return Err((MTLS_KEY_NONE, "the PEM private key block is not valid base64".into()));
+    };
+    let der: PrivateKeyDer<'_> = match label {
+        b"RSA PRIVATE KEY" => PrivatePkcs1KeyDer::from(&der[..]).into(),
+        b"EC PRIVATE KEY" => PrivateSec1KeyDer::from(&der[..]).into(),
         _ => PrivatePkcs8KeyDer::from(&der[..]).into(),
     };
     let signer = any_supported_type(&der).map_err(|e| {
@@ -205,4 +266,23 @@ pub extern "C" fn mtls_certkey_not_after(ck: *const mtls_certkey, secs: *mut i64
             Err(_) => MTLS_CERT_BAD,
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pem_sections_and_base64() {
+        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n\
+                    -----BEGIN PRIVATE KEY-----\naGVs\nbG8=\n-----END PRIVATE KEY-----\n";
+        let found = pem_sections(pem);
+        let labels: Vec<&[u8]> = found.iter().map(|(l, _, _)| *l).collect();
+        assert_eq!(labels, [b"CERTIFICATE".as_slice(), b"PRIVATE KEY".as_slice()]);
+        assert_eq!(decode_secret(found[0].2).as_deref().map(Vec::as_slice), Some(&[0u8, 1, 2][..]));
+        assert_eq!(decode_secret(found[1].2).as_deref().map(Vec::as_slice), Some(&b"hello"[..]));
+        assert!(decode_secret(b"aGV*").is_none());
+        assert!(decode_secret(b"aG=V").is_none());
+        assert!(pem_sections(b"-----BEGIN X-----\nno end").is_empty());
+    }
 }
