@@ -101,6 +101,9 @@ static apr_status_t retire_shared_keys(void *data)
     tls_ticket_shm_t *sh = tk->shared;
 
     apr_atomic_set32(&sh->retired, 1);
+    /* The mark is visible before any zero is, also where stores may be reordered (the
+     * readers' fence in install_shared pairs with this one). */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     sh->nkeys = 0;
     explicit_bzero(sh->keys, sizeof(sh->keys));
     tk->shared = NULL;
@@ -261,7 +264,9 @@ static void install_shared(tls_tickets_t *tk)
     n = sh->nkeys <= TLS_TICKET_SLOTS ? sh->nkeys : 0;
     memcpy(keys, sh->keys, n * MTLS_TICKET_KEY_LEN);
     apr_global_mutex_unlock(tk->mutex);
-    /* Retired before the copy ended? Then it may hold zeros: the parent zeroes after marking. */
+    /* Retired before the copy ended? Then it may hold zeros: the parent zeroes after marking.
+     * The fence keeps the mark's read after the copy's reads. */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     if (n && !apr_atomic_read32(&sh->retired)) {
         if (tk->mode == TLS_TICKETS_SHARED && n >= 2) {
             /* the ticketer seals with its first key: the current one, not the next */
