@@ -52,13 +52,17 @@ macro_rules! try_ref {
         $crate::try_ref!($p, $crate::result::mtls_result::MTLS_NULL_PARAM)
     };
     ($p:expr, ()) => {
-        match $crate::ref_from($p) {
+        // SAFETY: $p is a pointer argument of the exported function this expands in (see
+        // ref_from's contract, which mtls.h states for every argument).
+        match unsafe { $crate::ref_from($p) } {
             Some(r) => r,
             None => return,
         }
     };
     ($p:expr, $on_null:expr) => {
-        match $crate::ref_from($p) {
+        // SAFETY: $p is a pointer argument of the exported function this expands in (see
+        // ref_from's contract, which mtls.h states for every argument).
+        match unsafe { $crate::ref_from($p) } {
             Some(r) => r,
             None => return $on_null,
         }
@@ -74,13 +78,17 @@ macro_rules! try_mut {
         $crate::try_mut!($p, $crate::result::mtls_result::MTLS_NULL_PARAM)
     };
     ($p:expr, ()) => {
-        match $crate::mut_from($p) {
+        // SAFETY: $p is a pointer argument of the exported function this expands in (see
+        // mut_from's contract, which mtls.h states for every argument).
+        match unsafe { $crate::mut_from($p) } {
             Some(r) => r,
             None => return,
         }
     };
     ($p:expr, $on_null:expr) => {
-        match $crate::mut_from($p) {
+        // SAFETY: $p is a pointer argument of the exported function this expands in (see
+        // mut_from's contract, which mtls.h states for every argument).
+        match unsafe { $crate::mut_from($p) } {
             Some(r) => r,
             None => return $on_null,
         }
@@ -88,21 +96,28 @@ macro_rules! try_mut {
 }
 pub(crate) use try_mut;
 
-/// What `try_ref!` borrows: None for NULL. Only for pointers C passed into the current call.
-pub(crate) fn ref_from<'a, T>(p: *const T) -> Option<&'a T> {
-    // SAFETY: mtls.h's contract for every pointer argument: NULL, or valid, aligned and
-    // initialised for the type, and not changed by anyone else during the call; for a handle,
-    // one this crate handed out and C has not freed. The reference does not outlive the call.
+/// What `try_ref!` borrows: None for NULL.
+///
+/// # Safety
+/// `p` is a pointer C passed into the current call, under mtls.h's contract for every pointer
+/// argument: NULL, or valid, aligned and initialised for the type, and not changed by anyone
+/// else during the call; for a handle, one this crate handed out and C has not freed. The
+/// caller keeps the reference within the call.
+pub(crate) unsafe fn ref_from<'a, T>(p: *const T) -> Option<&'a T> {
+    // SAFETY: as this function's contract says.
     unsafe { p.as_ref() }
 }
 
-/// What `try_mut!` borrows: None for NULL. Only for pointers C passed into the current call.
-pub(crate) fn mut_from<'a, T>(p: *mut T) -> Option<&'a mut T> {
-    // SAFETY: mtls.h's contract for every pointer argument: NULL, or valid and aligned for the
-    // type, and used by nothing else during the call (a handle C owns and has not freed, an
-    // out-parameter C set aside for the answer). An out-parameter may be uninitialised: it is
-    // only assigned (an integer or a pointer, nothing to drop), never read. The reference does
-    // not outlive the call.
+/// What `try_mut!` borrows: None for NULL.
+///
+/// # Safety
+/// `p` is a pointer C passed into the current call, under mtls.h's contract: NULL, or valid
+/// and aligned for the type, and used by nothing else during the call (a handle C owns and
+/// has not freed, an out-parameter C set aside for the answer). An out-parameter may be
+/// uninitialised: it is only assigned (an integer or a pointer, nothing to drop), never read.
+/// The caller keeps the reference within the call.
+pub(crate) unsafe fn mut_from<'a, T>(p: *mut T) -> Option<&'a mut T> {
+    // SAFETY: as this function's contract says.
     unsafe { p.as_mut() }
 }
 
