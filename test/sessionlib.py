@@ -163,12 +163,10 @@ def py_request(ctx, port, tag, session=None, servername='a.test',
         raise
     with s:
         s.sendall(request_bytes(tag, servername, path))
-        data = b''
-        while True:
-            chunk = s.recv(65536)
-            if not chunk:
-                break
-            data += chunk
+        got = harness.read_until_close(s, timeout)
+        if got.end == 'alert':
+            raise got.error
+        data = got.data
         m = _HTTP_STATUS.match(data)
         head, _, body = data.partition(b'\r\n\r\n')
         return Hit('python', port, tag, int(m.group(1)) if m else None,

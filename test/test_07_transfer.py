@@ -95,6 +95,7 @@ def test_small_upload(ca, server, proto):
     r = harness.curl(ca, server.port, '/cgi-bin/sha256.sh',
                      args=[PROTOS[proto], '--data-binary', '@-'], input=data)
     assert (r.rc, r.status) == (0, 200), r
+    assert r.http_version == ('2' if proto == 'h2' else '1.1'), r
     assert r.text.strip() == hashlib.sha256(data).hexdigest()
 
 

@@ -2,11 +2,11 @@
 still works, the Apache processes are the same and no child crashed, and the
 error log notes the failed connection with the client address."""
 import os
+import random
 import re
 import socket
 import ssl
 import struct
-import time
 
 import pytest
 
@@ -32,38 +32,8 @@ TLSEngine 127.0.0.1:{port}
     a.stop()
 
 
-def client_hello(ca):
-    """The bytes of a real TLS ClientHello for a.test."""
-    ctx = harness.ssl_context(ca)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(incoming, outgoing, server_hostname='a.test')
-    with pytest.raises(ssl.SSLWantReadError):
-        obj.do_handshake()
-    data = outgoing.read()
-    assert data[0] == 0x16 and len(data) > 100
-    return data
-
-
-def send_and_wait_close(port, data, timeout=15):
-    """Send data, then read until the server closes. Returns what was read."""
-    s = socket.create_connection(('127.0.0.1', port), timeout=timeout)
-    got = b''
-    try:
-        s.sendall(data)
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            try:
-                chunk = s.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            got += chunk
-        else:
-            pytest.fail('server did not close the connection')
-    finally:
-        s.close()
-    return got
+# the fatal decode_error alert (50), in the clear, that rustls answers unreadable records with
+DECODE_ERROR_ALERT = b'\x15\x03\x03\x00\x02\x02\x32'
 
 
 def send_and_close(port, data):
@@ -74,24 +44,25 @@ def send_and_close(port, data):
 
 @pytest.fixture
 def check_survives(server, ca, request):
-    """Run around a bad client: yields, then verifies the server."""
+    """Run around a bad client: yields expect(text, count=1, level='tls:info'), with which
+    the test names the line (with the client address) its client leaves in the error log;
+    then waits for those lines and verifies the server."""
     pid = server.read_pid()
     assert pid and server.alive()
     offset = server.log_size()
-    yield
-    # the failed connection is logged with the client address
-    deadline = time.time() + 5
-    while time.time() < deadline:
-        new = server.read_log(offset)
-        if '127.0.0.1' in new:
-            break
-        time.sleep(0.1)
-    new = server.read_log(offset)
-    assert '127.0.0.1' in new, f'no log line with the client address:\n{new}'
+    expected = []
+
+    def expect(text, count=1, level='tls:info'):
+        expected.append((rf'\[{level}\] .*\[client 127\.0\.0\.1:\d+\] .*{re.escape(text)}',
+                         count))
+    yield expect
+    assert expected, 'the test named no log line to wait for'
+    for pattern, count in expected:
+        server.wait_log(pattern, offset, count=count)
     status, _, body = harness.https_get(ca, server.port, '/hello.txt')
     assert (status, body) == (200, b'Hello, TLS!\n')
     r = harness.curl(ca, server.port, '/hello.txt', args=['--http2'])
-    assert (r.rc, r.status) == (0, 200), r
+    assert (r.rc, r.status, r.http_version) == (0, 200, '2'), r
     assert server.read_pid() == pid
     assert server.alive()
     assert server.children(), 'no child processes left'
@@ -105,51 +76,74 @@ def check_survives(server, ca, request):
 
 
 def test_garbage(server, check_survives):
-    data = bytes(range(256)) * 8
-    got = send_and_wait_close(server.port, data)
-    assert b'Hello' not in got
+    check_survives('peer sent invalid TLS data (received corrupt message of type '
+                   'InvalidContentType)')
+    got = harness.exchange(server.port, bytes(range(256)) * 8)
+    assert (got.data, got.end) == (DECODE_ERROR_ALERT, 'close'), got
 
 
 def test_plain_http(server, check_survives):
-    got = send_and_wait_close(server.port, b'GET / HTTP/1.0\r\n\r\n')
-    assert harness.INDEX_HTML.encode() not in got
+    check_survives('refused: plain HTTP request (GET) on a TLS port')
+    got = harness.exchange(server.port, b'GET / HTTP/1.0\r\n\r\n')
+    assert got.data.startswith(b'HTTP/1.1 400 Bad Request\r\n'), got
+    assert b'This port speaks HTTPS' in got.data, got
 
 
 def test_truncated_client_hello(server, ca, check_survives):
-    send_and_close(server.port, client_hello(ca)[:20])
+    check_survives('127.0.0.1 closed the connection during the handshake')
+    send_and_close(server.port, harness.client_hello(ca)[:20])
 
 
 def test_oversized_record(server, check_survives):
+    check_survives('peer sent invalid TLS data (received corrupt message of type '
+                   'MessageTooLarge)')
     # a handshake record claiming 65535 bytes, more than TLS allows
     header = struct.pack('!BHH', 0x16, 0x0301, 0xffff)
-    got = send_and_wait_close(server.port, header + b'\x01' + os.urandom(200))
-    assert b'Hello' not in got
+    got = harness.exchange(server.port, header + b'\x01' + os.urandom(200))
+    assert (got.data, got.end) == (DECODE_ERROR_ALERT, 'close'), got
 
 
 def test_garbage_handshake_length(server, check_survives):
+    check_survives('peer sent invalid TLS data (received corrupt message of type '
+                   'HandshakePayloadTooLarge)')
     # a well-sized record carrying a ClientHello whose inner length is wrong
     body = b'\x01' + struct.pack('!I', 0xfffff0)[1:] + b'\x03\x03' + os.urandom(60)
     header = struct.pack('!BHH', 0x16, 0x0301, len(body))
-    send_and_wait_close(server.port, header + body)
+    got = harness.exchange(server.port, header + body)
+    assert (got.data, got.end) == (DECODE_ERROR_ALERT, 'close'), got
 
 
 def test_client_hello_then_garbage(server, ca, check_survives):
-    hello = client_hello(ca)
-    got = send_and_wait_close(server.port, hello + b'\x17\x03\x03\x00\x10' + b'\x00' * 16)
-    assert got[:1] in (b'', b'\x15', b'\x16')
+    check_survives("peer sent invalid TLS data (cannot decrypt peer's message)")
+    ctx = harness.ssl_context(ca)
+    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
+    obj = ctx.wrap_bio(incoming, outgoing, server_hostname='a.test')
+    with pytest.raises(ssl.SSLWantReadError):
+        obj.do_handshake()
+    # the server's whole flight comes back, then its alert (encrypted with the handshake
+    # keys): the client that sent the hello reads both
+    got = harness.exchange(server.port, outgoing.read() + b'\x17\x03\x03\x00\x10' + b'\x00' * 16)
+    assert got.end == 'close', got
+    incoming.write(got.data)
+    with pytest.raises(ssl.SSLError, match='SSLV3_ALERT_BAD_RECORD_MAC'):
+        obj.do_handshake()
+        obj.read()
 
 
 def test_old_protocol_only(server, ca, check_survives):
+    check_survives('peer has no TLS version or cipher in common')
     r = harness.s_client(ca, server.port, 'a.test',
                          ['-tls1_1', '-cipher', 'DEFAULT:@SECLEVEL=0'])
-    assert 'no protocols available' not in r.stderr, r.stderr
     assert not r.handshake_ok, r
+    assert 'alert handshake failure' in r.stderr and 'SSL alert number 40' in r.stderr, r
 
 
 def test_reset_mid_upload(server, ca, check_survives, allow_log):
     # mod_cgid itself logs an [error] when the request body breaks off; that
     # is not a mod_tls matter
     allow_log(r'\[cgid:error\].*AH01270')
+    # mod_tls logs nothing of a reset in traffic; the request it broke off is cgid's line
+    check_survives('AH01270: Error reading request entity data', level='cgid:error')
     size = 50 << 20
     ctx = harness.ssl_context(ca)
     raw = socket.create_connection(('127.0.0.1', server.port), timeout=10)
@@ -165,16 +159,20 @@ def test_reset_mid_upload(server, ca, check_survives, allow_log):
 
 
 def test_many_bad_clients(server, ca, check_survives):
-    hello = client_hello(ca)
+    # every connection is logged, each of the truncated hellos as a close
+    check_survives('127.0.0.1 closed the connection during the handshake', count=30)
+    check_survives('', count=40)
+    hello = harness.client_hello(ca)
     for i in range(30):
         send_and_close(server.port, hello[:10 + i * 7])
+    rnd = random.Random(8)
     for i in range(10):
-        send_and_close(server.port, os.urandom(100))
+        send_and_close(server.port, rnd.randbytes(100))
 
 
 def _handshake_over(sock, ca):
     """Do a TLS handshake over sock with memory BIOs, so that we control the
-    bytes sent afterwards. Returns (sslobj, outgoing bio)."""
+    bytes sent afterwards. Returns (sslobj, incoming bio, outgoing bio)."""
     ctx = harness.ssl_context(ca)
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
     obj = ctx.wrap_bio(incoming, outgoing, server_hostname='a.test')
@@ -192,34 +190,28 @@ def _handshake_over(sock, ca):
     pending = outgoing.read()
     if pending:
         sock.sendall(pending)
-    return obj, outgoing
+    return obj, incoming, outgoing
 
 
 def test_corrupted_record_after_handshake(server, ca, check_survives):
+    check_survives('failed during traffic')
     sock = socket.create_connection(('127.0.0.1', server.port), timeout=15)
     try:
-        obj, outgoing = _handshake_over(sock, ca)
+        obj, incoming, outgoing = _handshake_over(sock, ca)
         obj.write(b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n')
         record = bytearray(outgoing.read())
         assert record[0] == 0x17
         record[len(record) // 2] ^= 0x55   # flip bits inside the ciphertext
         sock.sendall(bytes(record))
-        got = b''
-        deadline = time.time() + 15
-        while time.time() < deadline:
-            try:
-                chunk = sock.recv(65536)
-            except ConnectionResetError:
-                break
-            if not chunk:
-                break
-            got += chunk
-        else:
-            pytest.fail('server did not close the connection')
-        # nothing but (encrypted) alerts may come back, certainly no response
-        assert b'Hello' not in got
+        got = harness.read_until_close(sock)
     finally:
         sock.close()
+    assert got.end == 'close', got
+    # what came back, decrypted: the alert, and no response before it
+    incoming.write(got.data)
+    with pytest.raises(ssl.SSLError, match='SSLV3_ALERT_BAD_RECORD_MAC'):
+        while True:
+            assert obj.read() == b'', 'a response to the corrupted request'
 
 
 def _duplicate_first_extension(hello):
@@ -257,16 +249,14 @@ def test_peer_faults_log_at_info(server, ca, fault, text):
     does not show: no client can write warn or error lines at will."""
     offset = server.log_size()
     if fault == 'garbage':
-        send_and_wait_close(server.port, b'\x16\x03\x01\x00\x05' + b'\xff' * 5)
+        harness.exchange(server.port, b'\x16\x03\x01\x00\x05' + b'\xff' * 5)
     elif fault == 'old-protocol':
         harness.s_client(ca, server.port, 'a.test', ['-tls1_1', '-cipher', 'DEFAULT:@SECLEVEL=0'])
     elif fault == 'duplicate-extension':
-        send_and_wait_close(server.port, _duplicate_first_extension(client_hello(ca)))
+        harness.exchange(server.port, _duplicate_first_extension(harness.client_hello(ca)))
     else:
         _client_sends_alert(server, ca)
-    deadline = time.time() + 5
-    while time.time() < deadline and text not in server.read_log(offset):
-        time.sleep(0.05)
+    server.wait_log(re.escape(text), offset)
     lines = [line for line in server.log_lines(offset) if '[tls:' in line]
     hits = [line for line in lines if text in line]
     assert len(hits) == 1 and '[tls:info]' in hits[0], lines

@@ -368,8 +368,8 @@ MaxRequestWorkers 25
     warn = r'\[(?:tls:)?warn\].*socache_shmcb'
     allow_log(warn)
     a.start()
-    assert any(re.search(warn, line, re.I) for line in a.log_lines()), \
-        f'no warning naming socache_shmcb in:\n{a.read_log()}'
+    warnings = [line for line in a.log_lines() if re.search(warn, line, re.I)]
+    assert len(warnings) == 1, f'not one warning naming socache_shmcb in:\n{a.read_log()}'
     hits = sl.sclient_chain(ca, [port] * 4, 'tls12', workdir, 'noshm')
     sl.assert_resumed(hits, 'tls12')
 
