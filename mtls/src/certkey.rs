@@ -274,15 +274,19 @@ mod tests {
 
     #[test]
     fn pem_sections_and_base64() {
-        let pem = b"junk\n-----BEGIN CERTIFICATE-----\nAAEC\n-----END CERTIFICATE-----\n\
-                    -----BEGIN PRIVATE KEY-----\naGVs\nbG8=\n-----END PRIVATE KEY-----\n";
-        let found = pem_sections(pem);
+        let made = crate::testutil::test_cert();
+        let both = [made.cert_pem.as_slice(), made.key_pem.as_slice()].concat();
+        let found = pem_sections(&both);
         let labels: Vec<&[u8]> = found.iter().map(|(l, _, _)| *l).collect();
         assert_eq!(labels, [b"CERTIFICATE".as_slice(), b"PRIVATE KEY".as_slice()]);
-        assert_eq!(decode_secret(found[0].2).as_deref().map(Vec::as_slice), Some(&[0u8, 1, 2][..]));
-        assert_eq!(decode_secret(found[1].2).as_deref().map(Vec::as_slice), Some(&b"hello"[..]));
+        assert_eq!(decode_secret(found[0].2).as_deref(), Some(&made.cert_der));
+        assert_eq!(decode_secret(found[1].2).as_deref(), Some(&made.key_der));
+        assert_eq!(decode_secret(b"aGVs\nbG8=").as_deref().map(Vec::as_slice), Some(&b"hello"[..]));
         assert!(decode_secret(b"aGV*").is_none());
         assert!(decode_secret(b"aG=V").is_none());
         assert!(pem_sections(b"-----BEGIN X-----\nno end").is_empty());
+        // the whole load, the key in the certificate's file as well
+        assert!(load(&made.cert_pem, &made.key_pem).is_ok());
+        assert!(load(&both, &both).is_ok());
     }
 }

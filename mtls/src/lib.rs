@@ -23,6 +23,8 @@ mod session;
 mod conn;
 mod hello;
 mod x509;
+#[cfg(test)]
+mod testutil;
 
 pub use certkey::*;
 pub use config::*;

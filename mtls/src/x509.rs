@@ -394,8 +394,6 @@ pub extern "C" fn mtls_x509_field(
 mod tests {
     use super::*;
 
-    /// A self-signed P-256 certificate: O=mtls, CN=mtls test, SANs a.test and b.test.
-    const CERT: &[u8] = include_bytes!("../testdata/cert.der");
 
     /// `mtls_x509_field` into a buffer of `size` bytes: the result, `*out_len` (usize::MAX when
     /// left alone) and the text up to the NUL.
@@ -403,7 +401,9 @@ mod tests {
         let name = std::ffi::CString::new(name).unwrap();
         let mut buf = vec![0x55 as c_char; size.max(1)];
         let mut out_len = usize::MAX;
-        let rr = mtls_x509_field(CERT.as_ptr(), CERT.len(), name.as_ptr(), 0, buf.as_mut_ptr(), size, &mut out_len);
+        // A self-signed P-256 certificate: O=mtls, CN=mtls test, SANs a.test and b.test.
+        let cert = &crate::testutil::test_cert().cert_der;
+        let rr = mtls_x509_field(cert.as_ptr(), cert.len(), name.as_ptr(), 0, buf.as_mut_ptr(), size, &mut out_len);
         let text = if rr == MTLS_OK {
             // SAFETY: on MTLS_OK the value was written NUL-terminated within buf.
             unsafe { std::ffi::CStr::from_ptr(buf.as_ptr()) }.to_str().unwrap().to_owned()
