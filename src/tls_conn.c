@@ -218,7 +218,9 @@ static apr_array_header_t *client_protocols(tls_conn_t *tc)
     size_t len;
 
     for (i = 0; i < n; ++i) {
-        if (mtls_conn_hello_alpn(tc->rc, i, &p, &len) == MTLS_OK) {
+        /* A name with a NUL would read shorter as a C string ("h2\0x" as "h2") than rustls
+         * reads it: no protocol here has one, so it is passed over. */
+        if (mtls_conn_hello_alpn(tc->rc, i, &p, &len) == MTLS_OK && !memchr(p, '\0', len)) {
             APR_ARRAY_PUSH(protos, const char *) = apr_pstrmemdup(tc->c->pool, (const char *)p, len);
         }
     }

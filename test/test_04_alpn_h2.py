@@ -277,3 +277,13 @@ KeepAliveTimeout 1
     later = [t for t, _, _, _ in h2.frames[seen:]]
     assert rc.H2_GOAWAY in later, f'no GOAWAY; frames after the response: {later}'
     assert conn.closed == 'close_notify', conn.closed
+
+
+def test_alpn_name_with_nul_is_not_taken_for_another(ca, server):
+    """ALPN names travel with their length: 'h2<NUL>x' is not h2. Apache (C strings) must
+    not see it as 'h2' and choose a protocol the client never offered; it is passed over,
+    and the client's next name is served."""
+    info = harness.tls_info(ca, server.port, 'a.test', alpn=['h2\x00x', 'http/1.1'])
+    assert info['alpn'] == 'http/1.1', info
+    status, _, body = harness.https_get(ca, server.port, '/hello.txt', alpn=['h2\x00x', 'http/1.1'])
+    assert (status, body) == (200, b'Hello, TLS!\n')
