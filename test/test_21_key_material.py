@@ -4,6 +4,7 @@ children, whatever the key type and whether the key has its own file."""
 import os
 
 import pytest
+from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
@@ -63,6 +64,11 @@ TLSEngine 127.0.0.1:{port}
     a.start()
     # the key works: a handshake signs with it
     assert harness.tls_info(ca, port)['cn'] == 'a.test'
+    # The scan must see what is there: the certificate, which the server keeps, is found.
+    with open(cert, 'rb') as f:
+        cert_der = x509.load_pem_x509_certificate(f.read()).public_bytes(
+            serialization.Encoding.DER)
+    assert _copies(a.pid, cert_der[-64:]) > 0, 'the memory scan finds not even the certificate'
     found = {(pid, i): _copies(pid, needle) for pid in [a.pid] + a.children()
              for i, needle in enumerate(needles)}
     assert not any(found.values()), \
