@@ -131,35 +131,50 @@ KeepAliveTimeout 30
 """
 
 
-@pytest.fixture(scope='module')
-def be_tls(pki, module_path):
-    """The mod_tls backend: one port per certificate."""
-    ports = {k: harness.free_port() for k in ('main', 'ip', 'wrong', 'expired', 'unknown')}
-    docroot = backend_docroot('be-tls', BODY_TLS)
-    log = os.path.join(harness.mkdtemp('tls-be-tls-log-'), 'proxy.log')
-
-    def vhost(key, name, extra=''):
+def tls_backend(pki, name, vhosts):
+    """A mod_tls backend: one port per (certificate key in pki, ServerName, extra lines)."""
+    ports = {key: harness.free_port() for key, _, _ in vhosts}
+    docroot = backend_docroot(name, BODY_TLS)
+    log = os.path.join(harness.mkdtemp(f'tls-{name}-log-'), 'proxy.log')
+    body = backend_common(docroot, log)
+    for key, server_name, extra in vhosts:
         cert, key_file = pki[key]
         port = ports[key]
-        return f"""
+        body += f"""
 Listen 127.0.0.1:{port}
 TLSEngine 127.0.0.1:{port}
 <VirtualHost 127.0.0.1:{port}>
-  ServerName {name}
+  ServerName {server_name}
   TLSCertificate {cert} {key_file}
   Protocols h2 http/1.1
 {extra}
 </VirtualHost>"""
-    body = (backend_common(docroot, log)
-            + vhost('main', 'localhost', '  ServerAlias be.test')
-            + vhost('ip', 'localhost')
-            # SNI localhost gets the other.test vhost, the only one on its address
-            + vhost('wrong', 'other.test', '  TLSStrictSNI off')
-            + vhost('expired', 'localhost')
-            + vhost('unknown', 'localhost'))
-    a = harness.Apache(body, docroot, name='be-tls',
-                       expect=[r'\[tls:warn\].*expire'])
+    a = harness.Apache(body, docroot, name=name, expect=[r'\[tls:warn\].*expire'])
     a.ports, a.proxy_log = ports, log
+    return a
+
+
+@pytest.fixture(scope='module')
+def be_tls(pki, module_path):
+    """The mod_tls backend that serves."""
+    a = tls_backend(pki, 'be-tls', [('main', 'localhost', '  ServerAlias be.test')])
+    a.start()
+    yield a
+    a.stop()
+
+
+@pytest.fixture(scope='module')
+def be_tls2(pki, module_path):
+    """Another mod_tls server: the backends whose certificate fails, and the one with an IP
+    SAN. Not in be_tls: a server resumes the sessions it issued on any of its ports, so the
+    front, which resumes by name, would skip verifying their certificates with a session
+    from be_tls, issued for the same name (see the report on test_22)."""
+    a = tls_backend(pki, 'be-tls2', [
+        ('ip', 'localhost', ''),
+        # SNI localhost gets the other.test vhost, the only one on its address
+        ('wrong', 'other.test', '  TLSStrictSNI off'),
+        ('expired', 'localhost', ''),
+        ('unknown', 'localhost', '')])
     a.start()
     yield a
     a.stop()
@@ -318,11 +333,11 @@ FRONT_LOG = '"%U%q front_sni=%{SSL_TLS_SNI}x front_proto=%{SSL_PROTOCOL}x https=
 
 
 @pytest.fixture(scope='module')
-def front(ca, pki, be_tls, be_ssl, bad_backends, docroot, module_path):
+def front(ca, pki, be_tls, be_tls2, be_ssl, bad_backends, docroot, module_path):
     """Port `port`: a vhost with TLSProxyEngine on and TLSProxyCA the test CA, one ProxyPass
     per case. Port `sys_port`: TLSProxyEngine on, no TLSProxyCA (the system bundle)."""
     port, sys_port = harness.free_port(), harness.free_port()
-    t, s = be_tls.ports, be_ssl.ports
+    t, s = {**be_tls.ports, **be_tls2.ports}, be_ssl.ports
     bad = {k: b.port for k, b in bad_backends.items()}
     ma, mb = pki['machine_a'], pki['machine_b']
     log = os.path.join(harness.mkdtemp('tls-front-log-'), 'front.log')
@@ -548,8 +563,8 @@ def test_front_variables_are_the_front_connection(front, be_tls):
     ('expired', r'invalid peer certificate: .*Expired'),
     ('wrong', r'invalid peer certificate: .*NotValidForName'),
 ])
-def test_verification_fails(front, be_tls, allow_log, case, reason):
-    refused(front, allow_log, case, 'localhost', be_tls.ports[case], reason)
+def test_verification_fails(front, be_tls2, allow_log, case, reason):
+    refused(front, allow_log, case, 'localhost', be_tls2.ports[case], reason)
 
 
 def test_no_common_version(front, be_ssl, allow_log):
@@ -570,9 +585,9 @@ def test_sni_is_url_host(front, be_tls, be_ssl):
 
 
 @MODSSL_CANNOT
-def test_ip_url_sends_no_sni(front, be_tls):
+def test_ip_url_sends_no_sni(front, be_tls2):
     """127.0.0.1 in the URL: no SNI, and the certificate's IP SAN is what verifies."""
-    hit = get_ok(front, be_tls, 'ipsan', BODY_TLS)
+    hit = get_ok(front, be_tls2, 'ipsan', BODY_TLS)
     assert hit['sni'] == '-', hit
 
 
@@ -652,6 +667,9 @@ def test_machine_certificate_missing(front, be_ssl, allow_log, where):
         lines = front.wait_log(r'\[tls:error\].*MTLS00035', offset)
         assert len(lines) == 1, lines
         assert f'backend localhost at 127.0.0.1:{be_ssl.ports["client"]}' in lines[0], lines
+        # the backend missed a certificate: none was sent (not CA B's, which it would call
+        # an unknown CA)
+        assert 'CertificateRequired' in lines[0], lines
 
 
 # --------------------------------------------------------------------------
