@@ -40,10 +40,10 @@ PROXY_MODULES = '\n'.join(
 
 # What each backend logs per request; parsed by hits()
 BACKEND_LOG = ('"%{remote}p %H %>s %U%q sni=%{SSL_TLS_SNI}x resumed=%{SSL_SESSION_RESUMED}x '
-               'proto=%{SSL_PROTOCOL}x cn=%{SSL_CLIENT_S_DN_CN}x"')
+               'proto=%{SSL_PROTOCOL}x cn=%{SSL_CLIENT_S_DN_CN}x cipher=%{SSL_CIPHER}x"')
 HIT_RE = re.compile(r'^(?P<port>\d+) (?P<http>\S+) (?P<status>\d+) (?P<url>\S+) '
                     r'sni=(?P<sni>\S*) resumed=(?P<resumed>\S*) proto=(?P<proto>\S*) '
-                    r'cn=(?P<cn>\S*)$')
+                    r'cn=(?P<cn>\S*) cipher=(?P<cipher>\S*)$')
 
 BODY_TLS = 'backend: mod_tls\n'
 BODY_SSL = 'backend: mod_ssl\n'
@@ -104,6 +104,7 @@ def pki(ca):
         'wrong': ca.issue(['other.test']),
         'expired': ca.issue(['localhost'], expired=True),
         'unknown': other.issue(['localhost']),
+        'h1only': ca.issue(['localhost', 'be.test']),
         'mca_a': mca_a,
         'mca_b': mca_b,
         'machine_a': mca_a.issue(cc.dn(CN='machine-a')),
@@ -140,13 +141,14 @@ def tls_backend(pki, name, vhosts):
     for key, server_name, extra in vhosts:
         cert, key_file = pki[key]
         port = ports[key]
+        if 'Protocols' not in extra:     # (Protocols lines add up)
+            extra = '  Protocols h2 http/1.1\n' + extra
         body += f"""
 Listen 127.0.0.1:{port}
 TLSEngine 127.0.0.1:{port}
 <VirtualHost 127.0.0.1:{port}>
   ServerName {server_name}
   TLSCertificate {cert} {key_file}
-  Protocols h2 http/1.1
 {extra}
 </VirtualHost>"""
     a = harness.Apache(body, docroot, name=name, expect=[r'\[tls:warn\].*expire'])
@@ -174,7 +176,8 @@ def be_tls2(pki, module_path):
         # SNI localhost gets the other.test vhost, the only one on its address
         ('wrong', 'other.test', '  TLSStrictSNI off'),
         ('expired', 'localhost', ''),
-        ('unknown', 'localhost', '')])
+        ('unknown', 'localhost', ''),
+        ('h1only', 'localhost', '  Protocols http/1.1')])
     a.start()
     yield a
     a.stop()
@@ -313,6 +316,9 @@ def modssl_front(body, passes):
                                                 'TLSv1.2+': '-all +TLSv1.2 +TLSv1.3'}[words[1]])
         elif d == 'TLSProxyMachineCertificate':
             machine.append((words[1], words[2]))
+        elif d == 'TLSProxyCiphersPrefer':
+            out.append('  SSLProxyCipherSuite TLSv1.3 '
+                       + ':'.join(w.replace('TLS13_', 'TLS_') for w in words[1:]))
         elif d.startswith('TLSProxy'):
             continue
         else:
@@ -357,6 +363,9 @@ def front(ca, pki, be_tls, be_tls2, be_ssl, bad_backends, docroot, module_path):
         'preserve': f'https://localhost:{t["main"]}/w-preserve/',
         'h2tls': f'h2://localhost:{t["main"]}/w-h2tls/',
         'h2ssl': f'h2://localhost:{s["main"]}/w-h2ssl/',
+        'h2none': f'h2://localhost:{t["h1only"]}/w-h2none/',
+        'h1only': f'https://localhost:{t["h1only"]}/w-h1only/',
+        'chacha': f'https://localhost:{s["main"]}/w-chacha/',
         'reuse': f'https://localhost:{t["main"]}/w-reuse/',
         'noreuse': f'https://localhost:{t["main"]}/w-noreuse/ disablereuse=On',
         'noreuse-ssl': f'https://localhost:{s["main"]}/w-noreuse-ssl/ disablereuse=On',
@@ -401,6 +410,9 @@ LogFormat {FRONT_LOG} frontlog
   </Location>
   <Location /mc-wrong/>
     TLSProxyMachineCertificate {mb.cert_path} {mb.key_path}
+  </Location>
+  <Location /chacha/>
+    TLSProxyCiphersPrefer TLS13_CHACHA20_POLY1305_SHA256
   </Location>
   <Location /merge-loc/>
     TLSProxyProtocol TLSv1.3+
@@ -623,6 +635,40 @@ def test_h2_backend(front, be_tls, be_ssl, kind):
     assert hit['http'] == 'HTTP/1.1', hit
 
 
+def test_h2_backend_without_h2(front, be_tls2, allow_log):
+    """h2:// to a backend that agrees on no ALPN protocol: the connection fails and the line
+    says why; over https:// the same backend serves. The status is mod_proxy_http2's for a
+    backend it could not open a session with (503, the same with mod_ssl), and it tries a
+    second connection: one line per connection."""
+    get_ok(front, be_tls2, 'h1only', BODY_TLS)
+    allow_backend_failure(allow_log)
+    offset = front.log_size()
+    rid = new_id()
+    status, body = get(front, 'h2none', rid)
+    assert status == 503, (status, body[:300])
+    if not FRONT_MODSSL:
+        lines = front.wait_log(r'MTLS00035', offset)
+        time.sleep(0.2)
+        lines = harness.lines_matching(front.error_log, r'\[tls:error\]', offset)
+        port = be_tls2.ports['h1only']
+        assert 1 <= len(lines) <= 2, lines
+        for line in lines:
+            assert re.search(rf"MTLS00035: tls: backend localhost at 127\.0\.0\.1:{port} failed "
+                             rf"during handshake: .*no ALPN protocol.*'h2'", line), line
+    assert not harness.lines_matching(be_tls2.proxy_log, rf'\?id={rid} ')
+
+
+# --------------------------------------------------------------------------
+# ciphers
+
+def test_ciphers_prefer(front, be_ssl):
+    """TLSProxyCiphersPrefer in a <Location>: the front offers ChaCha20 first and mod_ssl,
+    which takes the client's order, picks it; without it, AES first (rustls' order)."""
+    assert get_ok(front, be_ssl, 'chacha', BODY_SSL)['cipher'] == \
+        'TLS_CHACHA20_POLY1305_SHA256'
+    assert get_ok(front, be_ssl, 'ssl', BODY_SSL)['cipher'] != 'TLS_CHACHA20_POLY1305_SHA256'
+
+
 # --------------------------------------------------------------------------
 # 5. connection reuse and session resumption
 
@@ -727,6 +773,42 @@ def test_bad_backend(front, be_tls, bad_backends, allow_log, how, status):
     assert front.read_pid() == pid and front.alive()
     assert sorted(front.children()) == kids
     assert not harness.lines_matching(front.error_log, r'exit signal|AH00052', offset)
+
+
+# --------------------------------------------------------------------------
+# mod_ssl loaded as well
+
+def test_with_mod_ssl_proxy_engine(apache_factory, docroot, ca, pki, be_tls):
+    """SSLProxyEngine and TLSProxyEngine both on: one startup notice naming the
+    TLSProxyEngine line, and mod_tls takes the backend connection (mod_ssl, trusting
+    another CA only, would refuse it)."""
+    port = harness.free_port()
+    body = f"""{PROXY_MODULES}
+Listen 127.0.0.1:{port}
+SSLSessionCache "shmcb:{harness.mkdtemp('tls-both-cache-')}/scache(512000)"
+<VirtualHost 127.0.0.1:{port}>
+  ServerName both.test
+  SSLProxyEngine on
+  SSLProxyVerify require
+  SSLProxyCACertificateFile {pki['other_ca'].cert_path}
+  TLSProxyEngine on
+  TLSProxyCA {ca.cert_path}
+  ProxyPass /both/ https://localhost:{be_tls.ports['main']}/w-both/ retry=0
+</VirtualHost>
+"""
+    a = apache_factory(body, docroot=docroot, ssl=True, name='proxy-both')
+    a.start()
+    line = a.line_of('TLSProxyEngine on')
+    notices = a.wait_log(r'MTLS00036')
+    time.sleep(0.2)
+    notices = harness.lines_matching(a.error_log, r'MTLS00036')
+    assert len(notices) == 1, a.read_log()
+    assert re.search(rf'TLSProxyEngine on at {re.escape(a.conf_path)}:{line}:', notices[0]), \
+        notices[0]
+    rid = new_id()
+    status, body = harness.http_get(port, f'/both/whoami.txt?id={rid}', hostname='both.test')
+    assert (status, body.decode(errors='replace')) == (200, BODY_TLS), a.read_log()
+    assert hits(be_tls, rid)[0]['sni'] == 'localhost'
 
 
 # --------------------------------------------------------------------------
