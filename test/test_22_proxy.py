@@ -489,7 +489,7 @@ def tls_error_line(front, offset, name, port, reason):
     front.wait_log(pattern, offset)
     time.sleep(0.2)   # a second line would come with the first
     tls_errors = harness.lines_matching(front.error_log, r'\[tls:error\]', offset)
-    assert len(tls_errors) == 1, f'not one [tls:error] line:\n' + '\n'.join(tls_errors)
+    assert len(tls_errors) == 1, 'not one [tls:error] line:\n' + '\n'.join(tls_errors)
     assert re.search(pattern, tls_errors[0]), tls_errors[0]
     assert re.search(reason, tls_errors[0]), f'{reason!r} not in {tls_errors[0]}'
     return tls_errors[0]
