@@ -917,8 +917,9 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
 
     /* To a backend, the first write (mod_proxy's request) waits for the handshake, which it
      * starts; a failed one leaves the connection aborted, for mod_proxy's 502. */
-    if (tc->outgoing && tc->state < TLS_ST_TRAFFIC
-        && (rv = in_handshake(fc, APR_BLOCK_READ)) != APR_SUCCESS) {
+    if (tc->outgoing && ((rv = tls_proxy_check_scope(tc)) != APR_SUCCESS
+                         || (tc->state < TLS_ST_TRAFFIC
+                             && (rv = in_handshake(fc, APR_BLOCK_READ)) != APR_SUCCESS))) {
         apr_brigade_cleanup(bb);
         return rv;
     }
