@@ -214,3 +214,259 @@ ProxyTimeout 10
     assert headers.get('x-back-cn') == BACK_CN, headers
     assert headers.get('x-back-sni') == NO_SNI, headers
     assert access_lines(backend, '/b/back.txt'), backend.read_access_log()
+
+
+# --------------------------------------------------------------------------
+# c. mod_ssl serves the client, mod_tls the backend connection
+
+def test_modssl_front_tls_backend(ca, pki, backend, apache_factory):
+    """A mod_ssl front (no TLSEngine anywhere) proxies through mod_tls (TLSProxyEngine on,
+    TLSProxyCA): 200 with the backend's body, made with mod_tls' preferred cipher. mod_ssl
+    could not have made it: SSLProxyEngine is off (mod_proxy would answer 500, AH00961)."""
+    port = harness.free_port()
+    cert, key = pki['front_ssl']
+    d = harness.mkdtemp('tls-p23-c-')
+    a = apache_factory(f"""
+{PROXY_MODULES}
+SSLSessionCache "shmcb:{d}/ssl_scache(512000)"
+Listen 127.0.0.1:{port}
+ProxyTimeout 10
+<VirtualHost 127.0.0.1:{port}>
+  ServerName front-ssl.test
+  SSLEngine on
+  SSLCertificateFile {cert}
+  SSLCertificateKeyFile {key}
+  TLSProxyEngine on
+  TLSProxyCA {ca.cert_path}
+  TLSProxyCiphersPrefer {TLS_PREF}
+  ProxyPass /p/ https://127.0.0.1:{backend.port}/c/
+</VirtualHost>
+""", ssl=True, name='p23-c')
+    a.start()
+    info = harness.tls_info(ca, port, servername='front-ssl.test')
+    assert info['cn'] == 'front-ssl.test', info
+    status, headers, body = get(ca, port, '/p/back.txt', 'front-ssl.test')
+    assert (status, body) == (200, 'backend body c\n'), headers
+    assert headers.get('x-back-cipher') == TLS_PREF, headers
+    assert headers.get('x-back-cn') == BACK_CN, headers
+    # an IP URL without TLSProxyPeerName: no SNI (the IP SAN was verified)
+    assert headers.get('x-back-sni') == NO_SNI, headers
+    assert access_lines(backend, '/c/back.txt'), backend.read_access_log()
+
+
+# --------------------------------------------------------------------------
+# d. both kinds of backend TLS in one virtual host
+
+def test_both_backend_modules_in_one_vhost(ca, pki, backend, apache_factory):
+    """/a/ goes to its backend through mod_tls, /b/ through mod_ssl, in one virtual host (the
+    settings in <Proxy> sections, since SSLProxyEngine has no <Location> context). Each
+    request's backend connection shows its module's cipher, and only /a/ leaves mod_tls'
+    debug line of a backend handshake; every request is sent twice on one front connection,
+    so that reused backend connections are checked as well."""
+    port = harness.free_port()
+    cert, key = pki['front_tls']
+    d = harness.mkdtemp('tls-p23-d-')
+    bp = backend.port
+    a = apache_factory(f"""
+{PROXY_MODULES}
+SSLSessionCache "shmcb:{d}/ssl_scache(512000)"
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+ProxyTimeout 10
+<VirtualHost 127.0.0.1:{port}>
+  ServerName front-tls.test
+  TLSCertificate {cert} {key}
+  SSLProxyVerify require
+  SSLProxyCACertificateFile {ca.cert_path}
+  {SSL_SUITES}
+  TLSProxyCA {ca.cert_path}
+  TLSProxyCiphersPrefer {TLS_PREF}
+  <Proxy "https://127.0.0.1:{bp}/a/">
+    TLSProxyEngine on
+  </Proxy>
+  <Proxy "https://127.0.0.1:{bp}/b/">
+    SSLProxyEngine on
+    TLSProxyEngine off
+  </Proxy>
+  <Location /a/>
+    ProxyPass https://127.0.0.1:{bp}/a/
+  </Location>
+  <Location /b/>
+    ProxyPass https://127.0.0.1:{bp}/b/
+  </Location>
+</VirtualHost>
+""", ssl=True, log_level='warn tls:debug', name='p23-d')
+    a.start()
+    want = {'a': TLS_PREF, 'b': SSL_ONLY}
+    for which in ('a', 'b', 'a', 'b'):
+        offset = a.log_size()
+        conn = harness.HTTPSConn(ca, port, 'front-tls.test')
+        try:
+            for _ in range(2):
+                conn.request('GET', f'/{which}/back.txt', headers={'Host': 'front-tls.test'})
+                r = conn.getresponse()
+                body = r.read().decode()
+                assert (r.status, body) == (200, f'backend body {which}\n'), (which, body)
+                cipher = r.getheader('X-Back-Cipher')
+                assert cipher == want[which], (
+                    f'/{which}/ was meant for {"mod_tls" if which == "a" else "mod_ssl"}, but '
+                    f'the backend saw {cipher} (mod_tls side prefers {TLS_PREF}, mod_ssl side '
+                    f'offers only {SSL_ONLY})')
+        finally:
+            conn.close()
+        # mod_tls' debug lines of a backend handshake name the backend's address
+        ours = [ln for ln in harness.lines_matching(a.error_log, r'\[tls:', offset)
+                if f'127.0.0.1:{bp}' in ln]
+        if which == 'b':
+            assert not ours, ours
+    assert harness.lines_matching(a.error_log, rf'\[tls:debug\].*127\.0\.0\.1:{bp}'), \
+        'mod_tls logged no backend handshake at debug:\n' + a.read_log()
+    assert not harness.lines_matching(a.error_log, r'MTLS00036'), a.read_log()
+
+
+# --------------------------------------------------------------------------
+# e. TLSProxyEngine on and SSLProxyEngine on in one scope
+
+def test_both_engines_on_tls_wins(ca, pki, backend, apache_factory):
+    """Both TLSProxyEngine on and SSLProxyEngine on in one virtual host: mod_tls makes the
+    backend connection (its cipher; mod_ssl's side there trusts another CA and could not have
+    verified the backend), and the start logs the MTLS00036 notice once, naming the
+    TLSProxyEngine line."""
+    port = harness.free_port()
+    cert, key = pki['front_tls']
+    other = harness.CA('p23 other CA')
+    d = harness.mkdtemp('tls-p23-e-')
+    a = apache_factory(f"""
+{PROXY_MODULES}
+SSLSessionCache "shmcb:{d}/ssl_scache(512000)"
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+ProxyTimeout 10
+<VirtualHost 127.0.0.1:{port}>
+  ServerName front-tls.test
+  TLSCertificate {cert} {key}
+  SSLProxyEngine on
+  SSLProxyVerify require
+  SSLProxyCACertificateFile {other.cert_path}
+  {SSL_SUITES}
+  TLSProxyEngine on
+  TLSProxyCA {ca.cert_path}
+  TLSProxyCiphersPrefer {TLS_PREF}
+  ProxyPass /p/ https://127.0.0.1:{backend.port}/e/
+</VirtualHost>
+""", ssl=True, name='p23-e')
+    a.start()
+    for _ in range(2):
+        status, headers, body = get(ca, port, '/p/back.txt', 'front-tls.test')
+        assert (status, body) == (200, 'backend body e\n'), headers
+        assert headers.get('x-back-cipher') == TLS_PREF, headers
+    line = a.line_of('TLSProxyEngine on')
+    notices = a.wait_log(r'MTLS00036')
+    assert len(notices) == 1, notices
+    assert harness.conf_location_re(a.conf_path, line).search(notices[0]), (line, notices)
+    assert re.search(r'\[tls:notice\]', notices[0]), notices
+    assert 'mod_tls takes the backend connections' in notices[0], notices
+
+
+# --------------------------------------------------------------------------
+# f. the front request's variables are the front connection's
+
+FRONT_VARS = """
+  Header always set X-Front-CN "%{SSL_SERVER_S_DN_CN}s"
+  Header always set X-Front-SNI "%{SSL_TLS_SNI}s"
+  Header always set X-Front-Protocol "%{SSL_PROTOCOL}s"
+  Header always set X-Front-HTTPS "expr=%{HTTPS}"
+  Header always set X-Front-Expr "expr=%{SSL:SSL_SERVER_S_DN_CN}/%{SSL:SSL_TLS_SNI}"
+  RequestHeader set X-Front-Req "%{SSL_SERVER_S_DN_CN}s/%{SSL_TLS_SNI}s/%{SSL_PROTOCOL}s"
+"""
+FRONT_KEYS = ('x-front-cn', 'x-front-sni', 'x-front-protocol', 'x-front-https',
+              'x-front-expr')
+
+
+def test_front_variables_stay_the_fronts(ca, pki, backend, apache_factory):
+    """The front (mod_tls, TLS 1.2 to the client, certificate front-tls.test) proxies through
+    mod_tls (TLS 1.3 to the backend, SNI back.test, certificate CN 127.0.0.1). Its own
+    request's SSL_* variables and HTTPS, read after the backend answered (response headers,
+    access log) and before (a request header the backend echoes), are the client
+    connection's, the same as on a path that is not proxied. A plain-http front through the
+    same backend TLS has HTTPS off and no SSL_* values at all."""
+    port, plain = harness.free_port(), harness.free_port()
+    cert, key = pki['front_tls']
+    d = harness.mkdtemp('tls-p23-f-')
+    flog = os.path.join(d, 'front.log')
+    a = apache_factory(f"""
+{PROXY_MODULES}
+Listen 127.0.0.1:{port}
+Listen 127.0.0.1:{plain}
+TLSEngine 127.0.0.1:{port}
+ProxyTimeout 10
+LogFormat "%U|%{{SSL_SERVER_S_DN_CN}}x|%{{SSL_TLS_SNI}}x|%{{SSL_PROTOCOL}}x|%{{HTTPS}}x" front
+CustomLog "{flog}" front
+TLSProxyEngine on
+TLSProxyCA {ca.cert_path}
+TLSProxyPeerName back.test
+<VirtualHost 127.0.0.1:{port}>
+  ServerName front-tls.test
+  TLSCertificate {cert} {key}
+{FRONT_VARS}
+  ProxyPass /p/ https://127.0.0.1:{backend.port}/
+</VirtualHost>
+<VirtualHost 127.0.0.1:{plain}>
+  ServerName front-plain.test
+{FRONT_VARS}
+  ProxyPass /p/ https://127.0.0.1:{backend.port}/
+</VirtualHost>
+""", name='p23-f')
+    a.start()
+    import ssl as _ssl
+    import json
+    conn = harness.HTTPSConn(ca, port, 'front-tls.test', max_version=_ssl.TLSVersion.TLSv1_2)
+    got = {}
+    try:
+        for path in ('/hello.txt', '/p/f/back.txt', '/p/cgi-bin/env.py', '/hello.txt'):
+            conn.request('GET', path, headers={'Host': 'front-tls.test'})
+            r = conn.getresponse()
+            body = r.read()
+            assert r.status == 200, (path, r.status, body[:300])
+            got.setdefault(path, []).append(
+                ({k: r.getheader(k) for k in FRONT_KEYS}, r.getheader('X-Back-SNI'), body))
+    finally:
+        conn.close()
+    front = {'x-front-cn': 'front-tls.test', 'x-front-sni': 'front-tls.test',
+             'x-front-protocol': 'TLSv1.2', 'x-front-https': 'on',
+             'x-front-expr': 'front-tls.test/front-tls.test'}
+    for path, answers in got.items():
+        for hdrs, back_sni, _ in answers:
+            assert hdrs == front, (path, hdrs)
+            if path.startswith('/p/'):
+                # the backend connection really was another TLS connection
+                assert back_sni == 'back.test', (path, back_sni)
+    assert got['/p/f/back.txt'][0][2] == b'backend body f\n'
+    env = json.loads(got['/p/cgi-bin/env.py'][0][2])
+    # what the backend saw of its own connection, and the front's request header
+    assert (env.get('SSL_SERVER_S_DN_CN'), env.get('SSL_TLS_SNI'), env.get('SSL_PROTOCOL'),
+            env.get('HTTPS')) == (BACK_CN, 'back.test', 'TLSv1.3', 'on'), env
+    assert env.get('HTTP_X_FRONT_REQ') == 'front-tls.test/front-tls.test/TLSv1.2', env
+    lines = harness.wait_lines(flog, r'^/p/', count=2)
+    for ln in lines:
+        assert ln.split('|')[1:] == ['front-tls.test', 'front-tls.test', 'TLSv1.2', 'on'], ln
+
+    # the plain front: nothing of TLS on its side, though its backend connection is TLS
+    for path in ('/hello.txt', '/p/cgi-bin/env.py'):
+        c = harness.http.client.HTTPConnection('127.0.0.1', plain, timeout=15)
+        try:
+            c.request('GET', path, headers={'Host': 'front-plain.test'})
+            r = c.getresponse()
+            body = r.read()
+            hdrs = {k: r.getheader(k) for k in FRONT_KEYS}
+        finally:
+            c.close()
+        assert r.status == 200, (path, r.status, body[:300])
+        assert hdrs['x-front-https'] == 'off', (path, hdrs)
+        for k in ('x-front-cn', 'x-front-sni', 'x-front-protocol'):
+            assert hdrs[k] in (NO_SNI, ''), (path, hdrs)
+        assert hdrs['x-front-expr'] == '/', (path, hdrs)
+        if path.startswith('/p/'):
+            env = json.loads(body)
+            assert env.get('HTTP_X_FRONT_REQ') == '(null)/(null)/(null)', env
+            assert env.get('SSL_TLS_SNI') == 'back.test', env
