@@ -18,8 +18,10 @@ look at IP SANs: AH02411 otherwise). Both modules verify the backend fully.
 """
 import datetime
 import ipaddress
+import json
 import os
 import re
+import ssl
 
 import pytest
 from cryptography import x509
@@ -174,7 +176,7 @@ Header always set X-Sni "%{{SSL_TLS_SNI}}s"
         assert headers.get('x-module', '').startswith(module), (which, headers)
         assert headers.get('x-sni') == name, (which, headers)
     # a name of the other module's address is not served here (each keeps its own certs)
-    with pytest.raises(Exception):
+    with pytest.raises(ssl.SSLError, match='UNRECOGNIZED_NAME'):
         harness.tls_info(ca, tls_port, servername='front-ssl.test')
     a.wait_log(r'MTLS00010')   # strict SNI refused the foreign name, at info
 
@@ -418,9 +420,7 @@ TLSProxyPeerName back.test
 </VirtualHost>
 """, name='p23-f')
     a.start()
-    import ssl as _ssl
-    import json
-    conn = harness.HTTPSConn(ca, port, 'front-tls.test', max_version=_ssl.TLSVersion.TLSv1_2)
+    conn = harness.HTTPSConn(ca, port, 'front-tls.test', max_version=ssl.TLSVersion.TLSv1_2)
     got = {}
     try:
         for path in ('/hello.txt', '/p/f/back.txt', '/p/cgi-bin/env.py', '/hello.txt'):
