@@ -300,6 +300,7 @@ ProxyTimeout 10
 """, ssl=True, log_level='warn tls:debug', name='p23-d')
     a.start()
     want = {'a': TLS_PREF, 'b': SSL_ONLY}
+    tls_handshakes = 0
     for which in ('a', 'b', 'a', 'b'):
         offset = a.log_size()
         conn = harness.HTTPSConn(ca, port, 'front-tls.test')
@@ -316,14 +317,15 @@ ProxyTimeout 10
                     f'offers only {SSL_ONLY})')
         finally:
             conn.close()
-        # mod_tls' debug lines of a backend handshake name the backend's address
-        ours = [ln for ln in harness.lines_matching(a.error_log, r'\[tls:', offset)
-                if f'127.0.0.1:{bp}' in ln]
+        # mod_tls' handshake line (MTLS00012) for a backend connection names it as [remote]
+        ours = harness.lines_matching(a.error_log, rf'\[remote 127\.0\.0\.1:{bp}\].*MTLS00012',
+                                      offset)
         if which == 'b':
-            assert not ours, ours
-    assert harness.lines_matching(a.error_log, rf'\[tls:debug\].*127\.0\.0\.1:{bp}'), \
-        'mod_tls logged no backend handshake at debug:\n' + a.read_log()
-    assert not harness.lines_matching(a.error_log, r'MTLS00036'), a.read_log()
+            assert not ours, f'mod_tls made a backend handshake for /b/: {ours}'
+        else:
+            tls_handshakes += len(ours)
+    # the backend connection of /a/ may be kept and reused, but it was made once at least
+    assert tls_handshakes >= 1, 'mod_tls logged no backend handshake for /a/:\n' + a.read_log()
 
 
 # --------------------------------------------------------------------------
