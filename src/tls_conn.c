@@ -352,8 +352,8 @@ apr_status_t tls_conn_on_handshake_done(tls_conn_t *tc)
     }
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c,
                   TLSLOGNO(00012) "tls: handshake done with %s%s: version %04x, "
-                  "suite %04x, sni %s, alpn %s%s", tc->outgoing ? "backend " : "",
-                  c->client_ip, hs->version, hs->suite,
+                  "suite %04x, %s %s, alpn %s%s", tc->outgoing ? "backend " : "",
+                  c->client_ip, hs->version, hs->suite, tc->outgoing ? "name" : "sni",
                   tc->sni ? tc->sni : "-", tc->alpn ? tc->alpn : "-",
                   hs->resumed ? ", resumed" : "");
     if (tc->outgoing) {
