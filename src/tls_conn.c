@@ -347,13 +347,17 @@ apr_status_t tls_conn_on_handshake_done(tls_conn_t *tc)
     const tls_handshake_t *hs = tc->hs = snapshot(tc);
 
     tls_conn_transit(tc, TLS_ST_TRAFFIC);
+    if (tc->outgoing && (rv = tls_proxy_on_handshake_done(tc)) != APR_SUCCESS) {
+        return rv;
+    }
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c,
-                  TLSLOGNO(00012) "tls: handshake done with %s: version %04x, "
-                  "suite %04x, sni %s, alpn %s%s", c->client_ip, hs->version, hs->suite,
+                  TLSLOGNO(00012) "tls: handshake done with %s%s: version %04x, "
+                  "suite %04x, %s %s, alpn %s%s", tc->outgoing ? "backend " : "",
+                  c->client_ip, hs->version, hs->suite, tc->outgoing ? "name" : "sni",
                   tc->sni ? tc->sni : "-", tc->alpn ? tc->alpn : "-",
                   hs->resumed ? ", resumed" : "");
     if (tc->outgoing) {
-        return tls_proxy_on_handshake_done(tc);
+        return APR_SUCCESS;
     }
     if (tc->alpn && strcmp(tc->alpn, ap_get_protocol(c))
         && (rv = ap_switch_protocol(c, NULL, tc->server, tc->alpn)) != APR_SUCCESS) {

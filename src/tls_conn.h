@@ -51,7 +51,9 @@ typedef struct {
                                         * default) */
     const tls_settings_t *settings;    /* incoming: of that vhost */
     const struct tls_proxy_settings *proxy; /* outgoing: the configs of its TLSProxy* scope */
-    const char *peer_name;             /* outgoing: TLSProxyPeerName; NULL: mod_proxy's name */
+    const tls_proxy_conf_t *bound;     /* outgoing: the settings it was made with */
+    int other_scope;                   /* outgoing: kept by mod_proxy, now bound to a scope
+                                        * with other TLSProxy* settings (see tls_proxy.c) */
     const char *sni;                   /* incoming: NULL, the client sent none; outgoing: the
                                         * name the backend's certificate is verified for */
     const char *alpn;                  /* agreed protocol, NULL: none */

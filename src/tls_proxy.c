@@ -259,8 +259,7 @@ void tls_proxy_child_init(tls_global_t *g, apr_pool_t *pchild)
 {
     tls_proxy_state_t *st = g->proxy;
 
-    if (st && apr_hash_count(st->settings)
-        && apr_thread_mutex_create(&st->lock, APR_THREAD_MUTEX_DEFAULT, pchild) == APR_SUCCESS
+    if (st && apr_thread_mutex_create(&st->lock, APR_THREAD_MUTEX_DEFAULT, pchild) == APR_SUCCESS
         && apr_pool_create(&st->late_pool, pchild) == APR_SUCCESS) {
         st->late = apr_hash_make(st->late_pool);
     }
@@ -295,6 +294,24 @@ static const tls_proxy_settings_t *late_settings(tls_global_t *g, tls_proxy_stat
     return ps;
 }
 
+/* Whether a and b make the same connection: the same name to verify, and the same client
+ * config. Fields of merged settings point to what the sections hold, so equal pointers
+ * settle it without building the keys. */
+static int same_settings(apr_pool_t *p, const tls_proxy_conf_t *a, const tls_proxy_conf_t *b)
+{
+    if (b->engine != 1 || (a->peer_name != b->peer_name
+                           && (!a->peer_name || !b->peer_name
+                               || strcasecmp(a->peer_name, b->peer_name)))) {
+        return 0;
+    }
+    if (a->ca == b->ca && a->machine_certs == b->machine_certs
+        && a->policy.min_version == b->policy.min_version
+        && a->policy.prefer == b->policy.prefer && a->policy.suppress == b->policy.suppress) {
+        return 1;
+    }
+    return !strcmp(settings_key(p, a), settings_key(p, b));
+}
+
 int tls_proxy_bind_outgoing(conn_rec *c, struct ap_conf_vector_t *dir_conf, int enable_ssl)
 {
     tls_global_t *g = tls_conf_srv_get(c->base_server)->global;
@@ -305,8 +322,18 @@ int tls_proxy_bind_outgoing(conn_rec *c, struct ap_conf_vector_t *dir_conf, int 
     const char *key, *err = NULL;
 
     if (tc) {
-        /* mod_proxy binds a kept connection again for each request: it stays ours. */
-        return tc->outgoing && enable_ssl ? OK : DECLINED;
+        if (!tc->outgoing || !enable_ssl) {
+            return DECLINED;
+        }
+        /* mod_proxy binds a kept connection again for each request that reuses it, and once
+         * when it keeps it (with the worker's scope). It keeps connections per backend URL,
+         * so a request may get one made under another scope's settings: the last binding
+         * before the request is sent decides whether it may go on it. */
+        pc = &((tls_dir_conf_t *)ap_get_module_config(dir_conf ? dir_conf
+                                                      : c->base_server->lookup_defaults,
+                                                      &tls_module))->proxy;
+        tc->other_scope = !same_settings(c->pool, tc->bound, pc);
+        return OK;
     }
     /* Not ours from the start (its filters are on): another module's, and it stays so. */
     if (!enable_ssl || !st || c->input_filters) {
@@ -328,7 +355,7 @@ int tls_proxy_bind_outgoing(conn_rec *c, struct ap_conf_vector_t *dir_conf, int 
     }
     tc = tls_conn_new(c, 1);
     tc->proxy = ps;
-    tc->peer_name = pc->peer_name;
+    tc->bound = apr_pmemdup(c->pool, pc, sizeof(*pc));
     return OK;
 }
 
@@ -388,7 +415,7 @@ apr_status_t tls_proxy_start(tls_conn_t *tc)
 
     /* The name to verify, and to send as SNI unless it is an IP address (rustls sends none
      * then, as RFC 6066 wants). */
-    tc->sni = tc->peer_name ? tc->peer_name : apr_table_get(c->notes, TLS_HOST_NOTE);
+    tc->sni = tc->bound->peer_name ? tc->bound->peer_name : apr_table_get(c->notes, TLS_HOST_NOTE);
     if (!tc->sni) {
         tc->sni = c->client_ip;
     }
@@ -423,6 +450,20 @@ apr_status_t tls_proxy_on_handshake_done(tls_conn_t *tc)
                               "h2:// URLs the backend needs 'Protocols h2' on TLS)", note));
     }
     return APR_SUCCESS;
+}
+
+apr_status_t tls_proxy_check_scope(tls_conn_t *tc)
+{
+    if (!tc->other_scope) {
+        return APR_SUCCESS;
+    }
+    /* Sending would skip the checks this scope asks for (another CA, peer name, version or
+     * client certificate): refused, and closed, so that the next request connects anew. */
+    tc->c->keepalive = AP_CONN_CLOSE;
+    return tls_proxy_fail(tc, APR_ECONNABORTED, "reuse",
+                          "mod_proxy kept this connection for a request in a scope with other "
+                          "TLSProxy* settings, so it is closed and the request refused; give "
+                          "such scopes their own ProxyPass URL (or disablereuse=on)");
 }
 
 apr_status_t tls_proxy_fail(tls_conn_t *tc, apr_status_t rv, const char *during,

@@ -30,6 +30,10 @@ apr_status_t tls_proxy_start(tls_conn_t *tc);
 /* The handshake with the backend completed: checks that ALPN agreed what was asked. */
 apr_status_t tls_proxy_on_handshake_done(tls_conn_t *tc);
 
+/* Before mod_proxy's request goes out: fails when the connection is bound to a scope other
+ * than the one it was made for (other_scope). */
+apr_status_t tls_proxy_check_scope(tls_conn_t *tc);
+
 /* The connection to the backend failed during `during`, for `why`: logged once, as an
  * error naming the backend; aborted, so that mod_proxy answers 502 (504 for a timeout rv).
  * Returns rv. */
