@@ -102,6 +102,7 @@ def pki(ca):
         'main': ca.issue(['localhost', 'be.test']),
         'ip': issue_with_ip(ca, ['localhost'], ['127.0.0.1']),
         'wrong': ca.issue(['other.test']),
+        'wrong_same_server': ca.issue(['other.test']),
         'expired': ca.issue(['localhost'], expired=True),
         'unknown': other.issue(['localhost']),
         'h1only': ca.issue(['localhost', 'be.test']),
@@ -159,7 +160,11 @@ TLSEngine 127.0.0.1:{port}
 @pytest.fixture(scope='module')
 def be_tls(pki, module_path):
     """The mod_tls backend that serves."""
-    a = tls_backend(pki, 'be-tls', [('main', 'localhost', '  ServerAlias be.test')])
+    a = tls_backend(pki, 'be-tls', [
+        ('main', 'localhost', '  ServerAlias be.test'),
+        # a port of the same server whose certificate is for another name: see
+        # test_session_not_offered_to_another_port
+        ('wrong_same_server', 'other.test', '  TLSStrictSNI off')])
     a.start()
     yield a
     a.stop()
@@ -355,6 +360,7 @@ def front(ca, pki, be_tls, be_tls2, be_ssl, bad_backends, docroot, module_path):
         'unknown': f'https://localhost:{t["unknown"]}/w-unknown/',
         'expired': f'https://localhost:{t["expired"]}/w-expired/',
         'wrong': f'https://localhost:{t["wrong"]}/w-wrong/',
+        'wrong-same': f'https://localhost:{t["wrong_same_server"]}/w-wrong-same/',
         'v13only': f'https://localhost:{s["tls12"]}/w-v13only/',
         'v12ok': f'https://localhost:{s["tls12"]}/w-v12ok/',
         'ipsan': f'https://127.0.0.1:{t["ip"]}/w-ipsan/',
@@ -577,6 +583,20 @@ def test_front_variables_are_the_front_connection(front, be_tls):
 ])
 def test_verification_fails(front, be_tls2, allow_log, case, reason):
     refused(front, allow_log, case, 'localhost', be_tls2.ports[case], reason)
+
+
+@pytest.mark.xfail(not FRONT_MODSSL, strict=True,
+                   reason='mod_tls keeps backend sessions by name, not by name and port: '
+                          'the session of localhost:<main> resumes at localhost:<other port> '
+                          'of the same server, whose certificate is then never checked')
+def test_session_not_offered_to_another_port(front, be_tls, allow_log):
+    """The same server on two ports: the main one verifies, the other has a certificate for
+    another name. After a request to the first, the second must still be verified (docs/proxy:
+    a new connection resumes 'the TLS session it last had with that backend')."""
+    # a fresh handshake (disablereuse) brings fresh tickets: earlier ones may be spent
+    get_ok(front, be_tls, 'noreuse', BODY_TLS)
+    refused(front, allow_log, 'wrong-same', 'localhost', be_tls.ports['wrong_same_server'],
+            r'NotValidForName')
 
 
 def test_no_common_version(front, be_ssl, allow_log):
