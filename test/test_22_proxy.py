@@ -585,10 +585,6 @@ def test_verification_fails(front, be_tls2, allow_log, case, reason):
     refused(front, allow_log, case, 'localhost', be_tls2.ports[case], reason)
 
 
-@pytest.mark.xfail(not FRONT_MODSSL, strict=True,
-                   reason='mod_tls keeps backend sessions by name, not by name and port: '
-                          'the session of localhost:<main> resumes at localhost:<other port> '
-                          'of the same server, whose certificate is then never checked')
 def test_session_not_offered_to_another_port(front, be_tls, allow_log):
     """The same server on two ports: the main one verifies, the other has a certificate for
     another name. After a request to the first, the second must still be verified (docs/proxy:
