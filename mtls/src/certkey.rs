@@ -191,11 +191,9 @@ pub extern "C" fn mtls_certkey_load(
 #[no_mangle]
 pub extern "C" fn mtls_certkey_free(ck: *mut mtls_certkey) {
     ffi_guard!((), {
-        if !ck.is_null() {
-            // SAFETY: mtls.h: `ck` comes from mtls_certkey_load (Box::into_raw) and C frees
-            // it once; configs hold their own Arc of the key, not this box.
-            drop(unsafe { Box::from_raw(ck) });
-        }
+        // SAFETY: mtls.h: `ck` is NULL or comes from mtls_certkey_load (Box::into_raw), and C frees
+        // it once; configs hold their own Arc of the key, not this box.
+        unsafe { crate::free_handle(ck) }
     })
 }
 

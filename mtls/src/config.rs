@@ -386,12 +386,9 @@ pub extern "C" fn mtls_crl_next_update(crl_pem: *const u8, crl_len: usize, secs:
 #[no_mangle]
 pub extern "C" fn mtls_server_config_builder_free(b: *mut mtls_server_config_builder) {
     ffi_guard!((), {
-        if !b.is_null() {
-            // SAFETY: mtls.h: `b` comes from mtls_server_config_builder_new (Box::into_raw),
-            // was not given to mtls_server_config_builder_build (which frees it), and C frees
-            // it once.
-            drop(unsafe { Box::from_raw(b) });
-        }
+        // SAFETY: mtls.h: `b` is NULL or comes from mtls_server_config_builder_new, was not given to mtls_server_config_builder_build
+        // (which frees it), and C frees it once.
+        unsafe { crate::free_handle(b) }
     })
 }
 
@@ -444,23 +441,9 @@ pub extern "C" fn mtls_server_config_builder_build(
     err_len: usize,
 ) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
-        if b.is_null() {
-            return MTLS_NULL_PARAM;
-        }
-        // SAFETY: mtls.h: `b` comes from mtls_server_config_builder_new (Box::into_raw) and
-        // this call takes it over, whatever it returns: C never uses it again.
-        let b = unsafe { Box::from_raw(b) };
-        let out = try_mut!(out);
-        match build(*b) {
-            Ok(c) => {
-                *out = Box::into_raw(Box::new(c));
-                MTLS_OK
-            }
-            Err(msg) => {
-                write_cstr(&msg, err, err_len);
-                MTLS_CONFIG
-            }
-        }
+        // SAFETY: mtls.h: `b` is NULL or comes from mtls_server_config_builder_new and this call takes it
+        // over, whatever it returns; `out` and `err` as the header says.
+        unsafe { crate::build_handle(b, out, err, err_len, build) }
     })
 }
 
@@ -494,12 +477,10 @@ pub extern "C" fn mtls_server_config_with_alpn(
 #[no_mangle]
 pub extern "C" fn mtls_server_config_free(c: *const mtls_server_config) {
     ffi_guard!((), {
-        if !c.is_null() {
-            // SAFETY: mtls.h: `c` comes from mtls_server_config_builder_build or
-            // mtls_server_config_with_alpn (Box::into_raw of a mutable box; const only for C)
-            // and C frees it once. Connections hold their own Arc of the rustls config.
-            drop(unsafe { Box::from_raw(c as *mut mtls_server_config) });
-        }
+        // SAFETY: mtls.h: `c` is NULL or comes from mtls_server_config_builder_build or
+        // mtls_server_config_with_alpn (Box::into_raw), and C frees it once. Connections hold their own
+        // Arc of the rustls config.
+        unsafe { crate::free_handle(c) }
     })
 }
 

@@ -207,11 +207,9 @@ pub extern "C" fn mtls_conn_set_userdata(conn: *mut mtls_conn, userdata: *mut c_
 #[no_mangle]
 pub extern "C" fn mtls_conn_free(conn: *mut mtls_conn) {
     ffi_guard!((), {
-        if !conn.is_null() {
-            // SAFETY: mtls.h: `conn` comes from mtls_conn_new (Box::into_raw) and C frees it
-            // once, after its last call on it.
-            drop(unsafe { Box::from_raw(conn) });
-        }
+        // SAFETY: mtls.h: `conn` is NULL or comes from mtls_conn_new or mtls_conn_new_client
+        // (Box::into_raw), and C frees it once, after its last call on it.
+        unsafe { crate::free_handle(conn) }
     })
 }
 

@@ -125,6 +125,51 @@ pub(crate) unsafe fn mut_from<'a, T>(p: *mut T) -> Option<&'a mut T> {
     unsafe { p.as_mut() }
 }
 
+/// Frees a handle this crate gave C (Box::into_raw); nothing for NULL.
+///
+/// # Safety
+/// `p` is NULL, or a handle of type T that this crate made with Box::into_raw (as a mutable
+/// box: a `*const` only for C) and that C gives back once, after its last use.
+pub(crate) unsafe fn free_handle<T>(p: *const T) {
+    if !p.is_null() {
+        // SAFETY: as this function's contract says.
+        drop(unsafe { Box::from_raw(p as *mut T) });
+    }
+}
+
+/// Takes over the builder C hands back at `b`, builds with `build`, and gives C the new handle
+/// at `out` (MTLS_OK), or the admin's sentence in `err` (MTLS_CONFIG). `b` is consumed
+/// whatever happens.
+///
+/// # Safety
+/// `b` is NULL or a builder this crate made with Box::into_raw that C gives over for good;
+/// `out` and `err` are as mtls.h says for a build call's arguments.
+pub(crate) unsafe fn build_handle<B, C>(
+    b: *mut B,
+    out: *mut *const C,
+    err: *mut c_char,
+    err_len: usize,
+    build: impl FnOnce(B) -> Result<C, String>,
+) -> result::mtls_result {
+    use result::mtls_result::*;
+    if b.is_null() {
+        return MTLS_NULL_PARAM;
+    }
+    // SAFETY: as this function's contract says: the builder is ours again, and C never uses it.
+    let b = unsafe { Box::from_raw(b) };
+    let out = try_mut!(out);
+    match build(*b) {
+        Ok(c) => {
+            *out = Box::into_raw(Box::new(c));
+            MTLS_OK
+        }
+        Err(msg) => {
+            write_cstr(&msg, err, err_len);
+            MTLS_CONFIG
+        }
+    }
+}
+
 /// Borrows `len` items at `p` for the call; a NULL pointer is only allowed for an empty slice.
 pub(crate) fn slice_from<'a, T>(p: *const T, len: usize) -> Option<&'a [T]> {
     if len == 0 {

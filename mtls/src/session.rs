@@ -326,11 +326,9 @@ pub extern "C" fn mtls_ticketer_generation(t: *const mtls_ticketer) -> u32 {
 #[no_mangle]
 pub extern "C" fn mtls_ticketer_free(t: *mut mtls_ticketer) {
     ffi_guard!((), {
-        if !t.is_null() {
-            // SAFETY: mtls.h: `t` comes from mtls_ticketer_new (Box::into_raw) and C frees it
-            // once; configs hold their own Arc of the ticketer, not this box.
-            drop(unsafe { Box::from_raw(t) });
-        }
+        // SAFETY: mtls.h: `t` is NULL or comes from mtls_ticketer_new (Box::into_raw), and C frees
+        // it once; configs hold their own Arc of the ticketer, not this box.
+        unsafe { crate::free_handle(t) }
     })
 }
 
