@@ -128,6 +128,20 @@ def access_lines(inst, path):
     return harness.lines_matching(inst.access_log, re.escape(f'"GET {path} '))
 
 
+def proxied_through(ca, port, front_name, backend, tag, cipher):
+    """The front serves its own certificate, and /p/back.txt comes from the backend's /<tag>/
+    over a connection with `cipher` (which names the module that made it), to the backend's
+    certificate, without SNI (an IP URL)."""
+    info = harness.tls_info(ca, port, servername=front_name)
+    assert info['cn'] == front_name, info
+    status, headers, body = get(ca, port, '/p/back.txt', front_name)
+    assert (status, body) == (200, f'backend body {tag}\n'), headers
+    assert headers.get('x-back-cipher') == cipher, headers
+    assert headers.get('x-back-cn') == BACK_CN, headers
+    assert headers.get('x-back-sni') == NO_SNI, headers
+    assert access_lines(backend, f'/{tag}/back.txt'), backend.read_access_log()
+
+
 # --------------------------------------------------------------------------
 # a. each module serves its own addresses
 
@@ -208,14 +222,7 @@ ProxyTimeout 10
 </VirtualHost>
 """, ssl=True, name='p23-b')
     a.start()
-    info = harness.tls_info(ca, port, servername='front-tls.test')
-    assert info['cn'] == 'front-tls.test', info
-    status, headers, body = get(ca, port, '/p/back.txt', 'front-tls.test')
-    assert (status, body) == (200, 'backend body b\n'), headers
-    assert headers.get('x-back-cipher') == SSL_ONLY, headers
-    assert headers.get('x-back-cn') == BACK_CN, headers
-    assert headers.get('x-back-sni') == NO_SNI, headers
-    assert access_lines(backend, '/b/back.txt'), backend.read_access_log()
+    proxied_through(ca, port, 'front-tls.test', backend, 'b', SSL_ONLY)
 
 
 # --------------------------------------------------------------------------
@@ -245,15 +252,8 @@ ProxyTimeout 10
 </VirtualHost>
 """, ssl=True, name='p23-c')
     a.start()
-    info = harness.tls_info(ca, port, servername='front-ssl.test')
-    assert info['cn'] == 'front-ssl.test', info
-    status, headers, body = get(ca, port, '/p/back.txt', 'front-ssl.test')
-    assert (status, body) == (200, 'backend body c\n'), headers
-    assert headers.get('x-back-cipher') == TLS_PREF, headers
-    assert headers.get('x-back-cn') == BACK_CN, headers
     # an IP URL without TLSProxyPeerName: no SNI (the IP SAN was verified)
-    assert headers.get('x-back-sni') == NO_SNI, headers
-    assert access_lines(backend, '/c/back.txt'), backend.read_access_log()
+    proxied_through(ca, port, 'front-ssl.test', backend, 'c', TLS_PREF)
 
 
 # --------------------------------------------------------------------------
