@@ -147,7 +147,7 @@ TLSEngine 127.0.0.1:{port}
 </VirtualHost>
 """
     a = harness.Apache(PROXY_MODULES + vhosts, docroot, name=name,
-                       log_level='warn tls:info proxy_http:debug proxy_wstunnel:debug')
+                       log_level=('warn ssl:info ' if harness.MODSSL else 'warn tls:info ') + 'proxy_http:debug proxy_wstunnel:debug')
     a.ports = ports
     a.start()
     return a
