@@ -14,6 +14,7 @@
 #include "tls_conf.h"
 #include "tls_conn.h"
 #include "tls_filter.h"
+#include "tls_proxy.h"
 #include "tls_setup.h"
 #include "tls_ticket.h"
 #include "tls_var.h"
@@ -45,6 +46,7 @@ static int tls_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
      * warn once, in the pass that goes on to serve (restarts have only that one). */
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         tls_setup_warn(ptemp, s);
+        tls_proxy_warn(g, s);
     }
     if (tls_cache_init(g, pconf, s) != APR_SUCCESS || tls_ticket_init(g, pconf, s) != APR_SUCCESS) {
         return !OK;
@@ -58,6 +60,7 @@ static void tls_child_init(apr_pool_t *p, server_rec *s)
 
     tls_cache_child_init(g, p, s);
     tls_ticket_child_init(g, p, s);
+    tls_proxy_child_init(g, p);
 }
 
 /* Our %x and expression lookups ask every TLS module; mod_ssl's only know its own. */
@@ -89,6 +92,10 @@ static void tls_register_hooks(apr_pool_t *p)
     tls_filter_register();
     ap_hook_create_request(tls_filter_create_request, tls_after_http, NULL,
                            APR_HOOK_REALLY_LAST);
+
+    /* mod_proxy's connections to backends, where TLSProxyEngine says so; mod_ssl gets those
+     * we leave */
+    ap_hook_ssl_bind_outgoing(tls_proxy_bind_outgoing, NULL, tls_before_ssl, APR_HOOK_MIDDLE);
 
     /* what others may ask */
     ap_hook_ssl_conn_is_ssl(tls_var_conn_is_ssl, NULL, NULL, APR_HOOK_MIDDLE);

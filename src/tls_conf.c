@@ -3,6 +3,7 @@
 #include <httpd.h>
 #include <stdlib.h>
 
+#include <apr_lib.h>
 #include <apr_strings.h>
 #include <http_log.h>
 
@@ -25,12 +26,13 @@ void *tls_conf_create_srv(apr_pool_t *p, server_rec *s)
         cycle_global->settings = apr_hash_make(p);
         cycle_global->certkeys = apr_hash_make(p);
         cycle_global->warnings = apr_array_make(p, 4, sizeof(const char *));
+        cycle_global->proxy_confs = apr_array_make(p, 4, sizeof(tls_proxy_section_t));
         cycle_global->cache_timeout = TLS_UNSET;
         cycle_global->tickets = TLS_UNSET;
         cycle_global->ticket_rotation = TLS_UNSET;
     }
     sc->global = cycle_global;
-    sc->min_version = TLS_UNSET;
+    sc->policy.min_version = TLS_UNSET;
     sc->honor_client_order = TLS_UNSET;
     sc->strict_sni = TLS_UNSET;
     sc->client_mode = TLS_UNSET;
@@ -40,6 +42,13 @@ void *tls_conf_create_srv(apr_pool_t *p, server_rec *s)
 #define MERGE_INT(f) n->f = (add->f != TLS_UNSET) ? add->f : base->f
 #define MERGE_PTR(f) n->f = add->f ? add->f : base->f
 
+static void merge_policy(tls_policy_t *n, const tls_policy_t *base, const tls_policy_t *add)
+{
+    MERGE_INT(min_version);
+    MERGE_PTR(prefer);
+    MERGE_PTR(suppress);
+}
+
 void *tls_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
 {
     tls_srv_conf_t *base = basev, *add = addv, *n = apr_pcalloc(p, sizeof(*n));
@@ -47,9 +56,7 @@ void *tls_conf_merge_srv(apr_pool_t *p, void *basev, void *addv)
     MERGE_PTR(global);
     /* The main server's certificates are the default only for vhosts without any. */
     MERGE_PTR(certs);
-    MERGE_INT(min_version);
-    MERGE_PTR(prefer);
-    MERGE_PTR(suppress);
+    merge_policy(&n->policy, &base->policy, &add->policy);
     MERGE_INT(honor_client_order);
     MERGE_INT(strict_sni);
     MERGE_PTR(client_ca);
@@ -64,15 +71,30 @@ void *tls_conf_create_dir(apr_pool_t *p, char *dir)
     tls_dir_conf_t *dc = apr_pcalloc(p, sizeof(*dc));
 
     (void)dir;
+    dc->proxy.engine = TLS_UNSET;
+    dc->proxy.policy.min_version = TLS_UNSET;
     dc->std_env_vars = TLS_UNSET;
     dc->export_cert_data = TLS_UNSET;
     return dc;
+}
+
+void tls_conf_merge_proxy(tls_proxy_conf_t *n, const tls_proxy_conf_t *base,
+                          const tls_proxy_conf_t *add)
+{
+    MERGE_INT(engine);
+    n->engine_where = add->engine != TLS_UNSET ? add->engine_where : base->engine_where;
+    MERGE_PTR(ca);
+    n->ca_where = add->ca ? add->ca_where : base->ca_where;
+    merge_policy(&n->policy, &base->policy, &add->policy);
+    MERGE_PTR(machine_certs);
+    MERGE_PTR(peer_name);
 }
 
 void *tls_conf_merge_dir(apr_pool_t *p, void *basev, void *addv)
 {
     tls_dir_conf_t *base = basev, *add = addv, *n = apr_pcalloc(p, sizeof(*n));
 
+    tls_conf_merge_proxy(&n->proxy, &base->proxy, &add->proxy);
     MERGE_INT(std_env_vars);
     MERGE_INT(export_cert_data);
     MERGE_PTR(user_name);
@@ -99,9 +121,9 @@ int tls_conf_honor_client_order(const tls_srv_conf_t *sc)
     return sc->honor_client_order != 0;
 }
 
-int tls_conf_min_version(const tls_srv_conf_t *sc)
+int tls_conf_min_version(const tls_policy_t *policy)
 {
-    return sc->min_version == TLS_UNSET ? 0x0303 : sc->min_version;
+    return policy->min_version == TLS_UNSET ? 0x0303 : policy->min_version;
 }
 
 int tls_conf_client_mode(const tls_srv_conf_t *sc)
@@ -207,39 +229,67 @@ static const char *set_certificate(cmd_parms *cmd, void *dc, const char *cert, c
     return spec->key_file ? check_readable(cmd, "TLSCertificate", "key", spec->key_file) : NULL;
 }
 
+/* The section's settings for backends, remembered (once) with the server it stands in, so
+ * that startup builds the client config each merges into. */
+static tls_proxy_conf_t *proxy_of(cmd_parms *cmd, void *dcv)
+{
+    tls_global_t *g = tls_conf_srv_get(cmd->server)->global;
+    tls_dir_conf_t *dc = dcv;
+    tls_proxy_section_t *sec;
+    int i;
+
+    for (i = 0; i < g->proxy_confs->nelts; ++i) {
+        if (APR_ARRAY_IDX(g->proxy_confs, i, tls_proxy_section_t).conf == &dc->proxy) {
+            return &dc->proxy;
+        }
+    }
+    sec = apr_array_push(g->proxy_confs);
+    sec->server = cmd->server;
+    sec->conf = &dc->proxy;
+    return &dc->proxy;
+}
+
+/* The policy a directive fills: the vhost's, or for a TLSProxy* twin (cmd->info set) the
+ * section's, for its backends. */
+static tls_policy_t *policy_of(cmd_parms *cmd, void *dc)
+{
+    return cmd->info ? &proxy_of(cmd, dc)->policy : &tls_conf_srv_get(cmd->server)->policy;
+}
+
 static const char *set_protocol(cmd_parms *cmd, void *dc, const char *arg)
 {
     tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+    tls_policy_t *policy = policy_of(cmd, dc);
     const char *v = arg;
 
-    (void)dc;
     if (!strcasecmp(arg, "default")) {
-        sc->min_version = 0x0303;
+        policy->min_version = 0x0303;
         return NULL;
     }
     if (!strncasecmp(v, "TLS", 3)) {
         v += 3;
     }
     if (!strcasecmp(v, "v1.2+") || !strcasecmp(v, "v0x0303+")) {
-        sc->min_version = 0x0303;
+        policy->min_version = 0x0303;
     }
     else if (!strcasecmp(v, "v1.3+") || !strcasecmp(v, "v0x0304+")) {
-        sc->min_version = 0x0304;
+        policy->min_version = 0x0304;
     }
     else if (!strcasecmp(v, "v1.0+") || !strcasecmp(v, "v1.1+") || !strcasecmp(v, "v0x0301+")
              || !strcasecmp(v, "v0x0302+")) {
         /* Configurations for the earlier mod_tls may ask for these; it served TLS 1.2 and
          * up instead, and so does this one: asking for less gets no less. */
-        sc->min_version = 0x0303;
+        policy->min_version = 0x0303;
         APR_ARRAY_PUSH(sc->global->warnings, const char *) = apr_psprintf(cmd->pool,
-            "%s:%d: TLSProtocol %s: TLS 1.0 and 1.1 are never offered, so TLS 1.2 is the "
-            "minimum here; write 'TLSProtocol default' to silence this warning",
-            cmd->directive->filename, cmd->directive->line_num, arg);
+            "%s:%d: %s %s: TLS 1.0 and 1.1 are never offered, so TLS 1.2 is the "
+            "minimum here; write '%s default' to silence this warning",
+            cmd->directive->filename, cmd->directive->line_num, cmd->cmd->name, arg,
+            cmd->cmd->name);
     }
     else {
-        return apr_psprintf(cmd->pool, "TLSProtocol '%s' is not known or not safe: use "
+        return apr_psprintf(cmd->pool, "%s '%s' is not known or not safe: use "
                             "'default' (TLS 1.2 and 1.3), 'TLSv1.2+' or 'TLSv1.3+' "
-                            "(TLS 1.0 and 1.1 are not offered)", arg);
+                            "(TLS 1.0 and 1.1 are not offered)", cmd->cmd->name, arg);
     }
     return NULL;
 }
@@ -334,18 +384,16 @@ static const char *add_ciphers(cmd_parms *cmd, const tls_cipher_directive_t *d,
 
 static const char *set_prefer(cmd_parms *cmd, void *dc, const char *arg)
 {
-    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+    tls_policy_t *policy = policy_of(cmd, dc);
 
-    (void)dc;
-    return add_ciphers(cmd, &CIPHERS_PREFER, &sc->prefer, &sc->prefer_lines, arg);
+    return add_ciphers(cmd, &CIPHERS_PREFER, &policy->prefer, &policy->prefer_lines, arg);
 }
 
 static const char *set_suppress(cmd_parms *cmd, void *dc, const char *arg)
 {
-    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+    tls_policy_t *policy = policy_of(cmd, dc);
 
-    (void)dc;
-    return add_ciphers(cmd, &CIPHERS_SUPPRESS, &sc->suppress, &sc->suppress_lines, arg);
+    return add_ciphers(cmd, &CIPHERS_SUPPRESS, &policy->suppress, &policy->suppress_lines, arg);
 }
 
 static const char *set_honor_order(cmd_parms *cmd, void *dc, int flag)
@@ -544,6 +592,83 @@ static const char *add_client_crl(cmd_parms *cmd, void *dc, const char *arg)
     return check_readable(cmd, "TLSClientCRL", "CRL", path);
 }
 
+/* ---- TLS to backends: TLSProxy* (and the twins above, with cmd->info set) ------------- */
+
+static const char *set_proxy_engine(cmd_parms *cmd, void *dc, int flag)
+{
+    tls_proxy_conf_t *pc = proxy_of(cmd, dc);
+
+    pc->engine = flag;
+    pc->engine_where = where_of(cmd);
+    return NULL;
+}
+
+static const char *set_proxy_ca(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_proxy_conf_t *pc = proxy_of(cmd, dc);
+
+    pc->ca_where = where_of(cmd);
+    if (!strcasecmp(arg, "system")) {
+        pc->ca = TLS_PROXY_CA_SYSTEM;
+        return NULL;
+    }
+    if (!(pc->ca = ap_server_root_relative(cmd->pool, arg))) {
+        return "TLSProxyCA: invalid file path";
+    }
+    return check_readable(cmd, "TLSProxyCA", "CA", pc->ca);
+}
+
+static const char *add_proxy_cert(cmd_parms *cmd, void *dc, const char *cert, const char *key)
+{
+    tls_proxy_conf_t *pc = proxy_of(cmd, dc);
+    tls_cert_spec_t *spec;
+    const char *err;
+
+    /* Its own list: a section's line replaces what it inherits, not adds to it. */
+    if (!pc->machine_certs) {
+        pc->machine_certs = apr_array_make(cmd->pool, 2, sizeof(tls_cert_spec_t));
+    }
+    spec = apr_array_push(pc->machine_certs);
+    spec->cert_file = ap_server_root_relative(cmd->pool, cert);
+    spec->key_file = key ? ap_server_root_relative(cmd->pool, key) : NULL;
+    spec->where = where_of(cmd);
+    if (!spec->cert_file || (key && !spec->key_file)) {
+        return "TLSProxyMachineCertificate: invalid file path";
+    }
+    if ((err = check_readable(cmd, "TLSProxyMachineCertificate", "certificate", spec->cert_file))) {
+        return err;
+    }
+    return spec->key_file ? check_readable(cmd, "TLSProxyMachineCertificate", "key",
+                                           spec->key_file) : NULL;
+}
+
+/* A DNS name (letters, digits, '-', '.', a leading '*.' not: backends are one host) or an IP
+ * address. */
+static int is_peer_name(apr_pool_t *p, const char *name)
+{
+    apr_ipsubnet_t *ip;
+    const char *s;
+
+    if (apr_ipsubnet_create(&ip, name, NULL, p) == APR_SUCCESS) {
+        return 1;
+    }
+    for (s = name; *s && (apr_isalnum(*s) || *s == '-' || *s == '.'); ++s)
+        ;
+    return *name && !*s && *name != '.' && *name != '-';
+}
+
+static const char *set_proxy_peer_name(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_proxy_conf_t *pc = proxy_of(cmd, dc);
+
+    if (!is_peer_name(cmd->temp_pool, arg)) {
+        return apr_psprintf(cmd->pool, "TLSProxyPeerName '%s': give the DNS name (or IP "
+                            "address) the backend's certificate is valid for", arg);
+    }
+    pc->peer_name = arg;
+    return NULL;
+}
+
 static const char *set_user_name(cmd_parms *cmd, void *dcv, const char *arg)
 {
     tls_dir_conf_t *dc = dcv;
@@ -578,6 +703,21 @@ const command_rec tls_conf_cmds[] = {
         "PEM file with certificate revocation lists (repeatable)"),
     AP_INIT_TAKE1("TLSUserName", set_user_name, NULL, RSRC_CONF | ACCESS_CONF | OR_AUTHCFG,
         "variable whose value becomes the request's user, e.g. SSL_CLIENT_S_DN_CN"),
+    AP_INIT_FLAG("TLSProxyEngine", set_proxy_engine, NULL, RSRC_CONF | ACCESS_CONF,
+        "on: mod_tls makes this scope's TLS connections to backends (default off)"),
+    AP_INIT_TAKE1("TLSProxyCA", set_proxy_ca, NULL, RSRC_CONF | ACCESS_CONF,
+        "PEM file with the CAs backends' certificates must chain to, or 'system' (default)"),
+    AP_INIT_TAKE1("TLSProxyProtocol", set_protocol, (void *)1, RSRC_CONF | ACCESS_CONF,
+        "minimum TLS version to backends: default, TLSv1.2+ or TLSv1.3+"),
+    AP_INIT_ITERATE("TLSProxyCiphersPrefer", set_prefer, (void *)1,
+        RSRC_CONF | ACCESS_CONF, "cipher suites to prefer with backends, or 'default'"),
+    AP_INIT_ITERATE("TLSProxyCiphersSuppress", set_suppress, (void *)1,
+        RSRC_CONF | ACCESS_CONF, "cipher suites never to use with backends, or 'none'"),
+    AP_INIT_TAKE12("TLSProxyMachineCertificate", add_proxy_cert, NULL, RSRC_CONF | ACCESS_CONF,
+        "client certificate (chain) PEM file for backends that ask, and its key file if not "
+        "in it (repeatable)"),
+    AP_INIT_TAKE1("TLSProxyPeerName", set_proxy_peer_name, NULL, RSRC_CONF | ACCESS_CONF,
+        "the name backends' certificates must be valid for, instead of the URL's host"),
     AP_INIT_TAKE1("TLSSessionCache", set_cache, NULL, RSRC_CONF,
         "none, default, or provider:args of a mod_socache provider (shmcb, redis, memcache, dbm)"),
     AP_INIT_TAKE1("TLSSessionCacheTimeout", set_cache_timeout, NULL, RSRC_CONF,

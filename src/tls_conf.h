@@ -49,6 +49,16 @@ typedef struct {
     const char *none_word;   /* as written on that line */
 } tls_cipher_lines_t;
 
+/* The protocol versions and cipher suites a config allows: TLSProtocol, TLSCiphersPrefer and
+ * TLSCiphersSuppress for the vhosts, their TLSProxy* twins for the backends. */
+typedef struct {
+    int min_version;                   /* 0x0303 or 0x0304; TLS_UNSET: TLS 1.2 */
+    apr_array_header_t *prefer;        /* uint16_t suite ids; NULL: unset, empty: `default` */
+    apr_array_header_t *suppress;      /* uint16_t suite ids; NULL: unset, empty: `none` */
+    tls_cipher_lines_t prefer_lines;   /* only while reading the config: not merged */
+    tls_cipher_lines_t suppress_lines; /* the same */
+} tls_policy_t;
+
 typedef enum {
     TLS_CLIENT_NONE = 0,
     TLS_CLIENT_OPTIONAL = 1,
@@ -60,6 +70,29 @@ typedef enum {
     TLS_TICKETS_ON = 1,          /* keys shared by this server's processes */
     TLS_TICKETS_SHARED = 2       /* keys shared through the session cache (a fleet) */
 } tls_tickets_e;
+
+/* TLS to backends: the TLSProxy* settings of a section (server, vhost, <Proxy>, <Location>,
+ * <Directory>), merged field by field like the rest. */
+typedef struct {
+    int engine;                        /* TLSProxyEngine; TLS_UNSET: off */
+    tls_where_t engine_where;          /* that line */
+    const char *ca;                    /* TLSProxyCA file, absolute; NULL: unset, the system
+                                        * bundle (TLS_PROXY_CA_SYSTEM) */
+    tls_where_t ca_where;
+    tls_policy_t policy;               /* TLSProxyProtocol, TLSProxyCiphers* */
+    apr_array_header_t *machine_certs; /* tls_cert_spec_t; NULL: unset */
+    const char *peer_name;             /* TLSProxyPeerName; NULL: the name mod_proxy gives */
+} tls_proxy_conf_t;
+
+/* A section with TLSProxy* lines, and the server it stands in, so that startup can build
+ * what it merges into. */
+typedef struct {
+    server_rec *server;
+    const tls_proxy_conf_t *conf;
+} tls_proxy_section_t;
+
+/* Debian's bundle of the CAs the system trusts (package ca-certificates). */
+#define TLS_PROXY_CA_SYSTEM "/etc/ssl/certs/ca-certificates.crt"
 
 typedef struct tls_cache tls_cache_t;
 typedef struct tls_tickets tls_tickets_t;
@@ -78,6 +111,8 @@ typedef struct {
     const char *ticket_key_file;       /* NULL: keys made and rotated here */
     tls_where_t ticket_key_where;
     int ticket_rotation;               /* seconds; TLS_UNSET: 12 hours */
+    apr_array_header_t *proxy_confs;   /* tls_proxy_section_t: sections with TLSProxy* lines */
+    struct tls_proxy_state *proxy;     /* outgoing TLS, private to tls_proxy.c */
     tls_cache_t *cache;                /* NULL: no shared session cache */
     tls_tickets_t *ticket_keys;        /* NULL: no tickets */
 } tls_global_t;
@@ -85,11 +120,7 @@ typedef struct {
 typedef struct {
     tls_global_t *global;
     apr_array_header_t *certs;         /* tls_cert_spec_t; NULL: unset */
-    int min_version;                   /* 0x0303 or 0x0304; TLS_UNSET: TLS 1.2 */
-    apr_array_header_t *prefer;        /* uint16_t suite ids; NULL: unset, empty: `default` */
-    apr_array_header_t *suppress;      /* uint16_t suite ids; NULL: unset, empty: `none` */
-    tls_cipher_lines_t prefer_lines;   /* only while reading the config: not merged */
-    tls_cipher_lines_t suppress_lines; /* the same */
+    tls_policy_t policy;
     int honor_client_order;            /* TLS_UNSET: on */
     int strict_sni;                    /* TLS_UNSET: on */
     const char *client_ca;             /* TLSClientCA file; NULL: unset */
@@ -100,6 +131,7 @@ typedef struct {
 } tls_srv_conf_t;
 
 typedef struct {
+    tls_proxy_conf_t proxy;
     int std_env_vars;                  /* TLS_UNSET: off */
     int export_cert_data;              /* TLS_UNSET: off */
     const char *user_name;             /* TLSUserName variable; NULL: unset */
@@ -113,13 +145,17 @@ void *tls_conf_merge_srv(apr_pool_t *p, void *basev, void *addv);
 void *tls_conf_create_dir(apr_pool_t *p, char *dir);
 void *tls_conf_merge_dir(apr_pool_t *p, void *basev, void *addv);
 
+/* n = base with what add sets over it, field by field. */
+void tls_conf_merge_proxy(tls_proxy_conf_t *n, const tls_proxy_conf_t *base,
+                          const tls_proxy_conf_t *add);
+
 tls_srv_conf_t *tls_conf_srv_get(server_rec *s);
 tls_dir_conf_t *tls_conf_dir_get(request_rec *r);
 
 /* Effective values, defaults applied. */
 int tls_conf_strict_sni(const tls_srv_conf_t *sc);
 int tls_conf_honor_client_order(const tls_srv_conf_t *sc);
-int tls_conf_min_version(const tls_srv_conf_t *sc);
+int tls_conf_min_version(const tls_policy_t *policy);
 int tls_conf_client_mode(const tls_srv_conf_t *sc);
 int tls_conf_cache_timeout(const tls_global_t *g);
 int tls_conf_tickets(const tls_global_t *g);

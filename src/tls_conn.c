@@ -10,6 +10,7 @@
 
 #include "tls_conn.h"
 #include "tls_filter.h"
+#include "tls_proxy.h"
 #include "tls_setup.h"
 #include "tls_ticket.h"
 #include "tls_log.h"
@@ -86,6 +87,14 @@ apr_status_t tls_conn_fail(tls_conn_t *tc, mtls_result rr, const char *during)
 {
     char detail[256], text[128];
 
+    if (tc->outgoing) {
+        detail[0] = '\0';
+        mtls_conn_error(tc->rc, detail, sizeof(detail));
+        mtls_result_text(rr, text, sizeof(text));
+        return tls_proxy_fail(tc, APR_ECONNABORTED, during,
+                              detail[0] ? apr_psprintf(tc->c->pool, "%s (%s)", text, detail)
+                                        : text);
+    }
     if (tc->state != TLS_ST_FAILED && rr == MTLS_PEER_BAD_SNI) {
         log_bad_sni(tc);
         tls_conn_transit(tc, TLS_ST_FAILED);
@@ -113,21 +122,33 @@ static apr_status_t conn_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+tls_conn_t *tls_conn_new(conn_rec *c, int outgoing)
+{
+    tls_conn_t *tc = apr_pcalloc(c->pool, sizeof(*tc));
+
+    tc->c = c;
+    tc->state = TLS_ST_HELLO;
+    tc->outgoing = outgoing;
+    apr_pool_cleanup_register(c->pool, tc, conn_cleanup, apr_pool_cleanup_null);
+    ap_set_module_config(c->conn_config, &tls_module, tc);
+    return tc;
+}
+
 int tls_conn_pre_connection(conn_rec *c, void *csd)
 {
     tls_srv_conf_t *sc = tls_conf_srv_get(c->base_server);
     tls_conn_t *tc;
 
     (void)csd;
+    if (c->outgoing) {
+        return tls_proxy_pre_connection(c);
+    }
     /* Ours are the connections clients make to a TLS address; mod_proxy's own connections
-     * to backends (outgoing) are not, whatever address they happen to leave from. */
-    if (c->master || c->outgoing || !sc->global
-        || !tls_setup_is_tls_addr(sc->global, c->local_addr)) {
+     * to backends are not, whatever address they happen to leave from. */
+    if (c->master || !sc->global || !tls_setup_is_tls_addr(sc->global, c->local_addr)) {
         return DECLINED;
     }
-    tc = apr_pcalloc(c->pool, sizeof(*tc));
-    tc->c = c;
-    tc->state = TLS_ST_HELLO;
+    tc = tls_conn_new(c, 0);
     tc->rc = mtls_conn_new();
     if (!tc->rc) {
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c,
@@ -138,8 +159,6 @@ int tls_conn_pre_connection(conn_rec *c, void *csd)
         return DECLINED;
     }
     mtls_conn_set_userdata(tc->rc, tc);
-    apr_pool_cleanup_register(c->pool, tc, conn_cleanup, apr_pool_cleanup_null);
-    ap_set_module_config(c->conn_config, &tls_module, tc);
     tls_filter_add(tc);
     return OK;
 }
@@ -307,7 +326,7 @@ static tls_handshake_t *snapshot(tls_conn_t *tc)
     hs->suite = mtls_conn_cipher_suite(tc->rc);
     hs->resumed = mtls_conn_is_resumed(tc->rc);
     hs->certkey_index = mtls_conn_certkey_index(tc->rc);
-    if (hs->certkey_index < 0 && tc->settings->certkeys->nelts == 1) {
+    if (hs->certkey_index < 0 && tc->settings && tc->settings->certkeys->nelts == 1) {
         /* A resumed session sends no certificate; with only one, it is the one of before. */
         hs->certkey_index = 0;
     }
@@ -328,11 +347,18 @@ apr_status_t tls_conn_on_handshake_done(tls_conn_t *tc)
     const tls_handshake_t *hs = tc->hs = snapshot(tc);
 
     tls_conn_transit(tc, TLS_ST_TRAFFIC);
+    if (tc->outgoing && (rv = tls_proxy_on_handshake_done(tc)) != APR_SUCCESS) {
+        return rv;
+    }
     ap_log_cerror(APLOG_MARK, APLOG_DEBUG, 0, c,
-                  TLSLOGNO(00012) "tls: handshake done with %s: version %04x, "
-                  "suite %04x, sni %s, alpn %s%s", c->client_ip, hs->version, hs->suite,
+                  TLSLOGNO(00012) "tls: handshake done with %s%s: version %04x, "
+                  "suite %04x, %s %s, alpn %s%s", tc->outgoing ? "backend " : "",
+                  c->client_ip, hs->version, hs->suite, tc->outgoing ? "name" : "sni",
                   tc->sni ? tc->sni : "-", tc->alpn ? tc->alpn : "-",
                   hs->resumed ? ", resumed" : "");
+    if (tc->outgoing) {
+        return APR_SUCCESS;
+    }
     if (tc->alpn && strcmp(tc->alpn, ap_get_protocol(c))
         && (rv = ap_switch_protocol(c, NULL, tc->server, tc->alpn)) != APR_SUCCESS) {
         /* The client will speak what ALPN agreed, and nothing here can answer it. */

@@ -1,5 +1,6 @@
-/* tls_conn.h: the state of one incoming TLS connection ("in" is what the client sends,
- * "out" what we send; "hello" the ClientHello phase, "traffic" after the handshake). */
+/* tls_conn.h: the state of one TLS connection: incoming, from a client, or outgoing, mod_proxy's
+ * to a backend ("in" is what the peer sends, "out" what we send; "hello" the ClientHello
+ * phase, "traffic" after the handshake). */
 #ifndef TLS_CONN_H
 #define TLS_CONN_H
 
@@ -9,7 +10,8 @@
 #include "tls_conf.h"
 
 typedef enum {
-    TLS_ST_HELLO,          /* reading the ClientHello: no vhost chosen yet */
+    TLS_ST_HELLO,          /* incoming: reading the ClientHello, no vhost chosen yet;
+                            * outgoing: not started, the ClientHello not made yet */
     TLS_ST_HANDSHAKE,      /* vhost and config chosen, handshake under way */
     TLS_ST_TRAFFIC,        /* application data */
     TLS_ST_CLOSED,         /* we sent close_notify: nothing more goes out */
@@ -37,15 +39,23 @@ typedef struct {
 } tls_handshake_t;
 
 struct tls_filter;                 /* the filters' own state, private to tls_filter.c */
+struct tls_proxy_settings;         /* client configs, private to tls_proxy.c */
 
 typedef struct {
     conn_rec *c;
     mtls_conn *rc;                     /* rustls connection, freed with c->pool; only the
                                         * filters (the connection's own thread) use it */
     tls_state_e state;
-    server_rec *server;                /* vhost the handshake chose (SNI or address default) */
-    const tls_settings_t *settings;    /* of that vhost */
-    const char *sni;                   /* NULL: the client sent none */
+    int outgoing;                      /* to a backend: we are the client */
+    server_rec *server;                /* incoming: vhost the handshake chose (SNI or address
+                                        * default) */
+    const tls_settings_t *settings;    /* incoming: of that vhost */
+    const struct tls_proxy_settings *proxy; /* outgoing: the configs of its TLSProxy* scope */
+    const tls_proxy_conf_t *bound;     /* outgoing: the settings it was made with */
+    int other_scope;                   /* outgoing: kept by mod_proxy, now bound to a scope
+                                        * with other TLSProxy* settings (see tls_proxy.c) */
+    const char *sni;                   /* incoming: NULL, the client sent none; outgoing: the
+                                        * name the backend's certificate is verified for */
     const char *alpn;                  /* agreed protocol, NULL: none */
     const tls_handshake_t *hs;         /* NULL until the handshake completed */
     struct tls_filter *filter;         /* the filters' state, set by tls_filter_add */
@@ -54,7 +64,12 @@ typedef struct {
 /* The TLS state of c, or of the connection c runs on (HTTP/2 streams); NULL: no TLS. */
 tls_conn_t *tls_conn_get(conn_rec *c);
 
-/* pre_connection: takes over connections to TLS addresses. */
+/* A new TLS state for c, registered with it; its rustls connection (tc->rc) is freed with
+ * c->pool, whenever it is made. */
+tls_conn_t *tls_conn_new(conn_rec *c, int outgoing);
+
+/* pre_connection: takes over connections to TLS addresses, and the outgoing ones mod_proxy
+ * bound to us. */
 int tls_conn_pre_connection(conn_rec *c, void *csd);
 
 /* process_connection: completes the handshake before protocol modules take over. */

@@ -12,6 +12,7 @@
 
 #include "tls_filter.h"
 #include "tls_plain.h"
+#include "tls_proxy.h"
 #include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
@@ -579,7 +580,7 @@ static apr_status_t in_take(tls_filter_t *fc, const char *data, apr_size_t len)
 
     if (!fc->in_started && len > 0) {
         fc->in_started = 1;
-        if (tls_plain_sniff(data, 1) != TLS_PLAIN_NOT) {
+        if (!tc->outgoing && tls_plain_sniff(data, 1) != TLS_PLAIN_NOT) {
             fc->plain = apr_pcalloc(tc->c->pool, sizeof(*fc->plain));
         }
     }
@@ -723,14 +724,34 @@ static apr_status_t in_plain_http(tls_filter_t *fc, apr_read_type_e block)
     return APR_ECONNABORTED;
 }
 
+/* A handshake with a backend that failed outside rustls (the network, a timeout) is logged
+ * as an error naming the backend, as rustls' failures are. */
+static apr_status_t in_handshake_broken(tls_filter_t *fc, apr_status_t rv)
+{
+    return fc->tc->outgoing && !APR_STATUS_IS_EAGAIN(rv)
+           ? tls_proxy_fail(fc->tc, rv, "handshake", NULL) : rv;
+}
+
 static apr_status_t in_handshake(tls_filter_t *fc, apr_read_type_e block)
 {
     tls_conn_t *tc = fc->tc;
     apr_status_t rv;
 
+    if (tc->outgoing && tc->state == TLS_ST_HELLO && (rv = tls_proxy_start(tc)) != APR_SUCCESS) {
+        return rv;
+    }
     while (tc->state == TLS_ST_HELLO || tc->state == TLS_ST_HANDSHAKE) {
+        /* To a backend we are the client, who speaks first. */
+        if (tc->outgoing && mtls_conn_wants_write(tc->rc)
+            && (rv = out_pass(fc, 1)) != APR_SUCCESS) {
+            return in_handshake_broken(fc, rv);
+        }
         if ((rv = in_read_net(fc, block)) != APR_SUCCESS && tc->state != TLS_ST_PLAIN_HTTP) {
-            return rv;
+            return in_handshake_broken(fc, rv);
+        }
+        if (fc->in_eof && tc->outgoing && tc->state != TLS_ST_TRAFFIC) {
+            return tls_proxy_fail(tc, APR_ECONNABORTED, "handshake",
+                                  "it closed the connection");
         }
         if (fc->in_eof && tc->state != TLS_ST_TRAFFIC && tc->state != TLS_ST_PLAIN_HTTP) {
             ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c,
@@ -894,6 +915,14 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
     apr_size_t len;
     apr_bucket *e;
 
+    /* To a backend, the first write (mod_proxy's request) waits for the handshake, which it
+     * starts; a failed one leaves the connection aborted, for mod_proxy's 502. */
+    if (tc->outgoing && ((rv = tls_proxy_check_scope(tc)) != APR_SUCCESS
+                         || (tc->state < TLS_ST_TRAFFIC
+                             && (rv = in_handshake(fc, APR_BLOCK_READ)) != APR_SUCCESS))) {
+        apr_brigade_cleanup(bb);
+        return rv;
+    }
     gather_start(fc, &g);
     e = APR_BRIGADE_FIRST(bb);
     while (e != APR_BRIGADE_SENTINEL(bb) && rv == APR_SUCCESS) {
@@ -1007,7 +1036,7 @@ int tls_filter_create_request(request_rec *r)
     tls_conn_t *tc = r->connection->master ? NULL : tls_conn_get(r->connection);
 
     /* Internal redirects and subrequests pass through the first request's filters. */
-    if (tc && tc->filter && !r->main && !r->prev) {
+    if (tc && tc->filter && !tc->outgoing && !r->main && !r->prev) {
         ap_add_output_filter_handle(response_filter, tc->filter, r, r->connection);
     }
     return DECLINED;

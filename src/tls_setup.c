@@ -11,6 +11,7 @@
 #include "tls_cache.h"
 #include "tls_cert.h"
 #include "tls_clientauth.h"
+#include "tls_proxy.h"
 #include "tls_setup.h"
 #include "tls_ticket.h"
 #include "tls_log.h"
@@ -91,14 +92,14 @@ static const char *vhost_name(apr_pool_t *p, const server_rec *s)
 }
 
 /* The suites in preference order: preferred first, then rustls' defaults, minus suppressed. */
-static apr_array_header_t *suite_order(apr_pool_t *p, const tls_srv_conf_t *sc)
+apr_array_header_t *tls_setup_suite_order(apr_pool_t *p, const tls_policy_t *policy)
 {
     apr_array_header_t *ids = apr_array_make(p, 16, sizeof(uint16_t));
     size_t i, n = mtls_suites_count();
     int j;
 
-    for (j = 0; sc->prefer && j < sc->prefer->nelts; ++j) {
-        APR_ARRAY_PUSH(ids, uint16_t) = APR_ARRAY_IDX(sc->prefer, j, uint16_t);
+    for (j = 0; policy->prefer && j < policy->prefer->nelts; ++j) {
+        APR_ARRAY_PUSH(ids, uint16_t) = APR_ARRAY_IDX(policy->prefer, j, uint16_t);
     }
     for (i = 0; i < n; ++i) {
         APR_ARRAY_PUSH(ids, uint16_t) = mtls_suite_id(i);
@@ -109,8 +110,8 @@ static apr_array_header_t *suite_order(apr_pool_t *p, const tls_srv_conf_t *sc)
         for (k = 0; k < j && !drop; ++k) {
             drop = APR_ARRAY_IDX(ids, k, uint16_t) == id;
         }
-        for (k = 0; sc->suppress && k < sc->suppress->nelts && !drop; ++k) {
-            drop = APR_ARRAY_IDX(sc->suppress, k, uint16_t) == id;
+        for (k = 0; policy->suppress && k < policy->suppress->nelts && !drop; ++k) {
+            drop = APR_ARRAY_IDX(policy->suppress, k, uint16_t) == id;
         }
         if (drop) {
             memmove(&APR_ARRAY_IDX(ids, j, uint16_t), &APR_ARRAY_IDX(ids, j + 1, uint16_t),
@@ -125,7 +126,7 @@ static apr_array_header_t *suite_order(apr_pool_t *p, const tls_srv_conf_t *sc)
 static const char *settings_key(apr_pool_t *p, const tls_srv_conf_t *sc,
                                 const apr_array_header_t *suites)
 {
-    const char *key = apr_psprintf(p, "v%x h%d", tls_conf_min_version(sc),
+    const char *key = apr_psprintf(p, "v%x h%d", tls_conf_min_version(&sc->policy),
                                    tls_conf_honor_client_order(sc));
     int i;
 
@@ -149,7 +150,7 @@ static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, server_r
                                   tls_settings_t **out)
 {
     tls_srv_conf_t *sc = tls_conf_srv_get(s);
-    apr_array_header_t *suites = suite_order(ptemp, sc);
+    apr_array_header_t *suites = tls_setup_suite_order(ptemp, &sc->policy);
     const char *key = settings_key(pconf, sc, suites), *err;
     mtls_server_config_builder *b;
     tls_settings_t *st;
@@ -175,7 +176,7 @@ static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, server_r
         APR_ARRAY_PUSH(st->certkeys, mtls_certkey *) = ck;
         mtls_server_config_builder_add_certkey(b, ck);
     }
-    mtls_server_config_builder_set_min_version(b, (uint16_t)tls_conf_min_version(sc));
+    mtls_server_config_builder_set_min_version(b, (uint16_t)tls_conf_min_version(&sc->policy));
     mtls_server_config_builder_set_suites(b, (const uint16_t *)suites->elts, (size_t)suites->nelts);
     mtls_server_config_builder_set_honor_client_order(b, tls_conf_honor_client_order(sc));
     tls_cache_configure(sc->global, b);
@@ -276,6 +277,9 @@ int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
         }
         add_alpn_variants(pconf, s, st);
         sc->settings = st;
+    }
+    if ((err = tls_proxy_setup(global, pconf, ptemp, base))) {
+        return fail(base, err);
     }
     return OK;
 }

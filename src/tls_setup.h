@@ -11,6 +11,10 @@ int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base);
 /* Logs the startup warnings, once the error log is open. */
 void tls_setup_warn(apr_pool_t *ptemp, server_rec *base);
 
+/* The cipher suites of a policy in preference order (uint16_t ids, from p): the preferred
+ * ones first, then rustls' defaults, less the suppressed ones. */
+apr_array_header_t *tls_setup_suite_order(apr_pool_t *p, const tls_policy_t *policy);
+
 /* Whether a connection to this local address is to be served with TLS. */
 int tls_setup_is_tls_addr(const tls_global_t *global, const apr_sockaddr_t *local);
 

@@ -147,7 +147,8 @@ typedef enum {
    */
   MTLS_PEER_UNEXPECTED_EOF = 7204,
   /**
-   * The client presented no certificate where one is required, or an invalid one.
+   * The peer presented no certificate where one is required, or an invalid one (a client
+   * to this server, or a server to this client).
    */
   MTLS_PEER_CERT = 7205,
   /**
@@ -169,14 +170,33 @@ typedef enum {
 typedef struct mtls_certkey mtls_certkey;
 
 /**
- * One incoming TLS connection. Opaque. From mtls_conn_new, owned by C, freed with
- * mtls_conn_free.
+ * A client config: immutable once built, shared by every connection made with it, and with
+ * them its cache of sessions to resume. Opaque. From mtls_client_config_builder_build or
+ * mtls_client_config_with_alpn, freed with mtls_client_config_free; connections keep what
+ * they need of it alive on their own.
+ */
+typedef struct mtls_client_config mtls_client_config;
+
+/**
+ * Collects a client config's settings. Opaque. From mtls_client_config_builder_new; consumed
+ * by mtls_client_config_builder_build (also when that fails), or freed with
+ * mtls_client_config_builder_free when it is never built.
+ */
+typedef struct mtls_client_config_builder mtls_client_config_builder;
+
+/**
+ * One TLS connection. Opaque. From mtls_conn_new (incoming) or mtls_conn_new_client
+ * (outgoing), owned by C, freed with mtls_conn_free.
  *
- * Life: feed it with mtls_conn_read_tls and mtls_conn_process until MTLS_HELLO; look at
+ * Life of an incoming one: feed it with mtls_conn_read_tls and mtls_conn_process until MTLS_HELLO; look at
  * mtls_conn_sni and mtls_conn_hello_alpn; then mtls_conn_start with the config chosen, or
  * mtls_conn_refuse with an alert. After that: mtls_conn_read_tls and mtls_conn_process,
  * plaintext through mtls_conn_read and mtls_conn_writev, TLS out through mtls_conn_write_tls.
  * After any error, send what mtls_conn_write_tls still gives (the alert), then close.
+ *
+ * An outgoing one is in the handshake from the start: send what mtls_conn_write_tls gives (the
+ * ClientHello), then go on as with an incoming one after mtls_conn_start; the hello calls
+ * (mtls_conn_sni, mtls_conn_hello_alpn, mtls_conn_start, mtls_conn_refuse) do not apply.
  *
  * One owner: a connection is not synchronised, and every call on it (the const ones too) must
  * come from the thread that owns it at that moment. mod_tls' owner is the connection's filter
@@ -424,6 +444,96 @@ mtls_result mtls_server_config_with_alpn(const mtls_server_config *base,
 void mtls_server_config_free(const mtls_server_config *c);
 
 /**
+ * A new builder, owned by C: TLS 1.2 and 1.3, every supported suite in rustls' order, no
+ * trust anchors yet (a config needs at least one), no client certificate. NULL only after a
+ * caught panic.
+ */
+mtls_client_config_builder *mtls_client_config_builder_new(void);
+
+/**
+ * Trusts the CA certificates in `pem` (`len` bytes of PEM, borrowed for the call) for
+ * verifying servers. `strict` true: every certificate must be usable as a trust anchor (an
+ * admin's file); false: those that are not are passed over (a system bundle, where one odd
+ * certificate must not stop the rest). On MTLS_OK, `*added` (may be NULL) says how many were
+ * added.
+ *
+ * MTLS_CONFIG: no usable CA certificate, or (strict) one that is not; a sentence for the admin
+ * goes NUL-terminated into `err` (`err_len` bytes, truncated to fit; `err` may be NULL).
+ */
+mtls_result mtls_client_config_builder_add_ca(mtls_client_config_builder *b,
+                                              const uint8_t *pem,
+                                              size_t len,
+                                              bool strict,
+                                              size_t *added,
+                                              char *err,
+                                              size_t err_len);
+
+/**
+ * The lowest protocol version allowed: 0x0303 (TLS 1.2 and 1.3, the default) or 0x0304 (TLS
+ * 1.3 only). MTLS_INVALID for any other value.
+ */
+mtls_result mtls_client_config_builder_set_min_version(mtls_client_config_builder *b,
+                                                       uint16_t version);
+
+/**
+ * The cipher suites to offer: `n` IANA ids at `ids` (borrowed for the call), in preference
+ * order. Every id must be one this build supports (mtls_suite_id): otherwise MTLS_INVALID and
+ * nothing changes, so the caller filters them first.
+ */
+mtls_result mtls_client_config_builder_set_suites(mtls_client_config_builder *b,
+                                                  const uint16_t *ids,
+                                                  size_t n);
+
+/**
+ * Adds a client certificate with its key, for servers that ask for one; the builder keeps its
+ * own reference, C keeps its handle. A server gets the first one, in the order added, whose
+ * chain comes from a CA the server names (any, when it names none) and whose key can sign
+ * with a scheme the server offers; none when none does.
+ */
+mtls_result mtls_client_config_builder_add_certkey(mtls_client_config_builder *b,
+                                                   const mtls_certkey *ck);
+
+/**
+ * Frees a builder that is never built (mtls_client_config_builder_build frees its own); NULL
+ * is allowed, twice is not.
+ */
+void mtls_client_config_builder_free(mtls_client_config_builder *b);
+
+/**
+ * Builds a config and consumes `b`, also on failure: C must neither use nor free `b`
+ * afterwards. On MTLS_OK, `*out` is a new config C owns (mtls_client_config_free): servers are
+ * verified against the CAs given, for the name each connection is made for; sessions are kept
+ * in memory, per config, to resume the next connections to the same server.
+ *
+ * MTLS_CONFIG: the settings do not make a config (no CA, no cipher suite for an allowed
+ * version); a sentence for the admin goes NUL-terminated into `err` (`err_len` bytes,
+ * truncated to fit; `err` may be NULL).
+ */
+mtls_result mtls_client_config_builder_build(mtls_client_config_builder *b,
+                                             const mtls_client_config **out,
+                                             char *err,
+                                             size_t err_len);
+
+/**
+ * A copy of `base` that offers the ALPN protocols in `protos` (`protos_len` bytes, borrowed
+ * for the call, as TLS lists them: each name preceded by its length in one byte; 0 bytes: no
+ * ALPN): on MTLS_OK, `*out` is a new config C owns (mtls_client_config_free). It shares
+ * `base`'s session cache. MTLS_INVALID: the list is not well formed. Made at startup for each
+ * list a backend may be asked for (rustls sets ALPN per config, not per connection).
+ */
+mtls_result mtls_client_config_with_alpn(const mtls_client_config *base,
+                                         const uint8_t *protos,
+                                         size_t protos_len,
+                                         const mtls_client_config **out);
+
+/**
+ * Frees a config handle; NULL is allowed, twice is not. Connections made with the config
+ * keep their own reference, so it may be freed while they live; C treats its own pointer as
+ * gone.
+ */
+void mtls_client_config_free(const mtls_client_config *c);
+
+/**
  * A ticketer without keys (generation 0: it seals nothing until mtls_ticketer_set_keys);
  * tickets claim `lifetime_secs` of validity.
  */
@@ -456,6 +566,19 @@ void mtls_ticketer_free(mtls_ticketer *t);
  * panic.
  */
 mtls_conn *mtls_conn_new(void);
+
+/**
+ * A new outgoing connection to the server `name` (`name_len` bytes, borrowed for the call: a
+ * DNS name, or an IP address in text), made with `config`, which it keeps its own reference
+ * to. rustls sends `name` as SNI unless it is an IP address, and verifies the server's
+ * certificate for it. On MTLS_OK, `*out` is a new connection C owns (mtls_conn_free), its
+ * ClientHello waiting for mtls_conn_write_tls. MTLS_INVALID: `name` is neither a DNS name nor
+ * an IP address. MTLS_ERROR: rustls could not start it.
+ */
+mtls_result mtls_conn_new_client(const mtls_client_config *config,
+                                 const uint8_t *name,
+                                 size_t name_len,
+                                 mtls_conn **out);
 
 /**
  * What the session store callbacks (mtls_server_config_builder_set_session_store) get as
@@ -608,6 +731,13 @@ uint16_t mtls_conn_protocol_version(const mtls_conn *conn);
 uint16_t mtls_conn_cipher_suite(const mtls_conn *conn);
 
 /**
+ * The ALPN protocol the handshake agreed on: on MTLS_OK, `*proto` points to `*len` bytes
+ * (borrowed, NOT NUL-terminated, valid until the next call that takes a non-const conn), or is
+ * NULL with `*len` 0 when there is none (yet).
+ */
+mtls_result mtls_conn_alpn(const mtls_conn *conn, const uint8_t **proto, size_t *len);
+
+/**
  * Whether the handshake resumed an earlier session (known once it completed); false before,
  * and for NULL.
  */
@@ -621,13 +751,13 @@ bool mtls_conn_is_resumed(const mtls_conn *conn);
 int32_t mtls_conn_certkey_index(const mtls_conn *conn);
 
 /**
- * Number of certificates the client presented (its own first, then its chain); 0 when none,
+ * Number of certificates the peer presented (its own first, then its chain); 0 when none,
  * before the handshake got them, and for NULL.
  */
 size_t mtls_conn_peer_cert_count(const mtls_conn *conn);
 
 /**
- * The DER of the client's certificate `i` (0: its own, then its chain): on MTLS_OK, `*der`
+ * The DER of the peer's certificate `i` (0: its own, then its chain): on MTLS_OK, `*der`
  * points to `*der_len` bytes, borrowed: copy them before the next call that takes a non-const
  * conn. MTLS_INVALID: there is no certificate `i`.
  */

@@ -64,8 +64,7 @@ pub struct mtls_server_config {
 /// mtls_server_config_builder_free when it is never built.
 pub struct mtls_server_config_builder {
     keys: Vec<Arc<CertifiedKey>>,
-    tls13_only: bool,
-    suites: Option<Vec<u16>>,
+    policy: Policy,
     honor_client_order: bool,
     /// None: rustls' per-process memory cache; Some(None): no server-side state at all.
     store: Option<Option<Arc<CallbackStore>>>,
@@ -83,6 +82,61 @@ struct ClientAuth {
 /// The cipher suites rustls offers here, in its default preference order.
 fn provider_suites() -> Vec<SupportedCipherSuite> {
     ring::default_provider().cipher_suites
+}
+
+/// The protocol versions and cipher suites a config allows: the part of the settings that
+/// server and client configs (TLSProtocol and TLSProxyProtocol, ...) have in common.
+#[derive(Default)]
+pub(crate) struct Policy {
+    tls13_only: bool,
+    /// None: every supported suite, in rustls' order.
+    suites: Option<Vec<u16>>,
+}
+
+impl Policy {
+    /// 0x0303 (TLS 1.2 and 1.3) or 0x0304 (TLS 1.3 only); MTLS_INVALID for any other value.
+    pub(crate) fn set_min_version(&mut self, version: u16) -> mtls_result {
+        match version {
+            0x0303 => self.tls13_only = false,
+            0x0304 => self.tls13_only = true,
+            _ => return MTLS_INVALID,
+        }
+        MTLS_OK
+    }
+
+    /// IANA ids in preference order, each one this build supports; otherwise MTLS_INVALID and
+    /// nothing changes.
+    pub(crate) fn set_suites(&mut self, ids: &[u16]) -> mtls_result {
+        let known = provider_suites();
+        if ids.iter().any(|id| !known.iter().any(|s| u16::from(s.suite()) == *id)) {
+            return MTLS_INVALID;
+        }
+        self.suites = Some(ids.to_vec());
+        MTLS_OK
+    }
+
+    /// The ring provider with the allowed suites, in the order given.
+    pub(crate) fn provider(&self) -> Arc<rustls::crypto::CryptoProvider> {
+        let mut provider = ring::default_provider();
+        if let Some(ids) = &self.suites {
+            let all = provider.cipher_suites.clone();
+            provider.cipher_suites = ids
+                .iter()
+                .filter_map(|id| all.iter().find(|s| u16::from(s.suite()) == *id).copied())
+                .collect();
+        }
+        Arc::new(provider)
+    }
+
+    pub(crate) fn versions(&self) -> &'static [&'static rustls::SupportedProtocolVersion] {
+        static TLS13_ONLY: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13];
+        static BOTH: &[&rustls::SupportedProtocolVersion] = &[&rustls::version::TLS13, &rustls::version::TLS12];
+        if self.tls13_only {
+            TLS13_ONLY
+        } else {
+            BOTH
+        }
+    }
 }
 
 /// Number of cipher suites this build supports (mtls_suite_id gives their ids).
@@ -106,8 +160,7 @@ pub extern "C" fn mtls_server_config_builder_new() -> *mut mtls_server_config_bu
     ffi_guard!(std::ptr::null_mut(), {
         Box::into_raw(Box::new(mtls_server_config_builder {
             keys: Vec::new(),
-            tls13_only: false,
-            suites: None,
+            policy: Policy::default(),
             honor_client_order: true,
             store: None,
             ticketer: None,
@@ -139,15 +192,7 @@ pub extern "C" fn mtls_server_config_builder_set_min_version(
     b: *mut mtls_server_config_builder,
     version: u16,
 ) -> mtls_result {
-    ffi_guard!(MTLS_PANIC, {
-        let b = try_mut!(b);
-        match version {
-            0x0303 => b.tls13_only = false,
-            0x0304 => b.tls13_only = true,
-            _ => return MTLS_INVALID,
-        }
-        MTLS_OK
-    })
+    ffi_guard!(MTLS_PANIC, { try_mut!(b).policy.set_min_version(version) })
 }
 
 /// The cipher suites to offer: `n` IANA ids at `ids` (borrowed for the call), in server
@@ -164,12 +209,7 @@ pub extern "C" fn mtls_server_config_builder_set_suites(
         let Some(ids) = slice_from(ids, n) else {
             return MTLS_NULL_PARAM;
         };
-        let known = provider_suites();
-        if ids.iter().any(|id| !known.iter().any(|s| u16::from(s.suite()) == *id)) {
-            return MTLS_INVALID;
-        }
-        b.suites = Some(ids.to_vec());
-        MTLS_OK
+        b.policy.set_suites(ids)
     })
 }
 
@@ -359,22 +399,9 @@ fn build(b: mtls_server_config_builder) -> Result<mtls_server_config, String> {
     if b.keys.is_empty() {
         return Err("no certificate given".into());
     }
-    let mut provider = ring::default_provider();
-    if let Some(ids) = &b.suites {
-        let all = provider.cipher_suites.clone();
-        provider.cipher_suites = ids
-            .iter()
-            .filter_map(|id| all.iter().find(|s| u16::from(s.suite()) == *id).copied())
-            .collect();
-    }
-    let versions: &[&rustls::SupportedProtocolVersion] = if b.tls13_only {
-        &[&rustls::version::TLS13]
-    } else {
-        &[&rustls::version::TLS13, &rustls::version::TLS12]
-    };
-    let provider = Arc::new(provider);
+    let provider = b.policy.provider();
     let with_versions = ServerConfig::builder_with_provider(provider.clone())
-        .with_protocol_versions(versions)
+        .with_protocol_versions(b.policy.versions())
         .map_err(|e| format!("{e} (do the allowed ciphers cover the allowed protocol versions?)"))?;
     let with_verifier = match b.client_auth {
         None => with_versions.with_no_client_auth(),

@@ -1,13 +1,17 @@
-//! One incoming TLS connection: first the ClientHello phase (an Acceptor, so the caller can
-//! pick a vhost config from SNI and ALPN), then a rustls ServerConnection. The hello is read
-//! once; rustls keeps the buffered bytes and continues with the chosen config.
+//! One TLS connection. An incoming one has first the ClientHello phase (an Acceptor, so the
+//! caller can pick a vhost config from SNI and ALPN), then a rustls ServerConnection; the
+//! hello is read once, and rustls keeps the buffered bytes and continues with the chosen
+//! config. An outgoing one (to a backend) is a rustls ClientConnection from the start. Both
+//! move bytes through the same calls.
 
 use std::io::{ErrorKind, IoSlice, Read, Write};
 use std::os::raw::{c_char, c_void};
 
 use rustls::server::{Accepted, Acceptor};
-use rustls::{AlertDescription, ContentType, HandshakeKind, InvalidMessage, ServerConnection};
+use rustls::pki_types::ServerName;
+use rustls::{AlertDescription, ClientConnection, Connection, ContentType, HandshakeKind, InvalidMessage};
 
+use crate::client::mtls_client_config;
 use crate::config::{mtls_server_config, PICKED};
 use crate::hello::refused_server_name;
 use crate::result::mtls_result::{self, *};
@@ -48,18 +52,23 @@ fn hello_refusal_alert(e: &rustls::Error) -> Option<u8> {
 enum Phase {
     Hello(Acceptor),
     Chosen(Box<Accepted>),
-    Traffic(ServerConnection),
+    /// The handshake and after; an outgoing connection starts here.
+    Traffic(Connection),
     Failed,
 }
 
-/// One incoming TLS connection. Opaque. From mtls_conn_new, owned by C, freed with
-/// mtls_conn_free.
+/// One TLS connection. Opaque. From mtls_conn_new (incoming) or mtls_conn_new_client
+/// (outgoing), owned by C, freed with mtls_conn_free.
 ///
-/// Life: feed it with mtls_conn_read_tls and mtls_conn_process until MTLS_HELLO; look at
+/// Life of an incoming one: feed it with mtls_conn_read_tls and mtls_conn_process until MTLS_HELLO; look at
 /// mtls_conn_sni and mtls_conn_hello_alpn; then mtls_conn_start with the config chosen, or
 /// mtls_conn_refuse with an alert. After that: mtls_conn_read_tls and mtls_conn_process,
 /// plaintext through mtls_conn_read and mtls_conn_writev, TLS out through mtls_conn_write_tls.
 /// After any error, send what mtls_conn_write_tls still gives (the alert), then close.
+///
+/// An outgoing one is in the handshake from the start: send what mtls_conn_write_tls gives (the
+/// ClientHello), then go on as with an incoming one after mtls_conn_start; the hello calls
+/// (mtls_conn_sni, mtls_conn_hello_alpn, mtls_conn_start, mtls_conn_refuse) do not apply.
 ///
 /// One owner: a connection is not synchronised, and every call on it (the const ones too) must
 /// come from the thread that owns it at that moment. mod_tls' owner is the connection's filter
@@ -84,6 +93,20 @@ pub struct mtls_conn {
 }
 
 impl mtls_conn {
+    fn in_phase(phase: Phase) -> Self {
+        mtls_conn {
+            phase,
+            pending: Vec::new(),
+            hello_bytes: Vec::new(),
+            refused_sni: None,
+            sni: None,
+            alpn: Vec::new(),
+            certkey_index: None,
+            userdata: std::ptr::null_mut(),
+            error: String::new(),
+        }
+    }
+
     fn fail(&mut self, e: rustls::Error) -> mtls_result {
         self.error = e.to_string();
         mtls_result::from_rustls(&e)
@@ -107,14 +130,14 @@ impl mtls_conn {
         self.fail(e)
     }
 
-    fn traffic(&mut self) -> Option<&mut ServerConnection> {
+    fn traffic(&mut self) -> Option<&mut Connection> {
         match &mut self.phase {
             Phase::Traffic(c) => Some(c),
             _ => None,
         }
     }
 
-    fn traffic_ref(&self) -> Option<&ServerConnection> {
+    fn traffic_ref(&self) -> Option<&Connection> {
         match &self.phase {
             Phase::Traffic(c) => Some(c),
             _ => None,
@@ -126,18 +149,38 @@ impl mtls_conn {
 /// panic.
 #[no_mangle]
 pub extern "C" fn mtls_conn_new() -> *mut mtls_conn {
-    ffi_guard!(std::ptr::null_mut(), {
-        Box::into_raw(Box::new(mtls_conn {
-            phase: Phase::Hello(Acceptor::default()),
-            pending: Vec::new(),
-            hello_bytes: Vec::new(),
-            refused_sni: None,
-            sni: None,
-            alpn: Vec::new(),
-            certkey_index: None,
-            userdata: std::ptr::null_mut(),
-            error: String::new(),
-        }))
+    ffi_guard!(std::ptr::null_mut(), { Box::into_raw(Box::new(mtls_conn::in_phase(Phase::Hello(Acceptor::default())))) })
+}
+
+/// A new outgoing connection to the server `name` (`name_len` bytes, borrowed for the call: a
+/// DNS name, or an IP address in text), made with `config`, which it keeps its own reference
+/// to. rustls sends `name` as SNI unless it is an IP address, and verifies the server's
+/// certificate for it. On MTLS_OK, `*out` is a new connection C owns (mtls_conn_free), its
+/// ClientHello waiting for mtls_conn_write_tls. MTLS_INVALID: `name` is neither a DNS name nor
+/// an IP address. MTLS_ERROR: rustls could not start it.
+#[no_mangle]
+pub extern "C" fn mtls_conn_new_client(
+    config: *const mtls_client_config,
+    name: *const u8,
+    name_len: usize,
+    out: *mut *mut mtls_conn,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let config = try_ref!(config);
+        let out = try_mut!(out);
+        let Some(name) = slice_from(name, name_len) else {
+            return MTLS_NULL_PARAM;
+        };
+        let Some(name) = std::str::from_utf8(name).ok().and_then(|n| ServerName::try_from(n.to_owned()).ok()) else {
+            return MTLS_INVALID;
+        };
+        match ClientConnection::new(config.config.clone(), name) {
+            Ok(c) => {
+                *out = Box::into_raw(Box::new(mtls_conn::in_phase(Phase::Traffic(Connection::Client(c)))));
+                MTLS_OK
+            }
+            Err(_) => MTLS_ERROR,
+        }
     })
 }
 
@@ -372,7 +415,7 @@ pub extern "C" fn mtls_conn_start(conn: *mut mtls_conn, config: *const mtls_serv
         conn.certkey_index = PICKED.with(|p| p.take());
         match started {
             Ok(c) => {
-                conn.phase = Phase::Traffic(c);
+                conn.phase = Phase::Traffic(Connection::Server(c));
                 MTLS_OK
             }
             // TLS 1.2: when the key the resolver fell back to cannot sign with any scheme the
@@ -591,6 +634,28 @@ pub extern "C" fn mtls_conn_cipher_suite(conn: *const mtls_conn) -> u16 {
     })
 }
 
+/// The ALPN protocol the handshake agreed on: on MTLS_OK, `*proto` points to `*len` bytes
+/// (borrowed, NOT NUL-terminated, valid until the next call that takes a non-const conn), or is
+/// NULL with `*len` 0 when there is none (yet).
+#[no_mangle]
+pub extern "C" fn mtls_conn_alpn(conn: *const mtls_conn, proto: *mut *const u8, len: *mut usize) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let conn = try_ref!(conn);
+        let (proto, len) = (try_mut!(proto), try_mut!(len));
+        match conn.traffic_ref().and_then(|t| t.alpn_protocol()) {
+            Some(p) => {
+                *proto = p.as_ptr();
+                *len = p.len();
+            }
+            None => {
+                *proto = std::ptr::null();
+                *len = 0;
+            }
+        }
+        MTLS_OK
+    })
+}
+
 /// Whether the handshake resumed an earlier session (known once it completed); false before,
 /// and for NULL.
 #[no_mangle]
@@ -614,7 +679,7 @@ pub extern "C" fn mtls_conn_certkey_index(conn: *const mtls_conn) -> i32 {
     })
 }
 
-/// Number of certificates the client presented (its own first, then its chain); 0 when none,
+/// Number of certificates the peer presented (its own first, then its chain); 0 when none,
 /// before the handshake got them, and for NULL.
 #[no_mangle]
 pub extern "C" fn mtls_conn_peer_cert_count(conn: *const mtls_conn) -> usize {
@@ -627,7 +692,7 @@ pub extern "C" fn mtls_conn_peer_cert_count(conn: *const mtls_conn) -> usize {
     })
 }
 
-/// The DER of the client's certificate `i` (0: its own, then its chain): on MTLS_OK, `*der`
+/// The DER of the peer's certificate `i` (0: its own, then its chain): on MTLS_OK, `*der`
 /// points to `*der_len` bytes, borrowed: copy them before the next call that takes a non-const
 /// conn. MTLS_INVALID: there is no certificate `i`.
 #[no_mangle]

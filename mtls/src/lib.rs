@@ -19,6 +19,7 @@
 mod result;
 mod certkey;
 mod config;
+mod client;
 mod session;
 mod conn;
 mod hello;
@@ -27,6 +28,7 @@ mod x509;
 mod testutil;
 
 pub use certkey::*;
+pub use client::*;
 pub use config::*;
 pub use conn::*;
 pub use result::*;
@@ -183,6 +185,7 @@ mod tests {
     const SOURCES: &[(&str, &str)] = &[
         ("lib.rs", include_str!("lib.rs")),
         ("certkey.rs", include_str!("certkey.rs")),
+        ("client.rs", include_str!("client.rs")),
         ("config.rs", include_str!("config.rs")),
         ("conn.rs", include_str!("conn.rs")),
         ("result.rs", include_str!("result.rs")),

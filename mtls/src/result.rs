@@ -76,7 +76,8 @@ pub enum mtls_result {
     MTLS_PEER_ALERT = 7203,
     /// The transport ended without close_notify (the data may be cut short).
     MTLS_PEER_UNEXPECTED_EOF = 7204,
-    /// The client presented no certificate where one is required, or an invalid one.
+    /// The peer presented no certificate where one is required, or an invalid one (a client
+    /// to this server, or a server to this client).
     MTLS_PEER_CERT = 7205,
     /// The ClientHello's server name is not a DNS host name (e.g. "host:port");
     /// mtls_conn_refused_sni tells what it was.

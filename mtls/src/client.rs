@@ -1,0 +1,549 @@
+//! Client configs, for the connections mod_proxy makes to TLS backends: built once per
+//! distinct set of proxy settings at startup, shared by all those connections, and with them
+//! rustls' cache of sessions to resume.
+
+use std::os::raw::c_char;
+use std::sync::Arc;
+
+use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::sign::CertifiedKey;
+use rustls::{ClientConfig, RootCertStore, SignatureScheme};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::CertificateDer;
+use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
+
+use crate::certkey::mtls_certkey;
+use crate::config::Policy;
+use crate::result::mtls_result::{self, *};
+use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
+
+/// One client certificate with the issuer names of its chain (DER of each Name, as a server
+/// lists the CAs it accepts).
+#[derive(Debug)]
+struct MachineCert {
+    key: Arc<CertifiedKey>,
+    issuers: Vec<Vec<u8>>,
+}
+
+/// Picks the client certificate for a server that asks for one: the first, in the order
+/// added, whose key can sign with a scheme the server offered and whose chain was issued by a
+/// CA the server named (any, when the server named none). None fits: the client sends no
+/// certificate, and the server decides whether that will do.
+#[derive(Debug)]
+struct ByIssuer {
+    certs: Vec<MachineCert>,
+}
+
+impl ByIssuer {
+    fn pick(&self, named: &[&[u8]], offered: &[SignatureScheme]) -> Option<&MachineCert> {
+        self.certs.iter().find(|m| {
+            m.key.key.choose_scheme(offered).is_some()
+                && (named.is_empty() || m.issuers.iter().any(|i| named.contains(&i.as_slice())))
+        })
+    }
+}
+
+impl ResolvesClientCert for ByIssuer {
+    fn resolve(&self, root_hint_subjects: &[&[u8]], sigschemes: &[SignatureScheme]) -> Option<Arc<CertifiedKey>> {
+        self.pick(root_hint_subjects, sigschemes).map(|m| m.key.clone())
+    }
+
+    fn has_certs(&self) -> bool {
+        !self.certs.is_empty()
+    }
+}
+
+/// The issuer Name of a DER certificate, as DER (header included), read from the head of its
+/// TBSCertificate (version, serial, signature algorithm, issuer). Not with x509-parser's whole
+/// parse: that builds a lazy table of extension parsers, and this runs in the Apache parent,
+/// which loads the module afresh at every restart and would lose the table each time (see
+/// crl_next_update in config.rs).
+fn cert_issuer(der: &[u8]) -> Option<&[u8]> {
+    let (_, cert) = Any::from_der(der).ok()?;
+    let (_, tbs) = Any::from_der(cert.data).ok()?;
+    if cert.tag() != Tag::Sequence || tbs.tag() != Tag::Sequence {
+        return None;
+    }
+    let mut rest = tbs.data;
+    let (after, first) = Any::from_der(rest).ok()?;
+    if first.class() == Class::ContextSpecific && first.tag() == Tag(0) {
+        rest = after; // the version
+    }
+    for want in [Tag::Integer, Tag::Sequence] {
+        // the serial number and the signature algorithm
+        let (after, item) = Any::from_der(rest).ok()?;
+        if item.tag() != want {
+            return None;
+        }
+        rest = after;
+    }
+    let (after, issuer) = Any::from_der(rest).ok()?;
+    (issuer.tag() == Tag::Sequence).then(|| &rest[..rest.len() - after.len()])
+}
+
+/// The issuer names of every certificate in a chain, in DER; a certificate that does not
+/// parse adds none (rustls loaded it, so this does not happen).
+fn chain_issuers(chain: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
+    chain.iter().filter_map(|c| cert_issuer(c.as_ref()).map(<[u8]>::to_vec)).collect()
+}
+
+/// A client config: immutable once built, shared by every connection made with it, and with
+/// them its cache of sessions to resume. Opaque. From mtls_client_config_builder_build or
+/// mtls_client_config_with_alpn, freed with mtls_client_config_free; connections keep what
+/// they need of it alive on their own.
+pub struct mtls_client_config {
+    pub(crate) config: Arc<ClientConfig>,
+}
+
+/// Collects a client config's settings. Opaque. From mtls_client_config_builder_new; consumed
+/// by mtls_client_config_builder_build (also when that fails), or freed with
+/// mtls_client_config_builder_free when it is never built.
+pub struct mtls_client_config_builder {
+    roots: RootCertStore,
+    certs: Vec<MachineCert>,
+    policy: Policy,
+}
+
+/// A new builder, owned by C: TLS 1.2 and 1.3, every supported suite in rustls' order, no
+/// trust anchors yet (a config needs at least one), no client certificate. NULL only after a
+/// caught panic.
+#[no_mangle]
+pub extern "C" fn mtls_client_config_builder_new() -> *mut mtls_client_config_builder {
+    ffi_guard!(std::ptr::null_mut(), {
+        Box::into_raw(Box::new(mtls_client_config_builder {
+            roots: RootCertStore::empty(),
+            certs: Vec::new(),
+            policy: Policy::default(),
+        }))
+    })
+}
+
+/// Trusts the CA certificates in `pem` (`len` bytes of PEM, borrowed for the call) for
+/// verifying servers. `strict` true: every certificate must be usable as a trust anchor (an
+/// admin's file); false: those that are not are passed over (a system bundle, where one odd
+/// certificate must not stop the rest). On MTLS_OK, `*added` (may be NULL) says how many were
+/// added.
+///
+/// MTLS_CONFIG: no usable CA certificate, or (strict) one that is not; a sentence for the admin
+/// goes NUL-terminated into `err` (`err_len` bytes, truncated to fit; `err` may be NULL).
+#[no_mangle]
+pub extern "C" fn mtls_client_config_builder_add_ca(
+    b: *mut mtls_client_config_builder,
+    pem: *const u8,
+    len: usize,
+    strict: bool,
+    added: *mut usize,
+    err: *mut c_char,
+    err_len: usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        let Some(pem) = slice_from(pem, len) else {
+            return MTLS_NULL_PARAM;
+        };
+        let mut found = Vec::new();
+        for c in CertificateDer::pem_slice_iter(pem) {
+            match c {
+                Ok(c) => found.push(c),
+                Err(e) if strict => {
+                    write_cstr(&format!("bad PEM in the CA file: {e}"), err, err_len);
+                    return MTLS_CONFIG;
+                }
+                Err(_) => {}
+            }
+        }
+        let mut roots = RootCertStore::empty();
+        let n = if strict {
+            for c in found {
+                if let Err(e) = roots.add(c) {
+                    write_cstr(&format!("a CA certificate is not usable: {e}"), err, err_len);
+                    return MTLS_CONFIG;
+                }
+            }
+            roots.len()
+        } else {
+            roots.add_parsable_certificates(found).0
+        };
+        if n == 0 {
+            write_cstr("the CA file holds no usable PEM 'CERTIFICATE' block", err, err_len);
+            return MTLS_CONFIG;
+        }
+        b.roots.roots.extend(roots.roots);
+        if !added.is_null() {
+            *try_mut!(added) = n;
+        }
+        MTLS_OK
+    })
+}
+
+/// The lowest protocol version allowed: 0x0303 (TLS 1.2 and 1.3, the default) or 0x0304 (TLS
+/// 1.3 only). MTLS_INVALID for any other value.
+#[no_mangle]
+pub extern "C" fn mtls_client_config_builder_set_min_version(
+    b: *mut mtls_client_config_builder,
+    version: u16,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, { try_mut!(b).policy.set_min_version(version) })
+}
+
+/// The cipher suites to offer: `n` IANA ids at `ids` (borrowed for the call), in preference
+/// order. Every id must be one this build supports (mtls_suite_id): otherwise MTLS_INVALID and
+/// nothing changes, so the caller filters them first.
+#[no_mangle]
+pub extern "C" fn mtls_client_config_builder_set_suites(
+    b: *mut mtls_client_config_builder,
+    ids: *const u16,
+    n: usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        let Some(ids) = slice_from(ids, n) else {
+            return MTLS_NULL_PARAM;
+        };
+        b.policy.set_suites(ids)
+    })
+}
+
+/// Adds a client certificate with its key, for servers that ask for one; the builder keeps its
+/// own reference, C keeps its handle. A server gets the first one, in the order added, whose
+/// chain comes from a CA the server names (any, when it names none) and whose key can sign
+/// with a scheme the server offers; none when none does.
+#[no_mangle]
+pub extern "C" fn mtls_client_config_builder_add_certkey(
+    b: *mut mtls_client_config_builder,
+    ck: *const mtls_certkey,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        let key = try_ref!(ck).key.clone();
+        let issuers = chain_issuers(&key.cert);
+        b.certs.push(MachineCert { key, issuers });
+        MTLS_OK
+    })
+}
+
+/// Frees a builder that is never built (mtls_client_config_builder_build frees its own); NULL
+/// is allowed, twice is not.
+#[no_mangle]
+pub extern "C" fn mtls_client_config_builder_free(b: *mut mtls_client_config_builder) {
+    ffi_guard!((), {
+        if !b.is_null() {
+            // SAFETY: mtls.h: `b` comes from mtls_client_config_builder_new (Box::into_raw),
+            // was not given to mtls_client_config_builder_build (which frees it), and C frees
+            // it once.
+            drop(unsafe { Box::from_raw(b) });
+        }
+    })
+}
+
+fn build(b: mtls_client_config_builder) -> Result<mtls_client_config, String> {
+    if b.roots.is_empty() {
+        return Err("no CA to verify servers with".into());
+    }
+    let provider = b.policy.provider();
+    let verifier = WebPkiServerVerifier::builder_with_provider(Arc::new(b.roots), provider.clone())
+        .build()
+        .map_err(|e| format!("server verification: {e}"))?;
+    let with_verifier = ClientConfig::builder_with_provider(provider)
+        .with_protocol_versions(b.policy.versions())
+        .map_err(|e| format!("{e} (do the allowed ciphers cover the allowed protocol versions?)"))?
+        .with_webpki_verifier(verifier);
+    let config = if b.certs.is_empty() {
+        with_verifier.with_no_client_auth()
+    } else {
+        with_verifier.with_client_cert_resolver(Arc::new(ByIssuer { certs: b.certs }))
+    };
+    Ok(mtls_client_config { config: Arc::new(config) })
+}
+
+/// Builds a config and consumes `b`, also on failure: C must neither use nor free `b`
+/// afterwards. On MTLS_OK, `*out` is a new config C owns (mtls_client_config_free): servers are
+/// verified against the CAs given, for the name each connection is made for; sessions are kept
+/// in memory, per config, to resume the next connections to the same server.
+///
+/// MTLS_CONFIG: the settings do not make a config (no CA, no cipher suite for an allowed
+/// version); a sentence for the admin goes NUL-terminated into `err` (`err_len` bytes,
+/// truncated to fit; `err` may be NULL).
+#[no_mangle]
+pub extern "C" fn mtls_client_config_builder_build(
+    b: *mut mtls_client_config_builder,
+    out: *mut *const mtls_client_config,
+    err: *mut c_char,
+    err_len: usize,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        if b.is_null() {
+            return MTLS_NULL_PARAM;
+        }
+        // SAFETY: mtls.h: `b` comes from mtls_client_config_builder_new (Box::into_raw) and
+        // this call takes it over, whatever it returns: C never uses it again.
+        let b = unsafe { Box::from_raw(b) };
+        let out = try_mut!(out);
+        match build(*b) {
+            Ok(c) => {
+                *out = Box::into_raw(Box::new(c));
+                MTLS_OK
+            }
+            Err(msg) => {
+                write_cstr(&msg, err, err_len);
+                MTLS_CONFIG
+            }
+        }
+    })
+}
+
+/// The protocol names in an ALPN list as TLS writes it: each a length byte, then that many
+/// bytes (at least one). None when the list is not well formed.
+fn alpn_names(mut wire: &[u8]) -> Option<Vec<Vec<u8>>> {
+    let mut names = Vec::new();
+    while let Some((&len, rest)) = wire.split_first() {
+        let len = usize::from(len);
+        if len == 0 || rest.len() < len {
+            return None;
+        }
+        names.push(rest[..len].to_vec());
+        wire = &rest[len..];
+    }
+    Some(names)
+}
+
+/// A copy of `base` that offers the ALPN protocols in `protos` (`protos_len` bytes, borrowed
+/// for the call, as TLS lists them: each name preceded by its length in one byte; 0 bytes: no
+/// ALPN): on MTLS_OK, `*out` is a new config C owns (mtls_client_config_free). It shares
+/// `base`'s session cache. MTLS_INVALID: the list is not well formed. Made at startup for each
+/// list a backend may be asked for (rustls sets ALPN per config, not per connection).
+#[no_mangle]
+pub extern "C" fn mtls_client_config_with_alpn(
+    base: *const mtls_client_config,
+    protos: *const u8,
+    protos_len: usize,
+    out: *mut *const mtls_client_config,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let base = try_ref!(base);
+        let Some(wire) = slice_from(protos, protos_len) else {
+            return MTLS_NULL_PARAM;
+        };
+        let out = try_mut!(out);
+        let Some(names) = alpn_names(wire) else {
+            return MTLS_INVALID;
+        };
+        // The clone shares the resumption store (an Arc): one cache for all the variants.
+        let mut config = (*base.config).clone();
+        config.alpn_protocols = names;
+        *out = Box::into_raw(Box::new(mtls_client_config { config: Arc::new(config) }));
+        MTLS_OK
+    })
+}
+
+/// Frees a config handle; NULL is allowed, twice is not. Connections made with the config
+/// keep their own reference, so it may be freed while they live; C treats its own pointer as
+/// gone.
+#[no_mangle]
+pub extern "C" fn mtls_client_config_free(c: *const mtls_client_config) {
+    ffi_guard!((), {
+        if !c.is_null() {
+            // SAFETY: mtls.h: `c` comes from mtls_client_config_builder_build or
+            // mtls_client_config_with_alpn (Box::into_raw of a mutable box; const only for C)
+            // and C frees it once. Connections hold their own Arc of the rustls config.
+            drop(unsafe { Box::from_raw(c as *mut mtls_client_config) });
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testutil::test_issued;
+    use crate::*;
+
+    fn certkey() -> *mut mtls_certkey {
+        let t = &test_issued().leaf;
+        let mut ck = std::ptr::null_mut();
+        let rr = mtls_certkey_load(
+            t.cert_pem.as_ptr(),
+            t.cert_pem.len(),
+            t.key_pem.as_ptr(),
+            t.key_pem.len(),
+            &mut ck,
+            std::ptr::null_mut(),
+            0,
+        );
+        assert_eq!(rr, MTLS_OK);
+        ck
+    }
+
+    /// A server for a.test/b.test that requires a client certificate from the test CA and
+    /// agrees on h2. Server and client present the same certificate.
+    fn server_config() -> *const mtls_server_config {
+        let ca = &test_issued().ca_pem;
+        let ck = certkey();
+        let b = mtls_server_config_builder_new();
+        assert_eq!(mtls_server_config_builder_add_certkey(b, ck), MTLS_OK);
+        let rr = mtls_server_config_builder_set_client_auth(
+            b,
+            ca.as_ptr(),
+            ca.len(),
+            std::ptr::null(),
+            0,
+            true,
+            std::ptr::null_mut(),
+            0,
+        );
+        assert_eq!(rr, MTLS_OK);
+        let (mut base, mut cfg) = (std::ptr::null(), std::ptr::null());
+        assert_eq!(mtls_server_config_builder_build(b, &mut base, std::ptr::null_mut(), 0), MTLS_OK);
+        assert_eq!(mtls_server_config_with_alpn(base, b"h2".as_ptr(), 2, &mut cfg), MTLS_OK);
+        mtls_server_config_free(base);
+        mtls_certkey_free(ck);
+        cfg
+    }
+
+    fn client_config(with_cert: bool, alpn: &[u8]) -> *const mtls_client_config {
+        let ca = &test_issued().ca_pem;
+        let b = mtls_client_config_builder_new();
+        let mut added = 0;
+        let rr = mtls_client_config_builder_add_ca(
+            b,
+            ca.as_ptr(),
+            ca.len(),
+            true,
+            &mut added,
+            std::ptr::null_mut(),
+            0,
+        );
+        assert_eq!((rr, added), (MTLS_OK, 1));
+        if with_cert {
+            let ck = certkey();
+            assert_eq!(mtls_client_config_builder_add_certkey(b, ck), MTLS_OK);
+            mtls_certkey_free(ck);
+        }
+        let (mut base, mut cfg) = (std::ptr::null(), std::ptr::null());
+        assert_eq!(mtls_client_config_builder_build(b, &mut base, std::ptr::null_mut(), 0), MTLS_OK);
+        assert_eq!(mtls_client_config_with_alpn(base, alpn.as_ptr(), alpn.len(), &mut cfg), MTLS_OK);
+        mtls_client_config_free(base);
+        cfg
+    }
+
+    /// Moves what `from` has to send to `to`, and lets `to` process it; `to`'s result.
+    fn pass(from: *mut mtls_conn, to: *mut mtls_conn, server_config: *const mtls_server_config) -> mtls_result {
+        let mut buf = vec![0u8; 64 * 1024];
+        let mut n = 0;
+        assert_eq!(mtls_conn_write_tls(from, buf.as_mut_ptr(), buf.len(), &mut n), MTLS_OK);
+        if n == 0 {
+            return MTLS_OK;
+        }
+        let mut took = 0;
+        assert_eq!(mtls_conn_read_tls(to, buf.as_ptr(), n, &mut took), MTLS_OK);
+        assert_eq!(took, n);
+        match mtls_conn_process(to) {
+            MTLS_HELLO => match mtls_conn_start(to, server_config) {
+                MTLS_OK => mtls_conn_process(to),
+                rr => rr,
+            },
+            rr => rr,
+        }
+    }
+
+    /// Runs a handshake between a client for `name` and the test server: the client's and the
+    /// server's last results, and the two connections (to be freed).
+    fn handshake(cfg: *const mtls_client_config, name: &str) -> (mtls_result, mtls_result, *mut mtls_conn, *mut mtls_conn) {
+        let scfg = server_config();
+        let server = mtls_conn_new();
+        let mut client = std::ptr::null_mut();
+        assert_eq!(mtls_conn_new_client(cfg, name.as_ptr(), name.len(), &mut client), MTLS_OK);
+        let (mut cr, mut sr) = (MTLS_OK, MTLS_OK);
+        for _ in 0..10 {
+            sr = pass(client, server, scfg);
+            cr = pass(server, client, scfg);
+            if cr != MTLS_OK || sr != MTLS_OK || !mtls_conn_is_handshaking(client) {
+                break;
+            }
+        }
+        if sr == MTLS_OK {
+            // the client's last flight (TLS 1.3: its certificate and Finished)
+            sr = pass(client, server, scfg);
+        }
+        mtls_server_config_free(scfg);
+        (cr, sr, client, server)
+    }
+
+    #[test]
+    fn a_client_verifies_the_server_presents_its_certificate_and_agrees_on_alpn() {
+        let cfg = client_config(true, b"\x02h2\x08http/1.1");
+        let (cr, sr, client, server) = handshake(cfg, "a.test");
+        assert_eq!((cr, sr), (MTLS_OK, MTLS_OK));
+        assert!(!mtls_conn_is_handshaking(client));
+        let (mut p, mut len) = (std::ptr::null(), 0);
+        assert_eq!(mtls_conn_alpn(client, &mut p, &mut len), MTLS_OK);
+        // SAFETY: mtls_conn_alpn lent `len` bytes at `p`, valid while `client` lives.
+        assert_eq!(unsafe { std::slice::from_raw_parts(p, len) }, b"h2");
+        assert_eq!(mtls_conn_peer_cert_count(client), 1);
+        assert_eq!(mtls_conn_peer_cert_count(server), 1, "the server got the client's certificate");
+        mtls_conn_free(client);
+        mtls_conn_free(server);
+        mtls_client_config_free(cfg);
+    }
+
+    #[test]
+    fn a_server_not_valid_for_the_name_is_refused() {
+        let cfg = client_config(true, b"");
+        let (cr, _, client, server) = handshake(cfg, "c.test");
+        assert_eq!(cr, MTLS_PEER_CERT);
+        let mut detail = [0u8; 200];
+        mtls_conn_error(client, detail.as_mut_ptr() as *mut c_char, detail.len());
+        let detail = String::from_utf8_lossy(&detail);
+        assert!(detail.contains("NotValidForName"), "{detail}");
+        mtls_conn_free(client);
+        mtls_conn_free(server);
+        mtls_client_config_free(cfg);
+    }
+
+    #[test]
+    fn a_client_without_a_certificate_from_a_named_ca_sends_none() {
+        let cfg = client_config(false, b"");
+        let (cr, sr, client, server) = handshake(cfg, "b.test");
+        assert!(cr != MTLS_OK || sr != MTLS_OK, "a server that requires one refuses the client");
+        assert_eq!(mtls_conn_peer_cert_count(server), 0);
+        mtls_conn_free(client);
+        mtls_conn_free(server);
+        mtls_client_config_free(cfg);
+
+        let ck = certkey();
+        // SAFETY: `ck` is a live handle from mtls_certkey_load.
+        let key = unsafe { &*ck }.key.clone();
+        mtls_certkey_free(ck);
+        let issuers = chain_issuers(&key.cert);
+        let schemes = [SignatureScheme::ECDSA_NISTP256_SHA256];
+        let r = ByIssuer { certs: vec![MachineCert { key, issuers: issuers.clone() }] };
+        assert!(r.pick(&[issuers[0].as_slice()], &schemes).is_some());
+        assert!(r.pick(&[], &schemes).is_some(), "a server that names no CA takes any");
+        assert!(r.pick(&[b"\x30\x00".as_slice()], &schemes).is_none(), "another CA");
+        assert!(r.pick(&[], &[SignatureScheme::RSA_PSS_SHA256]).is_none(), "no scheme in common");
+    }
+
+    #[test]
+    fn the_issuer_is_read_as_x509_parser_reads_it() {
+        use x509_parser::prelude::X509Certificate;
+        let t = test_issued();
+        let (_, full) = X509Certificate::from_der(&t.leaf.cert_der).expect("it parses");
+        assert_eq!(cert_issuer(&t.leaf.cert_der), Some(full.issuer().as_raw()));
+        assert_eq!(cert_issuer(b"\x30\x03\x02\x01\x00"), None);
+    }
+
+    #[test]
+    fn bad_names_and_alpn_lists_are_refused() {
+        let cfg = client_config(false, b"");
+        let mut conn = std::ptr::null_mut();
+        for name in ["", "a b", "-.."] {
+            assert_eq!(mtls_conn_new_client(cfg, name.as_ptr(), name.len(), &mut conn), MTLS_INVALID, "{name:?}");
+        }
+        assert!(conn.is_null());
+        let mut out = std::ptr::null();
+        for wire in [&b"\x03h2"[..], b"\x00", b"\x02h2\x01"] {
+            assert_eq!(mtls_client_config_with_alpn(cfg, wire.as_ptr(), wire.len(), &mut out), MTLS_INVALID);
+        }
+        assert!(out.is_null());
+        mtls_client_config_free(cfg);
+    }
+}
