@@ -146,9 +146,12 @@ TLSEngine 127.0.0.1:{port}
   ProxyPass /ws/ {scheme}://127.0.0.1:{backend.port}/{upgrade}
 </VirtualHost>
 """
+    # debug: mod_tls' handshake lines (MTLS00012) name the backend connections [remote ...]
+    tls_level = 'ssl:info' if harness.MODSSL else 'tls:debug'
     a = harness.Apache(PROXY_MODULES + vhosts, docroot, name=name,
-                       log_level=('warn ssl:info ' if harness.MODSSL else 'warn tls:info ') + 'proxy_http:debug proxy_wstunnel:debug')
+                       log_level=f'warn {tls_level} proxy_http:debug proxy_wstunnel:debug')
     a.ports = ports
+    a.backend_port = backend.port
     a.start()
     return a
 
@@ -242,6 +245,12 @@ def test_route(ca, route):
     a.wait_log(HANDLER_LINE[form], off)
     other = HANDLER_LINE['tunnel' if form == 'http' else 'http']
     assert not harness.lines_matching(a.error_log, other, off), f'{other} logged'
+    # mod_tls made the backend connection's TLS, or there was none
+    backend = rf'\[remote 127\.0\.0\.1:{a.backend_port}\].*MTLS00012'
+    if kind == 'wss':
+        a.wait_log(backend, off)
+    else:
+        assert not harness.lines_matching(a.error_log, backend, off), f'{backend} logged'
 
 
 def test_frame_sizes(ca, route):
