@@ -5,7 +5,9 @@
 Three Apache instances run side by side, same binary, same MPM settings, same files and
 the same certificates; only the TLS module differs (the plain one is the ceiling). Every
 measurement runs once per server in turn (mod_tls, mod_ssl, plain; mod_tls, mod_ssl,
-plain; ...) for several rounds. The report gives the median and the spread of each, the
+plain; ...) for several rounds. Scenario 9 (proxying) has servers of its own: three
+mod_tls fronts that differ only in how they reach one https backend (mod_tls' TLSProxyEngine,
+mod_ssl's SSLProxyEngine, plain http), and that backend. The report gives the median and the spread of each, the
 ratio mod_tls / mod_ssl and whether it meets its target, and says where a number should
 not be trusted (failed or short responses, a load generator that limited the number,
 other processes taking CPU time on the shared machine).
@@ -511,8 +513,8 @@ Listen 127.0.0.1:{http}
 <VirtualHost 127.0.0.1:{http}>
     ServerName {host}
 </VirtualHost>
-# what the fronts' probe requests (/px/1k.bin?probe) negotiated with the backend
-SetEnvIf Query_String ^probe$ probe
+# what the fronts' probe requests (header X-Loadtest-Probe) negotiated with the backend
+SetEnvIf X-Loadtest-Probe ^1$ probe
 CustomLog "{dir}/probe.log" "%{{SSL_PROTOCOL}}x %{{SSL_CIPHER}}x resumed=%{{SSL_SESSION_RESUMED}}x" env=probe
 """
 
@@ -866,8 +868,9 @@ def measure_proxy(front, opt, path, size):
 
 
 def probe_proxy(front):
-    """One request through the front (/px/1k.bin?probe): its status and length, and what
-    the backend connection negotiated, from the backend's probe log."""
+    """One request through the front (/px/1k.bin with X-Loadtest-Probe: 1, which mod_proxy
+    passes on): its status and length, and what the backend connection negotiated, from the
+    backend's probe log."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
@@ -875,8 +878,8 @@ def probe_proxy(front):
     try:
         with socket.create_connection(('127.0.0.1', front.ports['ecdsa']), timeout=10) as s:
             with ctx.wrap_socket(s, server_hostname=HOST) as t:
-                t.sendall(f'GET /px/1k.bin?probe HTTP/1.1\r\nHost: {HOST}\r\n'
-                          'Connection: close\r\n\r\n'.encode())
+                t.sendall(f'GET /px/1k.bin HTTP/1.1\r\nHost: {HOST}\r\n'
+                          'X-Loadtest-Probe: 1\r\nConnection: close\r\n\r\n'.encode())
                 data = b''
                 while True:
                     chunk = t.recv(65536)
