@@ -1384,6 +1384,31 @@ def ceiling_note(results, row_of):
             '|---|---|---|---|---:|---:|'] + rows
 
 
+def proxy_note(evals):
+    """Scenario 9: the front's CPU time per response holds its own TLS (mod_tls in every
+    column) and mod_proxy's work besides the backend connection's TLS. With plain http to the
+    backend (no TLS there at all) the ratio to mod_ssl is the lowest any TLS client could
+    reach; and the backend TLS alone is each column minus plain."""
+    out = []
+    for e in evals:
+        r = e['row']
+        if r.scenario != 9 or r.metric != 'cpu_us_req':
+            continue
+        tls, ssl_, plain = e['mod_tls_med'], e['mod_ssl_med'], e['plain_med']
+        if None in (tls, ssl_, plain) or not ssl_:
+            continue
+        part = (f'; the backend connection\'s TLS alone (each minus plain) {tls - plain:,.0f}'
+                f' against {ssl_ - plain:,.0f} µs'
+                + (f', {(tls - plain) / (ssl_ - plain):.2f}×' if ssl_ - plain > 0 else ''))
+        out.append(f'- {r.label}: with plain http to the backend {plain:,.0f} µs, so no TLS'
+                   f' client can bring the ratio below {plain / ssl_:.2f}× mod_ssl{part}.')
+    if not out:
+        return []
+    return ['', 'Scenario 9, what the backend connection\'s TLS costs the front (medians): the'
+            ' front\'s CPU time per response also pays for its own TLS to the client (mod_tls in'
+            ' every column) and for mod_proxy, the same in every column.', ''] + out
+
+
 def report_md(meta, evals, results, cases, level=1):
     h = '#' * level
     opt = meta['profile']
@@ -1461,6 +1486,7 @@ def report_md(meta, evals, results, cases, level=1):
                   ' server-side comparison.']
     lines += ceiling_note(results, {r.case: r for r in (e['row'] for e in evals)
                                             if r.metric in ('rps', 'mibps', 'rate')})
+    lines += proxy_note(evals)
     lines += ['', f'{h}# Every measurement', '',
               'Each server\'s values per round; the CPU use in cores of the load generator,'
               ' of Apache and of all other processes (medians; the machine has'
