@@ -6,10 +6,10 @@ Three Apache instances run side by side, same binary, same MPM settings, same fi
 the same certificates; only the TLS module differs (the plain one is the ceiling). Every
 measurement runs once per server in turn (mod_tls, mod_ssl, plain; mod_tls, mod_ssl,
 plain; ...) for several rounds. Scenario 9 (proxying) has servers of its own: three
-mod_tls fronts that differ only in how they reach one https backend (mod_tls' TLSProxyEngine,
-mod_ssl's SSLProxyEngine, plain http), and that backend. The report gives the median and the spread of each, the
-ratio mod_tls / mod_ssl and whether it meets its target, and says where a number should
-not be trusted (failed or short responses, a load generator that limited the number,
+mod_tls fronts that differ only in how they reach one https backend (mod_tls'
+TLSProxyEngine, mod_ssl's SSLProxyEngine, plain http), and that backend. The report gives
+the median and the spread of each, the ratio mod_tls / mod_ssl and whether it meets its
+target, and says where a number should not be trusted (failed or short responses, a load generator that limited the number,
 other processes taking CPU time on the shared machine).
 
 Output: a table on the terminal, build/loadtest/report.md, build/loadtest/ratios.png,
@@ -515,7 +515,8 @@ Listen 127.0.0.1:{http}
 </VirtualHost>
 # what the fronts' probe requests (header X-Loadtest-Probe) negotiated with the backend
 SetEnvIf X-Loadtest-Probe ^1$ probe
-CustomLog "{dir}/probe.log" "%{{SSL_PROTOCOL}}x %{{SSL_CIPHER}}x resumed=%{{SSL_SESSION_RESUMED}}x" env=probe
+CustomLog "{dir}/probe.log" \\
+    "%{{SSL_PROTOCOL}}x %{{SSL_CIPHER}}x resumed=%{{SSL_SESSION_RESUMED}}x" env=probe
 """
 
 PROXY_FRONT = """\
