@@ -915,9 +915,10 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
     apr_size_t len;
     apr_bucket *e;
 
-    /* To a backend, the first write (mod_proxy's request) waits for the handshake, which it
-     * starts; a failed one leaves the connection aborted, for mod_proxy's 502. */
-    if (tc->outgoing && ((rv = tls_proxy_check_scope(tc)) != APR_SUCCESS
+    /* To a backend, the first write of data (mod_proxy's request) waits for the handshake,
+     * which it starts; a failed one leaves the connection aborted, for mod_proxy's 502. Only
+     * data counts: mod_proxy also flushes and closes kept connections, outside any request. */
+    if (tc->outgoing && brigade_has_data(bb) && ((rv = tls_proxy_check_scope(tc)) != APR_SUCCESS
                          || (tc->state < TLS_ST_TRAFFIC
                              && (rv = in_handshake(fc, APR_BLOCK_READ)) != APR_SUCCESS))) {
         apr_brigade_cleanup(bb);

@@ -422,7 +422,8 @@ apr_status_t tls_proxy_start(tls_conn_t *tc)
     if (note && !(config = alpn_config(tc, note, &err))) {
         return tls_proxy_fail(tc, APR_EGENERAL, "handshake start", err);
     }
-    rr = mtls_conn_new_client(config, (const uint8_t *)tc->sni, strlen(tc->sni), &tc->rc);
+    rr = mtls_conn_new_client(config, (const uint8_t *)tc->sni, strlen(tc->sni),
+                              c->client_addr ? c->client_addr->port : 0, &tc->rc);
     if (rr != MTLS_OK) {
         return tls_proxy_fail(tc, APR_EGENERAL, "handshake start", rr == MTLS_INVALID
                               ? "the name is neither a DNS name nor an IP address "

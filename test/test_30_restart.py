@@ -89,7 +89,8 @@ WARMUP, RESTARTS, STEP_CAP_KB, MAX_GROWTH_KB = 10, 100, 8, 48
 
 def test_graceful_restarts_keep_parent_flat(apache_factory, ca):
     """RSS of the parent over graceful restarts with a TLS vhost, client
-    certificates and a CRL (what the parent parses at every cycle)."""
+    certificates and a CRL, and TLS to backends with the system's CAs and a
+    machine certificate (what the parent parses at every cycle)."""
     root = cc.Authority(cc.dn(CN='Restart Client Root'), 'ec', label='restart')
     crl = root.gen_crl()
     cert, key = ca.issue(['a.test'])
@@ -103,6 +104,9 @@ TLSEngine 127.0.0.1:{port}
   TLSClientCertificate optional
   TLSClientCA {root.cert_path}
   TLSClientCRL {crl}
+  TLSProxyEngine on
+  TLSProxyCA system
+  TLSProxyMachineCertificate {cert} {key}
 </VirtualHost>
 """, cgi=False, http2=False, log_level='notice tls:info')
     a.start()

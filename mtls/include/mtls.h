@@ -503,7 +503,7 @@ void mtls_client_config_builder_free(mtls_client_config_builder *b);
  * Builds a config and consumes `b`, also on failure: C must neither use nor free `b`
  * afterwards. On MTLS_OK, `*out` is a new config C owns (mtls_client_config_free): servers are
  * verified against the CAs given, for the name each connection is made for; sessions are kept
- * in memory, per config, to resume the next connections to the same server.
+ * in memory, per config, to resume the next connections to the same server (name and port).
  *
  * MTLS_CONFIG: the settings do not make a config (no CA, no cipher suite for an allowed
  * version); a sentence for the admin goes NUL-terminated into `err` (`err_len` bytes,
@@ -569,15 +569,17 @@ mtls_conn *mtls_conn_new(void);
 
 /**
  * A new outgoing connection to the server `name` (`name_len` bytes, borrowed for the call: a
- * DNS name, or an IP address in text), made with `config`, which it keeps its own reference
- * to. rustls sends `name` as SNI unless it is an IP address, and verifies the server's
- * certificate for it. On MTLS_OK, `*out` is a new connection C owns (mtls_conn_free), its
+ * DNS name, or an IP address in text) at `port`, made with `config`, which it keeps its own
+ * reference to. rustls sends `name` as SNI unless it is an IP address, and verifies the
+ * server's certificate for it. A session the config kept for the same name and port is
+ * resumed. On MTLS_OK, `*out` is a new connection C owns (mtls_conn_free), its
  * ClientHello waiting for mtls_conn_write_tls. MTLS_INVALID: `name` is neither a DNS name nor
  * an IP address. MTLS_ERROR: rustls could not start it.
  */
 mtls_result mtls_conn_new_client(const mtls_client_config *config,
                                  const uint8_t *name,
                                  size_t name_len,
+                                 uint16_t port,
                                  mtls_conn **out);
 
 /**

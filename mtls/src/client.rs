@@ -2,10 +2,16 @@
 //! distinct set of proxy settings at startup, shared by all those connections, and with them
 //! rustls' cache of sessions to resume.
 
+use std::cell::Cell;
 use std::os::raw::c_char;
 use std::sync::Arc;
 
-use rustls::client::{ResolvesClientCert, WebPkiServerVerifier};
+use rustls::client::{
+    ClientSessionMemoryCache, ClientSessionStore, ResolvesClientCert, Resumption, Tls12ClientSessionValue,
+    Tls13ClientSessionValue, WebPkiServerVerifier,
+};
+use rustls::pki_types::{DnsName, ServerName};
+use rustls::NamedGroup;
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
@@ -85,6 +91,87 @@ fn cert_issuer(der: &[u8]) -> Option<&[u8]> {
 /// parse adds none (rustls loaded it, so this does not happen).
 fn chain_issuers(chain: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
     chain.iter().filter_map(|c| cert_issuer(c.as_ref()).map(<[u8]>::to_vec)).collect()
+}
+
+/// Sessions kept per config, as rustls' own default.
+const SESSIONS_KEPT: usize = 256;
+
+thread_local! {
+    /// The server port of the outgoing connection rustls works on in this thread, while a
+    /// call on it runs (with_port): where the session store files its sessions.
+    static PORT: Cell<u16> = const { Cell::new(0) };
+}
+
+/// Runs `f` with the session store filing under `port`; the port of before is back afterwards,
+/// also when `f` panics.
+pub(crate) fn with_port<R>(port: u16, f: impl FnOnce() -> R) -> R {
+    struct Restore(u16);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            PORT.with(|p| p.set(self.0));
+        }
+    }
+    let _restore = Restore(PORT.with(|p| p.replace(port)));
+    f()
+}
+
+/// rustls keeps a client's sessions by server name alone. Another port of the same host is
+/// another server, though (another vhost, another certificate), and resuming there would
+/// skip verifying its certificate: sessions are kept per name and port. The inner cache is
+/// keyed by a made-up DNS name that holds both.
+#[derive(Debug)]
+struct PerPort {
+    inner: ClientSessionMemoryCache,
+}
+
+/// "localhost" on 8443 as "localhost.port-8443", 127.0.0.1 as "127-0-0-1.port-8443"; None when
+/// that makes no DNS name (too long): then nothing is kept or found.
+fn per_port(name: &ServerName<'_>) -> Option<ServerName<'static>> {
+    let base = match name {
+        ServerName::DnsName(d) => d.as_ref().to_owned(),
+        ServerName::IpAddress(ip) => std::net::IpAddr::from(*ip).to_string().replace(['.', ':'], "-"),
+        _ => return None,
+    };
+    let port = PORT.with(Cell::get);
+    DnsName::try_from(format!("{base}.port-{port}")).ok().map(ServerName::DnsName)
+}
+
+impl ClientSessionStore for PerPort {
+    fn set_kx_hint(&self, server_name: ServerName<'static>, group: NamedGroup) {
+        if let Some(n) = per_port(&server_name) {
+            self.inner.set_kx_hint(n, group);
+        }
+    }
+
+    fn kx_hint(&self, server_name: &ServerName<'_>) -> Option<NamedGroup> {
+        self.inner.kx_hint(&per_port(server_name)?)
+    }
+
+    fn set_tls12_session(&self, server_name: ServerName<'static>, value: Tls12ClientSessionValue) {
+        if let Some(n) = per_port(&server_name) {
+            self.inner.set_tls12_session(n, value);
+        }
+    }
+
+    fn tls12_session(&self, server_name: &ServerName<'_>) -> Option<Tls12ClientSessionValue> {
+        self.inner.tls12_session(&per_port(server_name)?)
+    }
+
+    fn remove_tls12_session(&self, server_name: &ServerName<'static>) {
+        if let Some(n) = per_port(server_name) {
+            self.inner.remove_tls12_session(&n);
+        }
+    }
+
+    fn insert_tls13_ticket(&self, server_name: ServerName<'static>, value: Tls13ClientSessionValue) {
+        if let Some(n) = per_port(&server_name) {
+            self.inner.insert_tls13_ticket(n, value);
+        }
+    }
+
+    fn take_tls13_ticket(&self, server_name: &ServerName<'static>) -> Option<Tls13ClientSessionValue> {
+        self.inner.take_tls13_ticket(&per_port(server_name)?)
+    }
 }
 
 /// A client config: immutable once built, shared by every connection made with it, and with
@@ -248,18 +335,19 @@ fn build(b: mtls_client_config_builder) -> Result<mtls_client_config, String> {
         .with_protocol_versions(b.policy.versions())
         .map_err(|e| format!("{e} (do the allowed ciphers cover the allowed protocol versions?)"))?
         .with_webpki_verifier(verifier);
-    let config = if b.certs.is_empty() {
+    let mut config = if b.certs.is_empty() {
         with_verifier.with_no_client_auth()
     } else {
         with_verifier.with_client_cert_resolver(Arc::new(ByIssuer { certs: b.certs }))
     };
+    config.resumption = Resumption::store(Arc::new(PerPort { inner: ClientSessionMemoryCache::new(SESSIONS_KEPT) }));
     Ok(mtls_client_config { config: Arc::new(config) })
 }
 
 /// Builds a config and consumes `b`, also on failure: C must neither use nor free `b`
 /// afterwards. On MTLS_OK, `*out` is a new config C owns (mtls_client_config_free): servers are
 /// verified against the CAs given, for the name each connection is made for; sessions are kept
-/// in memory, per config, to resume the next connections to the same server.
+/// in memory, per config, to resume the next connections to the same server (name and port).
 ///
 /// MTLS_CONFIG: the settings do not make a config (no CA, no cipher suite for an allowed
 /// version); a sentence for the admin goes NUL-terminated into `err` (`err_len` bytes,
@@ -445,13 +533,18 @@ mod tests {
         }
     }
 
-    /// Runs a handshake between a client for `name` and the test server: the client's and the
-    /// server's last results, and the two connections (to be freed).
-    fn handshake(cfg: *const mtls_client_config, name: &str) -> (mtls_result, mtls_result, *mut mtls_conn, *mut mtls_conn) {
-        let scfg = server_config();
+    /// Runs a handshake between a client for `name` at `port` and a server with `scfg`: the
+    /// client's and the server's last results, and the two connections (to be freed). The
+    /// server's session tickets, sent after the handshake, are taken in by the client too.
+    fn handshake_with(
+        cfg: *const mtls_client_config,
+        scfg: *const mtls_server_config,
+        name: &str,
+        port: u16,
+    ) -> (mtls_result, mtls_result, *mut mtls_conn, *mut mtls_conn) {
         let server = mtls_conn_new();
         let mut client = std::ptr::null_mut();
-        assert_eq!(mtls_conn_new_client(cfg, name.as_ptr(), name.len(), &mut client), MTLS_OK);
+        assert_eq!(mtls_conn_new_client(cfg, name.as_ptr(), name.len(), port, &mut client), MTLS_OK);
         let (mut cr, mut sr) = (MTLS_OK, MTLS_OK);
         for _ in 0..10 {
             sr = pass(client, server, scfg);
@@ -464,8 +557,32 @@ mod tests {
             // the client's last flight (TLS 1.3: its certificate and Finished)
             sr = pass(client, server, scfg);
         }
-        mtls_server_config_free(scfg);
+        if sr == MTLS_OK && cr == MTLS_OK {
+            cr = pass(server, client, scfg);
+        }
         (cr, sr, client, server)
+    }
+
+    fn handshake(cfg: *const mtls_client_config, name: &str) -> (mtls_result, mtls_result, *mut mtls_conn, *mut mtls_conn) {
+        let scfg = server_config();
+        let r = handshake_with(cfg, scfg, name, 443);
+        mtls_server_config_free(scfg);
+        r
+    }
+
+    #[test]
+    fn sessions_resume_at_the_same_name_and_port_only() {
+        let cfg = client_config(true, b"");
+        let scfg = server_config();
+        for (name, port, resumed) in [("a.test", 443, false), ("a.test", 443, true), ("a.test", 8443, false), ("b.test", 443, false)] {
+            let (cr, sr, client, server) = handshake_with(cfg, scfg, name, port);
+            assert_eq!((cr, sr), (MTLS_OK, MTLS_OK), "{name}:{port}");
+            assert_eq!(mtls_conn_is_resumed(client), resumed, "{name}:{port}");
+            mtls_conn_free(client);
+            mtls_conn_free(server);
+        }
+        mtls_server_config_free(scfg);
+        mtls_client_config_free(cfg);
     }
 
     #[test]
@@ -536,7 +653,7 @@ mod tests {
         let cfg = client_config(false, b"");
         let mut conn = std::ptr::null_mut();
         for name in ["", "a b", "-.."] {
-            assert_eq!(mtls_conn_new_client(cfg, name.as_ptr(), name.len(), &mut conn), MTLS_INVALID, "{name:?}");
+            assert_eq!(mtls_conn_new_client(cfg, name.as_ptr(), name.len(), 443, &mut conn), MTLS_INVALID, "{name:?}");
         }
         assert!(conn.is_null());
         let mut out = std::ptr::null();

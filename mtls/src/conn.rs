@@ -11,7 +11,7 @@ use rustls::server::{Accepted, Acceptor};
 use rustls::pki_types::ServerName;
 use rustls::{AlertDescription, ClientConnection, Connection, ContentType, HandshakeKind, InvalidMessage};
 
-use crate::client::mtls_client_config;
+use crate::client::{mtls_client_config, with_port};
 use crate::config::{mtls_server_config, PICKED};
 use crate::hello::refused_server_name;
 use crate::result::mtls_result::{self, *};
@@ -89,6 +89,8 @@ pub struct mtls_conn {
     certkey_index: Option<usize>,
     /// Handed to the session store callbacks while rustls works on this connection.
     userdata: *mut c_void,
+    /// Outgoing: the server's port, under which its sessions are kept.
+    port: u16,
     error: String,
 }
 
@@ -103,6 +105,7 @@ impl mtls_conn {
             alpn: Vec::new(),
             certkey_index: None,
             userdata: std::ptr::null_mut(),
+            port: 0,
             error: String::new(),
         }
     }
@@ -153,9 +156,10 @@ pub extern "C" fn mtls_conn_new() -> *mut mtls_conn {
 }
 
 /// A new outgoing connection to the server `name` (`name_len` bytes, borrowed for the call: a
-/// DNS name, or an IP address in text), made with `config`, which it keeps its own reference
-/// to. rustls sends `name` as SNI unless it is an IP address, and verifies the server's
-/// certificate for it. On MTLS_OK, `*out` is a new connection C owns (mtls_conn_free), its
+/// DNS name, or an IP address in text) at `port`, made with `config`, which it keeps its own
+/// reference to. rustls sends `name` as SNI unless it is an IP address, and verifies the
+/// server's certificate for it. A session the config kept for the same name and port is
+/// resumed. On MTLS_OK, `*out` is a new connection C owns (mtls_conn_free), its
 /// ClientHello waiting for mtls_conn_write_tls. MTLS_INVALID: `name` is neither a DNS name nor
 /// an IP address. MTLS_ERROR: rustls could not start it.
 #[no_mangle]
@@ -163,6 +167,7 @@ pub extern "C" fn mtls_conn_new_client(
     config: *const mtls_client_config,
     name: *const u8,
     name_len: usize,
+    port: u16,
     out: *mut *mut mtls_conn,
 ) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
@@ -174,9 +179,11 @@ pub extern "C" fn mtls_conn_new_client(
         let Some(name) = std::str::from_utf8(name).ok().and_then(|n| ServerName::try_from(n.to_owned()).ok()) else {
             return MTLS_INVALID;
         };
-        match ClientConnection::new(config.config.clone(), name) {
+        match with_port(port, || ClientConnection::new(config.config.clone(), name)) {
             Ok(c) => {
-                *out = Box::into_raw(Box::new(mtls_conn::in_phase(Phase::Traffic(Connection::Client(c)))));
+                let mut conn = mtls_conn::in_phase(Phase::Traffic(Connection::Client(c)));
+                conn.port = port;
+                *out = Box::into_raw(Box::new(conn));
                 MTLS_OK
             }
             Err(_) => MTLS_ERROR,
@@ -313,7 +320,7 @@ pub extern "C" fn mtls_conn_process(conn: *mut mtls_conn) -> mtls_result {
                 }
             },
             Phase::Chosen(_) => MTLS_HELLO,
-            Phase::Traffic(c) => match with_userdata(conn.userdata, || c.process_new_packets()) {
+            Phase::Traffic(c) => match with_userdata(conn.userdata, || with_port(conn.port, || c.process_new_packets())) {
                 Ok(_) => MTLS_OK,
                 Err(e) => conn.fail(e),
             },
