@@ -1398,6 +1398,11 @@ def proxy_note(evals):
         tls, ssl_, plain = e['mod_tls_med'], e['mod_ssl_med'], e['plain_med']
         if None in (tls, ssl_, plain) or not ssl_:
             continue
+        if plain >= min(tls, ssl_):
+            out.append(f'- {r.label}: with plain http to the backend {plain:,.0f} µs, no less'
+                       f' than with TLS ({tls:,.0f} and {ssl_:,.0f} µs): the backend TLS\'s'
+                       ' share is within this run\'s noise, no floor can be given.')
+            continue
         part = (f'; the backend connection\'s TLS alone (each minus plain) {tls - plain:,.0f}'
                 f' against {ssl_ - plain:,.0f} µs'
                 + (f', {(tls - plain) / (ssl_ - plain):.2f}×' if ssl_ - plain > 0 else ''))
