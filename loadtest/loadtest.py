@@ -5,9 +5,11 @@
 Three Apache instances run side by side, same binary, same MPM settings, same files and
 the same certificates; only the TLS module differs (the plain one is the ceiling). Every
 measurement runs once per server in turn (mod_tls, mod_ssl, plain; mod_tls, mod_ssl,
-plain; ...) for several rounds. The report gives the median and the spread of each, the
-ratio mod_tls / mod_ssl and whether it meets its target, and says where a number should
-not be trusted (failed or short responses, a load generator that limited the number,
+plain; ...) for several rounds. Scenario 9 (proxying) has servers of its own: three
+mod_tls fronts that differ only in how they reach one https backend (mod_tls'
+TLSProxyEngine, mod_ssl's SSLProxyEngine, plain http), and that backend. The report gives
+the median and the spread of each, the ratio mod_tls / mod_ssl and whether it meets its
+target, and says where a number should not be trusted (failed or short responses, a load generator that limited the number,
 other processes taking CPU time on the shared machine).
 
 Output: a table on the terminal, build/loadtest/report.md, build/loadtest/ratios.png,
@@ -62,20 +64,23 @@ SATURATED = 0.9
 NOISE = 0.25
 
 PROFILES = {
-    # ~10-12 minutes on 2 cores
+    # ~12-13 minutes on 2 cores
     'full': dict(rounds=3, duration=3.5, warmup=1.0, hs_threads=16,
                  ka_conns=(1, 10, 100), h2_streams=10, big_conns=2,
-                 mix_conns=2, mix_requests=2000, idle_conns=400, active_conns=50),
-    # ~3 minutes: the same scenarios, short runs, keep-alive with 10 connections only
+                 mix_conns=2, mix_requests=2000, idle_conns=400, active_conns=50,
+                 proxy_conns=10),
+    # ~3.5 minutes: the same scenarios, short runs, keep-alive with 10 connections only
     'short': dict(rounds=3, duration=1.0, warmup=0.3, hs_threads=16,
                   ka_conns=(10,), h2_streams=10, big_conns=2,
-                  mix_conns=2, mix_requests=300, idle_conns=200, active_conns=25),
+                  mix_conns=2, mix_requests=300, idle_conns=200, active_conns=25,
+                  proxy_conns=10),
 }
 
 MIX_FILES = 1000
 MIX_MIN, MIX_MAX = 1024, 10 * MIB
 SMALL = 1024
 BIG = 10 * MIB
+MID = MIB                            # the proxy scenario's big response (1m.bin)
 
 
 def log(msg=''):
@@ -136,10 +141,22 @@ def make_docroot():
     return sizes
 
 
+def make_mid_file():
+    """build/loadtest/docroot/1m.bin for the proxy scenario (kept, like the others)."""
+    path = os.path.join(DOCROOT, '1m.bin')
+    if not os.path.exists(path) or os.path.getsize(path) != MID:
+        write_data(path, MID, 3, random.Random(7).randbytes(2 * MIB))
+
+
 def openssl(*args):
     p = run(['openssl', *args])
     if p.returncode != 0:
         raise RuntimeError(f'openssl {" ".join(args)} failed:\n{p.stderr}')
+
+
+def ca_of(d):
+    """The CA certificate make_certs(d) made."""
+    return os.path.join(d, 'ca.crt')
 
 
 def make_certs(d):
@@ -475,6 +492,129 @@ class Server:
                 if re.search(r'\[(?:[\w_]+:)?(warn|error|crit|alert|emerg)\]|exit signal', line)]
 
 
+# Scenario 9: mod_tls fronts proxying to one https backend. The backend is an Apache with
+# mod_ssl (the same for every front), https on one port and plain http on another. Each front
+# serves https with mod_tls and passes /px/ to the backend; only the client side of the
+# backend connection differs: mod_tls' TLSProxyEngine, mod_ssl's SSLProxyEngine (mod_ssl
+# loaded for that alone), or plain http to the backend's http port (the ceiling). The
+# backend's name is the client's Host (ProxyPreserveHost): SNI and the name checked are
+# a.test for both TLS clients, and both verify the backend's chain.
+
+BACKEND_VHOSTS = """\
+LoadModule setenvif_module {mods}/mod_setenvif.so
+Listen 127.0.0.1:{https}
+<VirtualHost 127.0.0.1:{https}>
+    ServerName {host}
+    SSLEngine on
+    SSLCertificateFile {crt}
+    SSLCertificateKeyFile {key}
+</VirtualHost>
+Listen 127.0.0.1:{http}
+<VirtualHost 127.0.0.1:{http}>
+    ServerName {host}
+</VirtualHost>
+# what the fronts' probe requests (header X-Loadtest-Probe) negotiated with the backend
+SetEnvIf X-Loadtest-Probe ^1$ probe
+CustomLog "{dir}/probe.log" \\
+    "%{{SSL_PROTOCOL}}x %{{SSL_CIPHER}}x resumed=%{{SSL_SESSION_RESUMED}}x" env=probe
+"""
+
+PROXY_FRONT = """\
+LoadModule proxy_module {mods}/mod_proxy.so
+LoadModule proxy_http_module {mods}/mod_proxy_http.so
+{load_ssl}\
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName {host}
+    TLSCertificate {crt} {key}
+    ProxyPreserveHost On
+{proxy_tls}\
+    ProxyPass /px/ {url}
+</VirtualHost>
+"""
+
+PROXY_CLIENT = {
+    'mod_tls': """\
+    TLSProxyEngine on
+    TLSProxyCA {ca}
+""",
+    # mod_ssl's defaults for the proxy side, but the chain verified (SSLProxyVerify is
+    # `none` by default) as mod_tls always does; the name is checked by default
+    'mod_ssl': """\
+    SSLProxyEngine on
+    SSLProxyVerify require
+    SSLProxyVerifyDepth 2
+    SSLProxyCACertificateFile {ca}
+""",
+    'plain': '',
+}
+
+
+class ProxyBackend(Server):
+    """The backend of scenario 9: mod_ssl on port 'https', plain http on port 'http'."""
+
+    def __init__(self, root, certs, ca):
+        self.variant = 'backend'
+        self.tls = True
+        self.dir = os.path.join(root, 'backend')
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, 'httpd.conf')
+        self.pid_file = os.path.join(self.dir, 'httpd.pid')
+        self.error_log = os.path.join(self.dir, 'error.log')
+        self.probe_log = os.path.join(self.dir, 'probe.log')
+        self.ports = {'https': free_port(), 'http': free_port()}
+        self.pid = None
+        crt, key = certs['ecdsa']
+        fill = dict(dir=self.dir, mods=MODDIR, docroot=DOCROOT, host=HOST)
+        text = COMMON_CONF.format(**fill) + SSL_CONF.format(**fill)
+        text += BACKEND_VHOSTS.format(crt=crt, key=key, **self.ports, **fill)
+        with open(self.conf, 'w') as f:
+            f.write(text)
+
+    def probe_lines(self):
+        try:
+            with open(self.probe_log) as f:
+                return f.read().splitlines()
+        except OSError:
+            return []
+
+
+class ProxyFront(Server):
+    """A mod_tls front of scenario 9 that proxies /px/ to the backend, its backend
+    connections made by `variant` (mod_tls, mod_ssl or plain http); port 'ecdsa'."""
+
+    def __init__(self, variant, root, certs, ca, backend):
+        self.variant = variant
+        self.tls = True
+        self.dir = os.path.join(root, f'proxy-{variant}')
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, 'httpd.conf')
+        self.pid_file = os.path.join(self.dir, 'httpd.pid')
+        self.error_log = os.path.join(self.dir, 'error.log')
+        self.ports = {'ecdsa': free_port()}
+        self.pid = None
+        self.backend = backend
+        crt, key = certs['ecdsa']
+        fill = dict(dir=self.dir, mods=MODDIR, docroot=DOCROOT, module=MODULE, host=HOST)
+        text = COMMON_CONF.format(**fill) + TLS_CONF.format(**fill)
+        if variant == 'mod_ssl':
+            # mod_ssl for the backend connections only; its cache keeps it from warning
+            load_ssl = (f'LoadModule ssl_module {MODDIR}/mod_ssl.so\n'
+                        f'SSLSessionCache shmcb:{self.dir}/ssl-sessions(512000)\n')
+        else:
+            load_ssl = ''
+        url = (f'http://127.0.0.1:{backend.ports["http"]}/' if variant == 'plain'
+               else f'https://127.0.0.1:{backend.ports["https"]}/')
+        text += PROXY_FRONT.format(load_ssl=load_ssl, port=self.ports['ecdsa'], crt=crt,
+                                   key=key, url=url,
+                                   proxy_tls=PROXY_CLIENT[variant].format(ca=ca), **fill)
+        with open(self.conf, 'w') as f:
+            f.write(text)
+
+
 # --------------------------------------------------------------------------
 # Running a load generator and measuring around it
 
@@ -637,10 +777,12 @@ H2LOAD_LINES = {
 
 
 def measure_h2load(srv, opt, path=None, size=None, h1=True, conns=1, streams=1,
-                   requests=None, urilist=None, expect_bytes=None):
+                   requests=None, urilist=None, expect_bytes=None, also=None):
     """h2load against the ECDSA port: timed (-D) unless `requests` is given. Checks that
     every request succeeded with a 2xx, with the right protocol, and the byte count
-    where it can be known (-n mode)."""
+    where it can be known (-n mode). `also`: another Server working for these requests
+    (a proxy's backend), whose CPU time is measured over the same window: as
+    'backend_cpu_us_req', and not taken for other load on the machine."""
     port = srv.ports['ecdsa']
     base = f'{srv.scheme()}://{HOST}:{port}'
     argv = [H2LOAD, '-c', str(conns), '-t', '1', '-m', str(streams),
@@ -662,6 +804,8 @@ def measure_h2load(srv, opt, path=None, size=None, h1=True, conns=1, streams=1,
 
     def mark(name):
         marks[name] = snap(srv)
+        if also is not None:
+            marks[name]['also'] = also.cpu()
 
     mark('start')
     at = [(warm, lambda: mark('window'))] if warm else []
@@ -703,11 +847,57 @@ def measure_h2load(srv, opt, path=None, size=None, h1=True, conns=1, streams=1,
         s.issues.append(f'protocol {got_proto}, expected {want_proto}')
     if m['tls']:
         s.info['negotiated'] = f'{m["tls"].group(1)} {m["tls"].group(2)} {got_proto}'
-    s.window(marks.get('window', marks['start']), marks['end'])
+    a, b = marks.get('window', marks['start']), marks['end']
+    s.window(a, b)
     if ok:
         s.metrics['cpu_us_req'] = s.apache_cores / s.metrics['rps'] * 1e6
+    if also is not None:
+        also_cores = (b['also'] - a['also']) / (b['t'] - a['t'])
+        s.info['backend_cores'] = also_cores
+        s.other_cores = max(0.0, s.other_cores - also_cores)
+        if ok:
+            s.metrics['backend_cpu_us_req'] = also_cores / s.metrics['rps'] * 1e6
     s.check_load()
     return s
+
+
+def measure_proxy(front, opt, path, size):
+    """Scenario 9: h2load over HTTP/1.1 keep-alive to a proxying front, the front's and
+    the backend's CPU time per request."""
+    return measure_h2load(front, opt, path, size, True, opt['proxy_conns'], 1,
+                          also=front.backend)
+
+
+def probe_proxy(front):
+    """One request through the front (/px/1k.bin with X-Loadtest-Probe: 1, which mod_proxy
+    passes on): its status and length, and what the backend connection negotiated, from the
+    backend's probe log."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    before = len(front.backend.probe_lines())
+    try:
+        with socket.create_connection(('127.0.0.1', front.ports['ecdsa']), timeout=10) as s:
+            with ctx.wrap_socket(s, server_hostname=HOST) as t:
+                t.sendall(f'GET /px/1k.bin HTTP/1.1\r\nHost: {HOST}\r\n'
+                          'X-Loadtest-Probe: 1\r\nConnection: close\r\n\r\n'.encode())
+                data = b''
+                while True:
+                    chunk = t.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+    except OSError as e:
+        return f'probe failed: {e}'
+    head, _, body = data.partition(b'\r\n\r\n')
+    status = head.split(b'\r\n', 1)[0].decode(errors='replace')
+    if ' 200 ' not in status or len(body) != SMALL:
+        return f'probe failed: {status!r}, {len(body)} body bytes'
+    deadline = time.monotonic() + 2
+    while time.monotonic() < deadline and len(front.backend.probe_lines()) <= before:
+        time.sleep(0.05)
+    lines = front.backend.probe_lines()[before:]
+    return (f'backend connection {lines[-1]}' if lines else 'not in the backend\'s probe log')
 
 
 # --------------------------------------------------------------------------
@@ -816,8 +1006,15 @@ def measure_memory(srv, opt):
 # What is measured: cases (one run per server and round) and rows (the numbers shown)
 
 class Case:
-    def __init__(self, cid, scenario, variants, fn):
+    """One measurement, run on each of `variants` per round. `group` names the servers it
+    runs on: '' the three main ones, 'proxy' the fronts of scenario 9 (with their backend)."""
+
+    def __init__(self, cid, scenario, variants, fn, group=''):
         self.id, self.scenario, self.variants, self.fn = cid, scenario, variants, fn
+        self.group = group
+
+    def server_key(self, variant):
+        return f'{self.group}-{variant}' if self.group else variant
 
 
 class Row:
@@ -844,6 +1041,8 @@ SCENARIOS = {
     6: 'Memory per connection (Apache Pss)',
     7: 'Apache CPU time per handshake, full and resumed',
     8: 'Apache CPU time per 10 MiB response',
+    9: 'Proxied to an https backend: mod_tls\' TLSProxyEngine against mod_ssl\'s SSLProxyEngine'
+       ' (plain: to the backend\'s http port)',
 }
 TLS_ONLY = ('mod_tls', 'mod_ssl')
 
@@ -924,10 +1123,23 @@ def plan(opt, sizes, urilist):
     rows.append(Row('memory', 'idle_big_bytes', f'Memory per idle connection after a 10 MiB '
                     f'response ({opt["active_conns"]} held)', 'bytes', False,
                     chart='memory/idle after 10 MiB (lower=better)', gen_matters=False))
+    for size, name, label in ((SMALL, '1k', '1 KiB'), (MID, '1m', '1 MiB')):
+        cid = f'proxy-{name}'
+        cases.append(Case(cid, 9, VARIANTS, lambda srv, n=name, sz=size:
+                          measure_proxy(srv, opt, f'/px/{n}.bin', sz), group='proxy'))
+        conns = f'HTTP/1.1, {opt["proxy_conns"]} conn'
+        rows.append(Row(cid, 'rps', f'Proxied {label} responses/s, {conns}', 'req/s', True,
+                        [('mod_ssl', '>=', 1.0)], chart=f'proxied {label}/s'))
+        rows.append(Row(cid, 'cpu_us_req', f'Front Apache CPU per proxied {label} response',
+                        'us', False, [('mod_ssl', '<=', 0.8)],
+                        chart=f'CPU/proxied {label} (lower=better)', gen_matters=False))
+        rows.append(Row(cid, 'backend_cpu_us_req', f'Backend Apache CPU per proxied {label}'
+                        ' response', 'us', False,
+                        chart=f'backend CPU/proxied {label} (lower=better)', gen_matters=False))
     by_id = cases_by_id(cases)
     for r in rows:
         r.scenario = by_id[r.case].scenario
-        if r.metric.startswith('cpu_us'):
+        if r.metric.startswith('cpu_us') and r.scenario in (1, 2, 4):
             r.scenario = 7 if r.scenario in (1, 2) else 8
     rows.sort(key=lambda r: r.scenario)     # stable: the order above within a scenario
     return cases, rows
@@ -1173,6 +1385,36 @@ def ceiling_note(results, row_of):
             '|---|---|---|---|---:|---:|'] + rows
 
 
+def proxy_note(evals):
+    """Scenario 9: the front's CPU time per response holds its own TLS (mod_tls in every
+    column) and mod_proxy's work besides the backend connection's TLS. With plain http to the
+    backend (no TLS there at all) the ratio to mod_ssl is the lowest any TLS client could
+    reach; and the backend TLS alone is each column minus plain."""
+    out = []
+    for e in evals:
+        r = e['row']
+        if r.scenario != 9 or r.metric != 'cpu_us_req':
+            continue
+        tls, ssl_, plain = e['mod_tls_med'], e['mod_ssl_med'], e['plain_med']
+        if None in (tls, ssl_, plain) or not ssl_:
+            continue
+        if plain >= min(tls, ssl_):
+            out.append(f'- {r.label}: with plain http to the backend {plain:,.0f} µs, no less'
+                       f' than with TLS ({tls:,.0f} and {ssl_:,.0f} µs): the backend TLS\'s'
+                       ' share is within this run\'s noise, no floor can be given.')
+            continue
+        part = (f'; the backend connection\'s TLS alone (each minus plain) {tls - plain:,.0f}'
+                f' against {ssl_ - plain:,.0f} µs'
+                + (f', {(tls - plain) / (ssl_ - plain):.2f}×' if ssl_ - plain > 0 else ''))
+        out.append(f'- {r.label}: with plain http to the backend {plain:,.0f} µs, so no TLS'
+                   f' client can bring the ratio below {plain / ssl_:.2f}× mod_ssl{part}.')
+    if not out:
+        return []
+    return ['', 'Scenario 9, what the backend connection\'s TLS costs the front (medians): the'
+            ' front\'s CPU time per response also pays for its own TLS to the client (mod_tls in'
+            ' every column) and for mod_proxy, the same in every column.', ''] + out
+
+
 def report_md(meta, evals, results, cases, level=1):
     h = '#' * level
     opt = meta['profile']
@@ -1192,6 +1434,13 @@ def report_md(meta, evals, results, cases, level=1):
         f' loadtest/hsdrive.c with the same OpenSSL.',
         f'- Negotiated with an OpenSSL client offering h2: mod_tls {meta["probe"]["mod_tls"]};'
         f' mod_ssl {meta["probe"]["mod_ssl"]}.',
+    ]
+    if meta.get('probe_proxy'):
+        pp = meta['probe_proxy']
+        lines.append(f'- Scenario 9, one request through each front: TLSProxyEngine'
+                     f' {pp.get("mod_tls")}; SSLProxyEngine {pp.get("mod_ssl")}; plain'
+                     f' {pp.get("plain")} (the backend\'s mod_ssl variables).')
+    lines += [
         '',
         'Each cell: the median over the rounds, ± half the range between the lowest and highest'
         ' round in % of the median. The ratio is mod_tls / mod_ssl of the medians, in brackets'
@@ -1243,6 +1492,7 @@ def report_md(meta, evals, results, cases, level=1):
                   ' server-side comparison.']
     lines += ceiling_note(results, {r.case: r for r in (e['row'] for e in evals)
                                             if r.metric in ('rps', 'mibps', 'rate')})
+    lines += proxy_note(evals)
     lines += ['', f'{h}# Every measurement', '',
               'Each server\'s values per round; the CPU use in cores of the load generator,'
               ' of Apache and of all other processes (medians; the machine has'
@@ -1372,11 +1622,23 @@ handshake and with memory, which they do not bend.
 8. Apache's CPU time over the measuring window of scenario 4, divided by the responses
    completed in it: the server's cost of sending 10 MiB, without the client's (no target;
    the server-side view of scenario 4, as 7 is of 1).
+9. Proxying: a fourth Apache (mod_ssl, the same settings as the mod_ssl server above) is the
+   backend for three more fronts, each an Apache with mod_tls serving https and mod_proxy_http
+   passing /px/ to it: over https with mod_tls' `TLSProxyEngine` (column mod_tls), over https
+   with mod_ssl's `SSLProxyEngine` (column mod_ssl; mod_ssl is loaded there for the backend
+   connections only, `SSLProxyVerify require`), and over plain http to the backend's http port
+   (column plain). Both TLS clients verify the backend's chain and name (the client's Host,
+   ProxyPreserveHost) and keep their backend connections alive (mod_proxy's pool). `h2load
+   --h1` fetches `/px/1k.bin` and `/px/1m.bin` over {proxy_conns} kept-alive connections,
+   {duration} s after {warmup} s of warm-up; the front's CPU time per request is the
+   measurement (the backend's is given too; it runs on the same cores and is not counted as
+   other load).
 
 Targets (mod_tls / mod_ssl, medians of the same run): full handshakes/s ≥ 1.3×, Apache CPU
 per full handshake ≤ 0.7×, resumed handshakes/s ≥ 1.5×, 1 KiB responses/s ≥ 1.5× over
 HTTP/1.1 (and ≥ 0.95× plain HTTP) and ≥ 1.15× over HTTP/2, 10 MiB throughput ≥ 2.6×,
-memory per idle connection ≤ 0.6×."""
+memory per idle connection ≤ 0.6×; proxied (scenario 9): responses/s ≥ 1.0× and the front's
+CPU per proxied response ≤ 0.8×, with 1 KiB and with 1 MiB."""
 
 
 def terminal_table(evals):
@@ -1478,6 +1740,8 @@ def main():
         with open(args.render) as f:
             data = json.load(f)
         meta = data['meta']
+        # results of a run from before scenario 9
+        meta['profile'].setdefault('proxy_conns', PROFILES['full']['proxy_conns'])
         results = {tuple(k.rsplit('/', 1)): [Sample.from_dict(d) for d in ss]
                    for k, ss in data['results'].items()}
         cases, rows = select(*plan(meta['profile'], mix_sizes(), ''), meta.get('only'))
@@ -1501,6 +1765,7 @@ def main():
     os.makedirs(OUT, exist_ok=True)
     build_driver()
     sizes = make_docroot()
+    make_mid_file()
     urilist = os.path.join(OUT, 'mix-uris.txt')
     with open(urilist, 'w') as f:
         f.writelines(f'/mix/f{i:04d}.bin\n' for i in range(len(sizes)))
@@ -1523,6 +1788,13 @@ def main():
                 'probe': {v: probe(servers[v]) for v in TLS_ONLY}}
         meta['only'] = args.only
         cases, rows = select(*plan(opt, sizes, urilist), args.only)
+        if any(c.group == 'proxy' for c in cases):
+            backend = servers['proxy-backend'] = ProxyBackend(root, certs, ca_of(root))
+            backend.start()
+            for v in VARIANTS:
+                srv = servers[f'proxy-{v}'] = ProxyFront(v, root, certs, ca_of(root), backend)
+                srv.start()
+            meta['probe_proxy'] = {v: probe_proxy(servers[f'proxy-{v}']) for v in VARIANTS}
         log(f'loadtest: {args.mode} mode, {opt["rounds"]} rounds, {len(cases)} cases; '
             f'servers in {root}')
         results = {}
@@ -1531,7 +1803,7 @@ def main():
             for rnd in range(opt['rounds']):
                 for c in [c for c in cases if c.scenario == scen]:
                     for v in c.variants:
-                        s = c.fn(servers[v])
+                        s = c.fn(servers[c.server_key(v)])
                         results.setdefault((c.id, v), []).append(s)
                         shown = ', '.join(f'{k} {x:,.1f}' for k, x in s.metrics.items())
                         cores = (f'cores: gen {s.gen_cores:.2f}, apache {s.apache_cores:.2f},'
@@ -1542,7 +1814,7 @@ def main():
                         log(f'  r{rnd + 1} {c.id:17} {v:8} {shown}  {cores}'
                             + (f'  !! {"; ".join(notes)}' if notes else ''))
         meta['elapsed'] = time.monotonic() - t_start
-        meta['logs'] = {v: servers[v].bad_log_lines() for v in VARIANTS}
+        meta['logs'] = {k: srv.bad_log_lines() for k, srv in servers.items()}
     finally:
         for srv in servers.values():
             srv.stop()
