@@ -96,6 +96,7 @@ static void tls_register_hooks(apr_pool_t *p)
     /* mod_proxy's connections to backends, where TLSProxyEngine says so; mod_ssl gets those
      * we leave */
     ap_hook_ssl_bind_outgoing(tls_proxy_bind_outgoing, NULL, tls_before_ssl, APR_HOOK_MIDDLE);
+    ap_hook_fixups(tls_proxy_fixups, NULL, NULL, APR_HOOK_MIDDLE);
 
     /* what others may ask */
     ap_hook_ssl_conn_is_ssl(tls_var_conn_is_ssl, NULL, NULL, APR_HOOK_MIDDLE);

@@ -41,10 +41,21 @@ static apr_status_t certkey_cleanup(void *data)
     return APR_SUCCESS;
 }
 
+static const char *certkey_id(apr_pool_t *p, const tls_cert_spec_t *spec)
+{
+    return apr_pstrcat(p, spec->cert_file, "\n", spec->key_file, NULL);
+}
+
+mtls_certkey *tls_cert_loaded(const tls_global_t *global, apr_pool_t *p,
+                              const tls_cert_spec_t *spec)
+{
+    return apr_hash_get(global->certkeys, certkey_id(p, spec), APR_HASH_KEY_STRING);
+}
+
 const char *tls_cert_load(tls_global_t *global, apr_pool_t *pconf, apr_pool_t *ptemp,
                           const tls_cert_spec_t *spec, mtls_certkey **ck)
 {
-    const char *id = apr_pstrcat(ptemp, spec->cert_file, "\n", spec->key_file, NULL);
+    const char *id = certkey_id(ptemp, spec);
     const char *cert, *key, *err, *key_file;
     apr_size_t cert_len, key_len;
     char detail[512];

@@ -9,6 +9,11 @@
 const char *tls_cert_load(tls_global_t *global, apr_pool_t *pconf, apr_pool_t *ptemp,
                           const tls_cert_spec_t *spec, mtls_certkey **ck);
 
+/* The certificate and key of spec as tls_cert_load() loaded them earlier; NULL if it did
+ * not. Only reads the cache, so a child may call it. */
+mtls_certkey *tls_cert_loaded(const tls_global_t *global, apr_pool_t *p,
+                              const tls_cert_spec_t *spec);
+
 /* Whether any of the certificates covers host name `name` (wildcard patterns too). */
 int tls_cert_covers(apr_pool_t *p, const apr_array_header_t *certkeys, const char *name);
 

@@ -855,6 +855,9 @@ static apr_status_t tls_filter_in(ap_filter_t *f, apr_bucket_brigade *bb,
     if (mode == AP_MODE_INIT) {
         return APR_SUCCESS;
     }
+    if (mode == AP_MODE_SPECULATIVE && tc->outgoing && tls_proxy_kept_for_other_scope(tc)) {
+        return APR_EOF;
+    }
     if (mode == AP_MODE_EATCRLF) {
         in_eat_crlf(fc);
         return APR_SUCCESS;

@@ -94,15 +94,18 @@ static const char *alpn_wire(apr_pool_t *p, const char *note, apr_size_t *len)
     return wire;
 }
 
-static const char *add_alpn_variant(apr_pool_t *pool, apr_hash_t *into, const char *wire,
-                                    apr_size_t len, const mtls_client_config *base,
+/* A variant of base offering the ALPN list `wire` (len bytes), freed with pool; filed in
+ * `into` under key (key_len bytes). */
+static const char *add_alpn_variant(apr_pool_t *pool, apr_hash_t *into, const char *key,
+                                    apr_size_t key_len, const char *wire, apr_size_t len,
+                                    const mtls_client_config *base,
                                     const mtls_client_config **out)
 {
     if (mtls_client_config_with_alpn(base, (const uint8_t *)wire, len, out) != MTLS_OK) {
         return "the ALPN list is not well formed";
     }
     apr_pool_cleanup_register(pool, *out, config_cleanup, apr_pool_cleanup_null);
-    apr_hash_set(into, apr_pmemdup(pool, wire, len), (apr_ssize_t)len, *out);
+    apr_hash_set(into, apr_pmemdup(pool, key, key_len), (apr_ssize_t)key_len, *out);
     return NULL;
 }
 
@@ -162,7 +165,14 @@ static const char *build(tls_global_t *g, tls_proxy_state_t *st, apr_pool_t *poo
                                           (size_t)suites->nelts);
     for (i = 0; pc->machine_certs && i < pc->machine_certs->nelts; ++i) {
         const tls_cert_spec_t *spec = &APR_ARRAY_IDX(pc->machine_certs, i, tls_cert_spec_t);
-        if ((err = tls_cert_load(g, pool, ptemp, spec, &ck))) {
+        err = NULL;
+        if (!startup && !(ck = tls_cert_loaded(g, ptemp, spec))) {
+            err = "it was not loaded at startup (no scope with TLSProxyEngine on had it there)";
+        }
+        else if (startup) {
+            err = tls_cert_load(g, pool, ptemp, spec, &ck);
+        }
+        if (err) {
             mtls_client_config_builder_free(b);
             return apr_psprintf(ptemp, "%s:%u: TLSProxyMachineCertificate: %s",
                                 spec->where.file, spec->where.line, err);
@@ -178,7 +188,7 @@ static const char *build(tls_global_t *g, tls_proxy_state_t *st, apr_pool_t *poo
     apr_pool_cleanup_register(pool, ps->config, config_cleanup, apr_pool_cleanup_null);
     for (i = 0; ALPN_LISTS[i]; ++i) {
         wire = alpn_wire(ptemp, ALPN_LISTS[i], &len);
-        add_alpn_variant(pool, ps->by_alpn, wire, len, ps->config, &variant);
+        add_alpn_variant(pool, ps->by_alpn, wire, len, wire, len, ps->config, &variant);
     }
     *out = ps;
     return NULL;
@@ -299,6 +309,9 @@ static const tls_proxy_settings_t *late_settings(tls_global_t *g, tls_proxy_stat
  * settle it without building the keys. */
 static int same_settings(apr_pool_t *p, const tls_proxy_conf_t *a, const tls_proxy_conf_t *b)
 {
+    apr_pool_t *tmp;
+    int same;
+
     if (b->engine != 1 || (a->peer_name != b->peer_name
                            && (!a->peer_name || !b->peer_name
                                || strcasecmp(a->peer_name, b->peer_name)))) {
@@ -309,7 +322,44 @@ static int same_settings(apr_pool_t *p, const tls_proxy_conf_t *a, const tls_pro
         && a->policy.prefer == b->policy.prefer && a->policy.suppress == b->policy.suppress) {
         return 1;
     }
-    return !strcmp(settings_key(p, a), settings_key(p, b));
+    /* kept connections live long: their pool must not grow by a key per request */
+    if (apr_pool_create(&tmp, p) != APR_SUCCESS) {
+        return 0;
+    }
+    same = !strcmp(settings_key(tmp, a), settings_key(tmp, b));
+    apr_pool_destroy(tmp);
+    return same;
+}
+
+/* The TLSProxy* settings of the proxied request this thread serves, from its fixups to its
+ * end. mod_proxy checks a kept connection (a speculative read, ap_proxy_check_connection)
+ * before it binds it to the request: one made under other settings then reads as closed,
+ * and mod_proxy makes a new one, where binding it would leave only refusing the request. */
+static __thread const tls_proxy_conf_t *request_scope;
+
+static apr_status_t request_scope_end(void *data)
+{
+    if (request_scope == data) {
+        request_scope = NULL;
+    }
+    return APR_SUCCESS;
+}
+
+int tls_proxy_fixups(request_rec *r)
+{
+    tls_dir_conf_t *dc;
+
+    if (r->proxyreq && (dc = tls_conf_dir_get(r)) != NULL) {
+        request_scope = &dc->proxy;
+        apr_pool_cleanup_register(r->pool, request_scope, request_scope_end,
+                                  apr_pool_cleanup_null);
+    }
+    return DECLINED;
+}
+
+int tls_proxy_kept_for_other_scope(tls_conn_t *tc)
+{
+    return tc->bound && request_scope && !same_settings(tc->c->pool, tc->bound, request_scope);
 }
 
 int tls_proxy_bind_outgoing(conn_rec *c, struct ap_conf_vector_t *dir_conf, int enable_ssl)
@@ -396,10 +446,9 @@ static const mtls_client_config *alpn_config(tls_conn_t *tc, const char *note, c
     key = apr_pstrcat(tc->c->pool, tc->proxy->key, "\nalpn ", note, NULL);
     apr_thread_mutex_lock(st->lock);
     if (!(config = apr_hash_get(st->late, key, APR_HASH_KEY_STRING))
-        && !(*err = add_alpn_variant(st->late_pool, st->late, wire, len, tc->proxy->config,
-                                     &config))) {
-        /* found again by its key, the list's form is only the variant's own */
-        apr_hash_set(st->late, apr_pstrdup(st->late_pool, key), APR_HASH_KEY_STRING, config);
+        && (*err = add_alpn_variant(st->late_pool, st->late, key, strlen(key), wire, len,
+                                    tc->proxy->config, &config))) {
+        config = NULL;
     }
     apr_thread_mutex_unlock(st->lock);
     return config;

@@ -30,6 +30,13 @@ apr_status_t tls_proxy_start(tls_conn_t *tc);
 /* The handshake with the backend completed: checks that ALPN agreed what was asked. */
 apr_status_t tls_proxy_on_handshake_done(tls_conn_t *tc);
 
+/* fixups: notes which TLSProxy* settings the proxied request on this thread has. */
+int tls_proxy_fixups(request_rec *r);
+
+/* Whether the outgoing connection was made under other settings than the proxied request
+ * this thread serves has: mod_proxy's check of a kept connection then finds it closed. */
+int tls_proxy_kept_for_other_scope(tls_conn_t *tc);
+
 /* Before mod_proxy's request goes out: fails when the connection is bound to a scope other
  * than the one it was made for (other_scope). */
 apr_status_t tls_proxy_check_scope(tls_conn_t *tc);
