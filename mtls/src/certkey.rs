@@ -271,6 +271,32 @@ pub extern "C" fn mtls_certkey_not_after(ck: *const mtls_certkey, secs: *mut i64
     })
 }
 
+/// Staples the OCSP response `der` (`len` bytes of DER, borrowed for the call; copied) to the
+/// certificate in every config made with it, from the next handshake on, until the response's
+/// nextUpdate (a day after its thisUpdate when it has none); afterwards handshakes go without.
+/// On MTLS_OK, `*until` (may be NULL) gets that time in Unix seconds. `len` 0: no staple from
+/// now on (MTLS_OK, `*until` 0). MTLS_INVALID: `der` is no successful response of one
+/// certificate's status, or it has expired: then nothing is stapled either.
+#[no_mangle]
+pub extern "C" fn mtls_certkey_set_ocsp(ck: *const mtls_certkey, der: *const u8, len: usize, until: *mut i64) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let ck = try_ref!(ck);
+        let Some(der) = slice_from(der, len) else {
+            return MTLS_NULL_PARAM;
+        };
+        let valid = if der.is_empty() { Some(0) } else { valid_until(der).filter(|t| *t > now_secs()) };
+        let Some(t) = valid else {
+            ck.served.set(None);
+            return MTLS_INVALID;
+        };
+        ck.served.set((t > 0).then(|| (der.to_vec(), t)));
+        if !until.is_null() {
+            *try_mut!(until) = t;
+        }
+        MTLS_OK
+    })
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -321,28 +347,3 @@ mod tests {
     }
 }
 
-/// Staples the OCSP response `der` (`len` bytes of DER, borrowed for the call; copied) to the
-/// certificate in every config made with it, from the next handshake on, until the response's
-/// nextUpdate (a day after its thisUpdate when it has none); afterwards handshakes go without.
-/// On MTLS_OK, `*until` (may be NULL) gets that time in Unix seconds. `len` 0: no staple from
-/// now on (MTLS_OK, `*until` 0). MTLS_INVALID: `der` is no successful response of one
-/// certificate's status, or it has expired: then nothing is stapled either.
-#[no_mangle]
-pub extern "C" fn mtls_certkey_set_ocsp(ck: *const mtls_certkey, der: *const u8, len: usize, until: *mut i64) -> mtls_result {
-    ffi_guard!(MTLS_PANIC, {
-        let ck = try_ref!(ck);
-        let Some(der) = slice_from(der, len) else {
-            return MTLS_NULL_PARAM;
-        };
-        let valid = if der.is_empty() { Some(0) } else { valid_until(der).filter(|t| *t > now_secs()) };
-        let Some(t) = valid else {
-            ck.served.set(None);
-            return MTLS_INVALID;
-        };
-        ck.served.set((t > 0).then(|| (der.to_vec(), t)));
-        if !until.is_null() {
-            *try_mut!(until) = t;
-        }
-        MTLS_OK
-    })
-}

@@ -60,7 +60,7 @@ fn universal<'a>(der: &'a [u8], tag: Tag) -> Option<(Any<'a>, &'a [u8])> {
 }
 
 fn time_of(any: &Any<'_>) -> Option<i64> {
-    GeneralizedTime::try_from(any.clone()).ok().map(|t| t.utc_datetime().ok().map(|d| d.unix_timestamp())).flatten()
+    GeneralizedTime::try_from(any.clone()).ok().and_then(|t| t.utc_datetime().ok().map(|d| d.unix_timestamp()))
 }
 
 /// Until when (Unix seconds) an OCSP response (RFC 6960, DER) may be stapled: its single
