@@ -296,8 +296,11 @@ static const char *no_certificate(apr_pool_t *p, server_rec *s, const char *engi
  * Modules give them in post_config, after their own setup (mod_md orders itself so). */
 static int others_give_certificates(void)
 {
-    return ap_hook_get_ssl_add_cert_files()->nelts > 0
-           || ap_hook_get_ssl_add_fallback_cert_files()->nelts > 0;
+    /* an array only once some module registered */
+    apr_array_header_t *given = ap_hook_get_ssl_add_cert_files();
+    apr_array_header_t *standins = ap_hook_get_ssl_add_fallback_cert_files();
+
+    return (given && given->nelts > 0) || (standins && standins->nelts > 0);
 }
 
 /* Builds (or finds) the vhost's settings for these certificates, with the ALPN variants. */
