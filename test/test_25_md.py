@@ -1,0 +1,368 @@
+"""Certificates from mod_md (issue 12): ACME with a real CA on loopback (Debian's pebble,
+see acme.py), http-01 and tls-alpn-01, the fallback certificate's 503, md-status.
+
+One Apache (mod_md, mod_tls) and one pebble for the module, and the tests run in order:
+
+  a. at first no domain has a certificate: mod_md's fallback certificate is served and every
+     request gets 503, never content (a static TLSCertificate vhost beside them serves);
+  b. mod_md obtains md-http.test's certificate by http-01 (pebble fetches the token from the
+     plain http port); after a graceful restart the vhost serves a certificate that chains to
+     pebble's root, and requests get 200;
+  c. the same for md-alpn.test and md-alpncc.test by tls-alpn-01, which mod_md answers through
+     the TLS module (ALPN acme-tls/1), with TLSStrictSNI on in the server and, on
+     md-alpncc.test, TLSClientCertificate required;
+  d. md-status lists the domains as valid once the certificates are in use.
+
+Names resolve through pebble-challtestsrv (every A query: 127.0.0.1); MDPortMap maps the
+public ports 80 and 443 to the test's ports, which pebble validates on.
+
+Harness self-check: with TLS_TEST_MD_MODSSL=1 the vhosts are served by mod_ssl (SSLEngine on,
+no SSLCertificateFile in the MDomain vhosts), to see that pebble, mod_md and the checks are
+right; it passes there as well.
+"""
+import json
+import os
+import re
+import signal
+import socket
+import ssl
+import time
+import types
+
+import pytest
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.x509.oid import NameOID
+
+import acme
+import clientcerts as cc
+import harness
+
+MODSSL = bool(os.environ.get('TLS_TEST_MD_MODSSL'))
+
+HTTP01 = 'md-http.test'
+ALPN = 'md-alpn.test'
+ALPN_CC = 'md-alpncc.test'       # tls-alpn-01 with TLSClientCertificate required
+STATIC = 'md-static.test'        # a TLSCertificate of its own, beside the managed ones
+MANAGED = (HTTP01, ALPN, ALPN_CC)
+
+SECRET = 'md test content: must never be served with the fallback certificate\n'
+
+# How long mod_md may take to get a certificate from pebble (both on loopback, no VA sleeps:
+# a few seconds; more means it failed and is retrying)
+OBTAIN_TIMEOUT = 45
+
+# The warning at startup for a vhost that has only the fallback certificate so far, per
+# vhost, in the parent and again in the children: mod_ssl's AH10085 "... will respond with
+# '503 Service Unavailable' for now"; mod_tls' own.
+FALLBACK_WARN = r'\[ssl:warn\].*AH10085: Init: md-' if MODSSL else r'\[tls:warn\].*fallback'
+
+MD_MODULE = f'LoadModule md_module {harness.MODULES_DIR}/mod_md.so'
+
+
+def tls_lines(extra_tls='', extra_ssl=''):
+    """The lines a vhost needs for the TLS module in use, beyond its (absent) certificate."""
+    return ('  SSLEngine on\n' + extra_ssl) if MODSSL else extra_tls
+
+
+def config(pebble, http_port, https_port, docroot, static, client_ca):
+    md_store = os.path.join(harness.mkdtemp('tls-mdstore-'), 'md')
+    server_tls = (f'SSLStrictSNIVHostCheck on\n'
+                  f'SSLSessionCache "shmcb:{docroot}/../scache(512000)"') if MODSSL else \
+        f'TLSEngine 127.0.0.1:{https_port}\nTLSStrictSNI on'
+    static_tls = (f'  SSLEngine on\n  SSLCertificateFile {static[0]}\n'
+                  f'  SSLCertificateKeyFile {static[1]}') if MODSSL else \
+        f'  TLSCertificate {static[0]} {static[1]}'
+    cc_lines = tls_lines(f'  TLSClientCA {client_ca}\n  TLSClientCertificate required\n',
+                         f'  SSLCACertificateFile {client_ca}\n  SSLVerifyClient require\n')
+    return f"""
+{MD_MODULE}
+Listen 127.0.0.1:{http_port}
+Listen 127.0.0.1:{https_port}
+{server_tls}
+
+MDStoreDir "{md_store}"
+MDCertificateAuthority {pebble.directory}
+MDCACertificateFile "{pebble.trust}"
+MDCertificateAgreement accepted
+MDContactEmail admin@{HTTP01}
+MDPortMap 80:{http_port} 443:{https_port}
+MDRenewWindow 10%
+MDRetryDelay 1s
+MDPrivateKeys secp256r1
+
+<MDomain {HTTP01}>
+  MDCAChallenges http-01
+</MDomain>
+<MDomain {ALPN}>
+  MDCAChallenges tls-alpn-01
+</MDomain>
+<MDomain {ALPN_CC}>
+  MDCAChallenges tls-alpn-01
+</MDomain>
+
+<Location /md-status>
+  SetHandler md-status
+</Location>
+
+<VirtualHost 127.0.0.1:{http_port}>
+  ServerName {HTTP01}
+  ServerAlias {ALPN} {ALPN_CC} localhost
+</VirtualHost>
+
+<VirtualHost 127.0.0.1:{https_port}>
+  ServerName {STATIC}
+{static_tls}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{https_port}>
+  ServerName {HTTP01}
+{tls_lines()}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{https_port}>
+  ServerName {ALPN}
+  Protocols http/1.1 acme-tls/1
+{tls_lines()}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{https_port}>
+  ServerName {ALPN_CC}
+  Protocols http/1.1 acme-tls/1
+{cc_lines}
+</VirtualHost>
+"""
+
+
+@pytest.fixture(scope='module')
+def client_pki():
+    root = cc.Authority(cc.dn(O='MD Tests', CN='MD Client Root'), 'ec', label='md-clients')
+    return {'root': root, 'alice': root.issue(cc.dn(O='MD Tests', CN='alice'))}
+
+
+@pytest.fixture(scope='module')
+def md_docroot():
+    d = harness.make_docroot(os.path.join(harness.mkdtemp('tls-md-docroot-'), 'htdocs'))
+    harness.write_file(os.path.join(d, 'secret.txt'), SECRET)
+    return d
+
+
+@pytest.fixture(scope='module')
+def server(ca, md_docroot, client_pki, module_path):
+    http_port, https_port = harness.free_port(), harness.free_port()
+    pebble = acme.Pebble(ca, http_port, https_port)
+    pebble.start()
+    static = ca.issue([STATIC])
+    body = config(pebble, http_port, https_port, md_docroot, static,
+                  client_pki['root'].cert_path)
+    a = harness.Apache(body, md_docroot, name='md', tls=not MODSSL, ssl=MODSSL, cgi=False,
+                       log_level=('warn ssl:info md:debug' if MODSSL
+                                  else 'warn tls:info md:debug'),
+                       )
+    a.http_port, a.https_port, a.pebble = http_port, https_port, pebble
+    try:
+        a.start()
+        yield a
+    finally:
+        a.stop()
+        pebble.stop()
+
+
+# --------------------------------------------------------------------------
+# helpers
+
+def trust_of(path):
+    """An object harness.ssl_context() and clientcerts take as `ca`."""
+    return types.SimpleNamespace(cert_path=path)
+
+
+def served_chain(port, name, alpn=None):
+    """The certificate (DER) the server sends for SNI `name`, unverified."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if alpn:
+        ctx.set_alpn_protocols(alpn)
+    with socket.create_connection(('127.0.0.1', port), timeout=10) as raw:
+        with ctx.wrap_socket(raw, server_hostname=name) as s:
+            return x509.load_der_x509_certificate(s.getpeercert(binary_form=True))
+
+
+def issuer_cn(cert):
+    cns = cert.issuer.get_attributes_for_oid(NameOID.COMMON_NAME)
+    return cns[0].value if cns else ''
+
+
+def raw_get(port, name, path, client=None, timeout=10):
+    """A GET over TLS without verifying the certificate (the fallback one is self-signed),
+    presenting `client` (a clientcerts.Issued) if given: (status, body)."""
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    if client:
+        ctx.load_cert_chain(client.chain_path, client.key_path)
+    raw = socket.create_connection(('127.0.0.1', port), timeout=timeout)
+    with ctx.wrap_socket(raw, server_hostname=name) as s:
+        s.sendall(f'GET {path} HTTP/1.1\r\nHost: {name}\r\nConnection: close\r\n\r\n'.encode())
+        got = harness.read_until_close(s, timeout)
+    head, _, body = got.data.partition(b'\r\n\r\n')
+    assert head.startswith(b'HTTP/1.1 '), got
+    return int(head.split()[1]), body
+
+
+def md_status(server):
+    """md-status' JSON, asked over plain http."""
+    status, body = harness.http_get(server.http_port, '/md-status', hostname=HTTP01)
+    assert status == 200, (status, body[:500])
+    return json.loads(body)
+
+
+def md_entry(status, name):
+    for md in status.get('managed-domains', []):
+        if name in md.get('domains', []):
+            return md
+    raise AssertionError(f'{name} not in md-status: {json.dumps(status)[:2000]}')
+
+
+def wait_obtained(server, names, timeout=OBTAIN_TIMEOUT):
+    """Waits until mod_md says (AH10059, at notice) that each of `names` has a new
+    certificate that a restart activates; fails after `timeout` with mod_md's log lines and
+    pebble's."""
+    deadline = time.monotonic() + timeout
+    missing = list(names)
+    while missing and time.monotonic() < deadline:
+        log = server.read_log()
+        missing = [n for n in names
+                   if not re.search(rf'AH10059:.*\b{re.escape(n)}\b', log)]
+        if missing:
+            time.sleep(0.2)
+    if missing:
+        md_lines = [line for line in server.log_lines() if '[md:' in line]
+        pytest.fail(f'mod_md got no certificate for {missing} within {timeout}s;\n'
+                    f'mod_md:\n  ' + '\n  '.join(md_lines[-40:]) +
+                    f'\npebble:\n{acme._tail(server.pebble.log)}', pytrace=False)
+
+
+def graceful(server, timeout=20):
+    offset = server.log_size()
+    os.kill(server.pid, signal.SIGUSR1)
+    # AH00489: "... configured -- resuming normal operations"
+    server.wait_log('AH00489', offset, timeout=timeout)
+    return offset
+
+
+def wait_issuer(server, name, want_pebble, timeout=10):
+    """The certificate served for `name`, once its issuer is (want_pebble) or is not pebble's:
+    the old generation's children may still take a connection or two after the restart."""
+    deadline = time.monotonic() + timeout
+    while True:
+        cert = served_chain(server.https_port, name)
+        if issuer_cn(cert).startswith('Pebble') == want_pebble or time.monotonic() > deadline:
+            return cert
+        time.sleep(0.2)
+
+
+def get_verified(server, name, path, client=None):
+    """A GET to `name` verifying the server against pebble's root (and the name)."""
+    return cc.py_get(trust_of(server.pebble.root_path()), server.https_port, path, sni=name,
+                     client=client)
+
+
+# --------------------------------------------------------------------------
+# a. before any certificate: the fallback, and 503 for everything
+
+@pytest.mark.parametrize('name', MANAGED)
+def test_a_fallback_certificate_503(server, name, allow_log, ca, client_pki):
+    allow_log(FALLBACK_WARN)
+    cert = served_chain(server.https_port, name)
+    # mod_md's own stand-in, for the name, issued neither by pebble nor by the harness CA
+    assert not issuer_cn(cert).startswith('Pebble'), cert.issuer
+    assert cert.issuer != ca.cert.subject, cert.issuer
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert name in san.value.get_values_for_type(x509.DNSName)
+    client = client_pki['alice'] if name == ALPN_CC else None
+    for path in ('/', '/secret.txt', '/index.html', '/nonexistent'):
+        status, body = raw_get(server.https_port, name, path, client)
+        assert status == 503, (name, path, status, body[:300])
+        assert SECRET.encode() not in body and b'mod_tls test index' not in body, body[:300]
+
+
+def test_a_static_vhost_serves(server, ca, allow_log):
+    allow_log(FALLBACK_WARN)
+    o = cc.py_get(ca, server.https_port, '/secret.txt', sni=STATIC)
+    assert (o.ok, o.status, o.body) == (True, 200, SECRET.encode()), o
+
+
+# --------------------------------------------------------------------------
+# b, c. certificates obtained, served after a graceful restart
+
+@pytest.fixture(scope='module')
+def renewed(server):
+    """All managed domains obtained (waited for), then one graceful restart."""
+    wait_obtained(server, MANAGED)
+    graceful(server)
+    return server
+
+
+def check_served(server, name, client=None):
+    cert = wait_issuer(server, name, True)
+    assert issuer_cn(cert).startswith('Pebble Intermediate'), cert.issuer
+    san = cert.extensions.get_extension_for_class(x509.SubjectAlternativeName)
+    assert san.value.get_values_for_type(x509.DNSName) == [name]
+    o = get_verified(server, name, '/secret.txt', client=client)
+    assert (o.ok, o.status, o.body) == (True, 200, SECRET.encode()), o
+
+
+def challenge_used(server, name):
+    """The challenge type mod_md set up for `name` (its debug line), checked to be the only
+    one, and that pebble found it valid."""
+    log = server.read_log()
+    types_ = set(re.findall(rf"set up challenge '([\w-]+)' for {re.escape(name)}$", log, re.M))
+    assert len(types_) == 1, (name, types_)
+    assert re.search(rf"challenge 'valid' for {re.escape(name)} at ", log), name
+    return types_.pop()
+
+
+def test_b_http01_served(renewed):
+    assert challenge_used(renewed, HTTP01) == 'http-01'
+    # pebble fetched the token from the plain http port, and got it
+    pebble_log = acme._tail(renewed.pebble.log, 10 ** 7)
+    assert re.search(rf'validate w/ HTTP: http://{re.escape(HTTP01)}:{renewed.http_port}'
+                     r'/\.well-known/acme-challenge/', pebble_log)
+    assert re.search(r'"GET /\.well-known/acme-challenge/\S+ HTTP/1\.1" 200 ',
+                     renewed.read_access_log())
+    check_served(renewed, HTTP01)
+
+
+def test_c_tls_alpn01_served(renewed):
+    assert challenge_used(renewed, ALPN) == 'tls-alpn-01'
+    check_served(renewed, ALPN)
+
+
+def test_c_tls_alpn01_client_certificate_required(renewed, client_pki):
+    assert challenge_used(renewed, ALPN_CC) == 'tls-alpn-01'
+    check_served(renewed, ALPN_CC, client=client_pki['alice'])
+    o = get_verified(renewed, ALPN_CC, '/secret.txt')
+    assert not o.ok, o
+
+
+def test_b_static_still_served(renewed, ca):
+    o = cc.py_get(ca, renewed.https_port, '/secret.txt', sni=STATIC)
+    assert (o.ok, o.status, o.body) == (True, 200, SECRET.encode()), o
+
+
+# --------------------------------------------------------------------------
+# d. md-status
+
+def test_d_md_status(renewed):
+    """md-status (mod_md's handler) lists each domain as complete with the certificate that
+    the TLS module serves for it now."""
+    st = md_status(renewed)
+    for name in MANAGED:
+        md = md_entry(st, name)
+        assert md.get('state') == 2, md      # MD_S_COMPLETE
+        certs = md.get('cert', {})
+        served = wait_issuer(renewed, name, True).fingerprint(hashes.SHA256()).hex()
+        listed = [c for c in certs.values() if isinstance(c, dict) and 'sha256-fingerprint' in c]
+        assert [c['sha256-fingerprint'] for c in listed] == [served], md
+        assert listed[0]['issuer-name'].startswith('/CN=Pebble Intermediate'), md
+        assert md.get('renewal') is None, md   # no renewal under way, none pending
+    assert sorted(md_entry(st, n)['proto']['acme-tls/1'] != [] for n in MANAGED) == \
+        [False, True, True]
