@@ -42,6 +42,9 @@ static int tls_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     tls_global_t *g = tls_conf_srv_get(s)->global;
 
     (void)plog;
+    if (tls_setup_given(pconf, ptemp, s) != OK) {
+        return !OK;
+    }
     /* At the first start Apache reads its config twice, the first time only to check it:
      * warn once, in the pass that goes on to serve (restarts have only that one). */
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {

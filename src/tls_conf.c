@@ -25,6 +25,7 @@ void *tls_conf_create_srv(apr_pool_t *p, server_rec *s)
         cycle_global->engines = apr_array_make(p, 4, sizeof(tls_engine_t));
         cycle_global->settings = apr_hash_make(p);
         cycle_global->certkeys = apr_hash_make(p);
+        cycle_global->standins = apr_hash_make(p);
         cycle_global->warnings = apr_array_make(p, 4, sizeof(const char *));
         cycle_global->proxy_confs = apr_array_make(p, 4, sizeof(tls_proxy_section_t));
         cycle_global->cache_timeout = TLS_UNSET;

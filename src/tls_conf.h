@@ -24,11 +24,13 @@ typedef struct {
     tls_where_t where;
 } tls_engine_t;
 
-/* One `TLSCertificate cert [key]`, paths already made absolute. */
+/* One `TLSCertificate cert [key]`, paths already made absolute; or a certificate another
+ * module gave (mod_md), from then standing where its server is defined. */
 typedef struct {
     const char *cert_file;
     const char *key_file;    /* NULL: the key is in cert_file */
     tls_where_t where;
+    const char *from;        /* NULL: the TLSCertificate line at where; else what gave it */
 } tls_cert_spec_t;
 
 /* The rustls side of a vhost's settings, built at startup and shared by every vhost whose
@@ -36,7 +38,10 @@ typedef struct {
  * connection: see tls_var.c's 421 check). */
 typedef struct {
     const char *key;                   /* the settings as text; equal text, equal settings */
-    apr_array_header_t *certkeys;      /* mtls_certkey*, in TLSCertificate order */
+    apr_array_header_t *certkeys;      /* mtls_certkey*, in the order served (see
+                                        * tls_setup.c's certificates()) */
+    int fallback;                      /* only a stand-in certificate (mod_md's, before it
+                                        * has one): every request gets 503 */
     const mtls_server_config *config;  /* no ALPN */
     apr_hash_t *by_alpn;               /* protocol name -> mtls_server_config* */
 } tls_settings_t;
@@ -102,6 +107,7 @@ typedef struct {
     apr_array_header_t *engines;       /* tls_engine_t */
     apr_hash_t *settings;              /* key text -> tls_settings_t* */
     apr_hash_t *certkeys;              /* "cert\nkey" -> mtls_certkey*, loaded once */
+    apr_hash_t *standins;              /* certificate files other modules gave as stand-ins */
     apr_array_header_t *warnings;      /* sentences to log once the error log is open */
     const char *cache_spec;            /* TLSSessionCache; NULL: default */
     tls_where_t cache_where;
@@ -127,7 +133,10 @@ typedef struct {
     int client_mode;                   /* tls_client_e; TLS_UNSET: none */
     tls_where_t client_where;          /* the TLSClientCertificate line */
     apr_array_header_t *client_crls;   /* TLSClientCRL files; NULL: unset */
-    const tls_settings_t *settings;    /* filled by tls_setup; NULL: not serving TLS */
+    int serves_tls;                    /* set by tls_setup: a TLS address serves this one */
+    const tls_settings_t *settings;    /* filled by tls_setup; NULL: not serving TLS (or not
+                                        * yet: certificates other modules give come in
+                                        * post_config) */
 } tls_srv_conf_t;
 
 typedef struct {

@@ -8,6 +8,7 @@
 #include <http_protocol.h>
 #include <http_vhost.h>
 
+#include "tls_challenge.h"
 #include "tls_conn.h"
 #include "tls_filter.h"
 #include "tls_proxy.h"
@@ -20,6 +21,7 @@ APLOG_USE_MODULE(tls);
 /* TLS alert descriptions we send ourselves. */
 #define TLS_ALERT_UNRECOGNIZED_NAME 112
 #define TLS_ALERT_INTERNAL_ERROR 80
+#define TLS_ALERT_NO_APPLICATION_PROTOCOL 120
 
 #define TLS_SNI_SHOWN 64             /* bytes of a refused SNI the log shows */
 
@@ -257,6 +259,10 @@ static const mtls_server_config *choose_config(tls_conn_t *tc)
         return tc->settings->config;
     }
     proto = ap_select_protocol(tc->c, NULL, tc->server, offered);
+    if (proto && !strcmp(proto, TLS_CHALLENGE_ALPN)) {
+        tc->alpn = proto;
+        return tls_challenge_config(tc);
+    }
     for (i = 0; proto && i < offered->nelts; ++i) {
         if (!strcmp(proto, APR_ARRAY_IDX(offered, i, const char *))) {
             variant = apr_hash_get(tc->settings->by_alpn, proto, APR_HASH_KEY_STRING);
@@ -275,6 +281,7 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc)
     conn_rec *c = tc->c;
     const char *name;
     size_t len;
+    const mtls_server_config *config;
     mtls_result rr;
 
     tc->server = c->base_server;
@@ -296,6 +303,9 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc)
         }
     }
     tc->settings = tls_conf_srv_get(tc->server)->settings;
+    if (tc->settings && tc->settings->fallback) {
+        tc->unavailable = 1;
+    }
     if (!tc->settings) {
         ap_log_cerror(APLOG_MARK, APLOG_ERR, 0, c,
                       TLSLOGNO(00011) "tls: %s has no TLS settings for a "
@@ -305,7 +315,14 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc)
         return APR_ECONNABORTED;
     }
     tls_ticket_update(tls_conf_srv_get(c->base_server)->global);
-    rr = mtls_conn_start(tc->rc, choose_config(tc));
+    if (!(config = choose_config(tc))) {
+        /* a tls-alpn-01 challenge nobody answers (logged): RFC 8737 wants the handshake
+         * refused, never answered with another certificate */
+        mtls_conn_refuse(tc->rc, TLS_ALERT_NO_APPLICATION_PROTOCOL);
+        tls_conn_transit(tc, TLS_ST_FAILED);
+        return APR_ECONNABORTED;
+    }
+    rr = mtls_conn_start(tc->rc, config);
     if (rr != MTLS_OK) {
         return tls_conn_fail(tc, rr, "handshake start");
     }

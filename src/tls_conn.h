@@ -57,6 +57,9 @@ typedef struct {
     const char *sni;                   /* incoming: NULL, the client sent none; outgoing: the
                                         * name the backend's certificate is verified for */
     const char *alpn;                  /* agreed protocol, NULL: none */
+    int unavailable;                   /* incoming: served a stand-in certificate (mod_md's
+                                        * fallback) or a tls-alpn-01 challenge: no request
+                                        * is answered but with 503 */
     const tls_handshake_t *hs;         /* NULL until the handshake completed */
     struct tls_filter *filter;         /* the filters' state, set by tls_filter_add */
 } tls_conn_t;

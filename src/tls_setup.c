@@ -7,9 +7,11 @@
 #include <http_core.h>
 #include <http_log.h>
 #include <http_protocol.h>
+#include <http_ssl.h>
 
 #include "tls_cache.h"
 #include "tls_cert.h"
+#include "tls_challenge.h"
 #include "tls_clientauth.h"
 #include "tls_proxy.h"
 #include "tls_setup.h"
@@ -124,17 +126,18 @@ apr_array_header_t *tls_setup_suite_order(apr_pool_t *p, const tls_policy_t *pol
 }
 
 static const char *settings_key(apr_pool_t *p, const tls_srv_conf_t *sc,
-                                const apr_array_header_t *suites)
+                                const apr_array_header_t *suites,
+                                const apr_array_header_t *certs, int fallback)
 {
-    const char *key = apr_psprintf(p, "v%x h%d", tls_conf_min_version(&sc->policy),
-                                   tls_conf_honor_client_order(sc));
+    const char *key = apr_psprintf(p, "v%x h%d f%d", tls_conf_min_version(&sc->policy),
+                                   tls_conf_honor_client_order(sc), fallback);
     int i;
 
     for (i = 0; i < suites->nelts; ++i) {
         key = apr_psprintf(p, "%s %x", key, APR_ARRAY_IDX(suites, i, uint16_t));
     }
-    for (i = 0; i < sc->certs->nelts; ++i) {
-        const tls_cert_spec_t *c = &APR_ARRAY_IDX(sc->certs, i, tls_cert_spec_t);
+    for (i = 0; i < certs->nelts; ++i) {
+        const tls_cert_spec_t *c = &APR_ARRAY_IDX(certs, i, tls_cert_spec_t);
         key = apr_pstrcat(p, key, "\n", c->cert_file, " ", c->key_file, NULL);
     }
     return apr_pstrcat(p, key, tls_clientauth_key(p, sc), NULL);
@@ -147,11 +150,12 @@ static apr_status_t config_cleanup(void *data)
 }
 
 static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                                  const apr_array_header_t *certs, int fallback,
                                   tls_settings_t **out)
 {
     tls_srv_conf_t *sc = tls_conf_srv_get(s);
     apr_array_header_t *suites = tls_setup_suite_order(ptemp, &sc->policy);
-    const char *key = settings_key(pconf, sc, suites), *err;
+    const char *key = settings_key(pconf, sc, suites, certs, fallback), *err;
     mtls_server_config_builder *b;
     tls_settings_t *st;
     mtls_certkey *ck;
@@ -163,15 +167,16 @@ static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, server_r
     }
     st = apr_pcalloc(pconf, sizeof(*st));
     st->key = key;
-    st->certkeys = apr_array_make(pconf, sc->certs->nelts, sizeof(mtls_certkey *));
+    st->fallback = fallback;
+    st->certkeys = apr_array_make(pconf, certs->nelts, sizeof(mtls_certkey *));
     st->by_alpn = apr_hash_make(pconf);
     b = mtls_server_config_builder_new();
-    for (i = 0; i < sc->certs->nelts; ++i) {
-        const tls_cert_spec_t *spec = &APR_ARRAY_IDX(sc->certs, i, tls_cert_spec_t);
+    for (i = 0; i < certs->nelts; ++i) {
+        const tls_cert_spec_t *spec = &APR_ARRAY_IDX(certs, i, tls_cert_spec_t);
         if ((err = tls_cert_load(sc->global, pconf, ptemp, spec, &ck))) {
             mtls_server_config_builder_free(b);
-            return apr_psprintf(ptemp, "%s:%u: TLSCertificate: %s", spec->where.file,
-                                spec->where.line, err);
+            return apr_psprintf(ptemp, "%s:%u: %s: %s", spec->where.file, spec->where.line,
+                                spec->from ? spec->from : "TLSCertificate", err);
         }
         APR_ARRAY_PUSH(st->certkeys, mtls_certkey *) = ck;
         mtls_server_config_builder_add_certkey(b, ck);
@@ -205,7 +210,9 @@ static void add_alpn_variants(apr_pool_t *pconf, server_rec *s, tls_settings_t *
 
     for (i = 0; core->protocols && i < core->protocols->nelts; ++i) {
         const char *proto = APR_ARRAY_IDX(core->protocols, i, const char *);
-        if (apr_hash_get(st->by_alpn, proto, APR_HASH_KEY_STRING)) {
+        /* the challenge protocol is answered with the challenge's certificate, never ours */
+        if (apr_hash_get(st->by_alpn, proto, APR_HASH_KEY_STRING)
+            || !strcmp(proto, TLS_CHALLENGE_ALPN)) {
             continue;
         }
         if (mtls_server_config_with_alpn(st->config, (const uint8_t *)proto, strlen(proto),
@@ -222,11 +229,125 @@ static void add_alpn_variants(apr_pool_t *pconf, server_rec *s, tls_settings_t *
     }
 }
 
+/* Adds the files another module gives (one array of certificates, one of keys) as specs,
+ * marked with where they came from. */
+static void add_given(server_rec *s, apr_array_header_t *to,
+                      const apr_array_header_t *cert_files, const apr_array_header_t *key_files,
+                      const char *from)
+{
+    tls_cert_spec_t *spec;
+    int i;
+
+    for (i = 0; i < cert_files->nelts; ++i) {
+        spec = apr_array_push(to);
+        spec->cert_file = APR_ARRAY_IDX(cert_files, i, const char *);
+        spec->key_file = i < key_files->nelts ? APR_ARRAY_IDX(key_files, i, const char *) : NULL;
+        spec->where.file = s->defn_name ? s->defn_name : "(the main server)";
+        spec->where.line = s->defn_line_number;
+        spec->from = from;
+    }
+}
+
+/* The certificates a server serves: those other modules give for it (mod_md's, for its
+ * domains) first, as they are the ones made for its names, then its TLSCertificate lines
+ * (its own or the main server's). With none at all, a stand-in another module may give
+ * (mod_md's, until it has the real one): *fallback is set, and requests get 503. */
+static apr_array_header_t *certificates(apr_pool_t *pconf, server_rec *s,
+                                        const tls_srv_conf_t *sc, int *fallback)
+{
+    apr_array_header_t *certs = apr_array_make(pconf, 2, sizeof(tls_cert_spec_t));
+    apr_array_header_t *cert_files = apr_array_make(pconf, 2, sizeof(const char *));
+    apr_array_header_t *key_files = apr_array_make(pconf, 2, sizeof(const char *));
+    int i;
+
+    *fallback = 0;
+    ap_ssl_add_cert_files(s, pconf, cert_files, key_files);
+    add_given(s, certs, cert_files, key_files, "a certificate given by another module");
+    if (sc->certs) {
+        apr_array_cat(certs, sc->certs);
+    }
+    if (!certs->nelts) {
+        ap_ssl_add_fallback_cert_files(s, pconf, cert_files, key_files);
+        add_given(s, certs, cert_files, key_files, "a stand-in certificate");
+        *fallback = certs->nelts > 0;
+        for (i = 0; i < cert_files->nelts; ++i) {
+            apr_hash_set(tls_conf_srv_get(s)->global->standins,
+                         APR_ARRAY_IDX(cert_files, i, const char *), APR_HASH_KEY_STRING, "");
+        }
+    }
+    return certs;
+}
+
 static int fail(server_rec *base, const char *msg)
 {
     ap_log_error(APLOG_MARK, APLOG_EMERG, 0, base, TLSLOGNO(00021) "%s", msg);
     return !OK;
 }
+
+static const char *no_certificate(apr_pool_t *p, server_rec *s, const char *engine)
+{
+    return apr_psprintf(p, "%s serves the TLS address %s but has no certificate: add a "
+                        "TLSCertificate line to it (or to the main server, as default for vhosts "
+                        "without one), or an MDomain for its names (mod_md)", vhost_name(p, s),
+                        engine ? engine : "of a TLSEngine without <VirtualHost>");
+}
+
+/* Whether a module (mod_md) may give certificates: then a vhost may have no TLSCertificate.
+ * Modules give them in post_config, after their own setup (mod_md orders itself so). */
+static int others_give_certificates(void)
+{
+    return ap_hook_get_ssl_add_cert_files()->nelts > 0
+           || ap_hook_get_ssl_add_fallback_cert_files()->nelts > 0;
+}
+
+/* Builds (or finds) the vhost's settings for these certificates, with the ALPN variants. */
+static const char *setup_vhost(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *s,
+                               const apr_array_header_t *certs, int fallback)
+{
+    tls_settings_t *st;
+    const char *err;
+
+    if ((err = build_settings(pconf, ptemp, s, certs, fallback, &st))) {
+        return apr_psprintf(ptemp, "%s: %s", vhost_name(ptemp, s), err);
+    }
+    add_alpn_variants(pconf, s, st);
+    tls_conf_srv_get(s)->settings = st;
+    return NULL;
+}
+
+int tls_setup_given(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
+{
+    tls_global_t *global = tls_conf_srv_get(base)->global;
+    apr_array_header_t *certs;
+    const char *err;
+    server_rec *s;
+    int fallback;
+
+    for (s = base; s; s = s->next) {
+        tls_srv_conf_t *sc = tls_conf_srv_get(s);
+        if (!sc->serves_tls) {
+            continue;
+        }
+        certs = certificates(pconf, s, sc, &fallback);
+        if (sc->settings && certs->nelts == sc->certs->nelts) {
+            continue;                /* nothing given: as check_config built it */
+        }
+        if (!certs->nelts) {
+            return fail(base, no_certificate(ptemp, s, NULL));
+        }
+        if (fallback) {
+            APR_ARRAY_PUSH(global->warnings, const char *) = apr_psprintf(pconf,
+                "%s has no certificate yet, only another module's stand-in: it answers every "
+                "request with 503 until it has one (mod_md: once it obtained it, at the next "
+                "graceful restart)", vhost_name(pconf, s));
+        }
+        if ((err = setup_vhost(pconf, ptemp, s, certs, fallback))) {
+            return fail(base, err);
+        }
+    }
+    return OK;
+}
+
 
 int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
 {
@@ -260,23 +381,22 @@ int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
     for (s = base; s; s = s->next) {
         tls_srv_conf_t *sc = tls_conf_srv_get(s);
         const tls_engine_t *e = s->is_virtual ? vhost_engine(global, s) : NULL;
-        tls_settings_t *st;
 
         sc->settings = NULL;
+        sc->serves_tls = 0;
         if (s->is_virtual ? !e : (!main_needed && !sc->certs)) {
             continue;
         }
+        sc->serves_tls = 1;
         if (!sc->certs || !sc->certs->nelts) {
-            return fail(base, apr_psprintf(ptemp, "%s serves the TLS address %s but has no "
-                        "certificate: add a TLSCertificate line to it (or to the main server, "
-                        "as default for vhosts without one)", vhost_name(ptemp, s),
-                        e ? e->spec : "of a TLSEngine without <VirtualHost>"));
+            if (others_give_certificates()) {
+                continue;            /* tls_setup_given() asks them, in post_config */
+            }
+            return fail(base, no_certificate(ptemp, s, e ? e->spec : NULL));
         }
-        if ((err = build_settings(pconf, ptemp, s, &st))) {
-            return fail(base, apr_psprintf(ptemp, "%s: %s", vhost_name(ptemp, s), err));
+        if ((err = setup_vhost(pconf, ptemp, s, sc->certs, 0))) {
+            return fail(base, err);
         }
-        add_alpn_variants(pconf, s, st);
-        sc->settings = st;
     }
     if ((err = tls_proxy_setup(global, pconf, ptemp, base))) {
         return fail(base, err);
@@ -316,6 +436,10 @@ void tls_setup_warn(apr_pool_t *ptemp, server_rec *base)
     for (hi = apr_hash_first(ptemp, global->certkeys); hi; hi = apr_hash_next(hi)) {
         const char *id = apr_hash_this_key(hi), *msg;
         const char *cert_file = apr_pstrndup(ptemp, id, strcspn(id, "\n"));
+        /* a stand-in is short-lived by design; its vhost has its own warning */
+        if (apr_hash_get(global->standins, cert_file, APR_HASH_KEY_STRING)) {
+            continue;
+        }
         if ((msg = tls_cert_check_expiry(ptemp, apr_hash_this_val(hi), cert_file))) {
             ap_log_error(APLOG_MARK, APLOG_WARNING, 0, base, TLSLOGNO(00022) "%s", msg);
         }

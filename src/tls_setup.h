@@ -8,6 +8,11 @@
  * `apache2 -t` reports the same errors as a start. Returns OK or !OK (errors logged). */
 int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base);
 
+/* post_config, after other modules' own setup (mod_md's): the certificates they give
+ * (ap_ssl_add_cert_files, or a stand-in for now) for the vhosts that serve TLS, first in
+ * their list; the vhosts they change get their settings anew. OK or !OK (errors logged). */
+int tls_setup_given(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base);
+
 /* Logs the startup warnings, once the error log is open. */
 void tls_setup_warn(apr_pool_t *ptemp, server_rec *base);
 

@@ -327,7 +327,18 @@ int tls_var_check_request(request_rec *r)
 {
     tls_conn_t *tc = tls_conn_get(r->connection);
 
-    if (!tc || !tc->server || r->server == tc->server) {
+    if (!tc || !tc->server) {
+        return DECLINED;
+    }
+    if (tc->unavailable) {
+        /* No request is served over a stand-in certificate or a challenge's (mod_ssl does
+         * the same). */
+        ap_log_rerror(APLOG_MARK, APLOG_DEBUG, 0, r,
+                      TLSLOGNO(00038) "tls: %s has no certificate of its own yet: 503",
+                      tc->server->server_hostname);
+        return HTTP_SERVICE_UNAVAILABLE;
+    }
+    if (r->server == tc->server) {
         return DECLINED;
     }
     /* Equal settings share one prebuilt config: then this connection is as good as one made
