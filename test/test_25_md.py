@@ -50,12 +50,25 @@ SECRET = 'md test content: must never be served with the fallback certificate\n'
 
 # How long mod_md may take to get a certificate from pebble (both on loopback, no VA sleeps:
 # a few seconds; more means it failed and is retrying)
-OBTAIN_TIMEOUT = 45
+OBTAIN_TIMEOUT = 30
 
 # The warning at startup for a vhost that has only the fallback certificate so far, per
 # vhost, in the parent and again in the children: mod_ssl's AH10085 "... will respond with
-# '503 Service Unavailable' for now"; mod_tls' own.
-FALLBACK_WARN = r'\[ssl:warn\].*AH10085: Init: md-' if MODSSL else r'\[tls:warn\].*fallback'
+# '503 Service Unavailable' for now"; mod_tls' MTLS00023 "... has no certificate yet, only
+# another module's stand-in ...".
+FALLBACK_WARN = (r'\[ssl:warn\].*AH10085: Init: md-' if MODSSL else
+                 r'\[tls:warn\].*MTLS00023: .* has no certificate yet, only another module')
+
+# Found by this file (report on issue 12): mod_tls refuses mod_md's tls-alpn-01 certificate.
+# RFC 8737 makes its acmeIdentifier extension (1.3.6.1.5.5.7.1.31) critical; the bridge's
+# mtls_certkey_load checks key and certificate with rustls' CertifiedKey::keys_match, which
+# parses the certificate with webpki, which refuses unknown critical extensions; the error
+# (not InconsistentKeys) becomes MTLS_CERT_BAD "the certificate does not parse" and the
+# challenge handshake is refused (MTLS00039), so pebble's validation fails every time.
+ALPN_CERT_REFUSED = pytest.mark.xfail(
+    not MODSSL, strict=True,
+    reason="mod_tls refuses the tls-alpn-01 certificate: its critical acmeIdentifier "
+           "extension fails rustls' keys_match (webpki: UnsupportedCriticalExtension)")
 
 MD_MODULE = f'LoadModule md_module {harness.MODULES_DIR}/mod_md.so'
 
@@ -221,23 +234,48 @@ def md_entry(status, name):
     raise AssertionError(f'{name} not in md-status: {json.dumps(status)[:2000]}')
 
 
+def obtained(server, names):
+    """Those of `names` for which mod_md said (AH10059, at notice) that it has a new
+    certificate, which a restart activates."""
+    log = server.read_log()
+    return {n for n in names if re.search(rf'AH10059:.*\b{re.escape(n)}\b', log)}
+
+
 def wait_obtained(server, names, timeout=OBTAIN_TIMEOUT):
-    """Waits until mod_md says (AH10059, at notice) that each of `names` has a new
-    certificate that a restart activates; fails after `timeout` with mod_md's log lines and
-    pebble's."""
+    """Waits until mod_md has a certificate for each of `names`, or `timeout` passed;
+    returns those it has. (The tests of each domain fail for the ones missing, with the
+    log lines that tell why: see require_obtained.)"""
     deadline = time.monotonic() + timeout
-    missing = list(names)
-    while missing and time.monotonic() < deadline:
-        log = server.read_log()
-        missing = [n for n in names
-                   if not re.search(rf'AH10059:.*\b{re.escape(n)}\b', log)]
-        if missing:
-            time.sleep(0.2)
-    if missing:
-        md_lines = [line for line in server.log_lines() if '[md:' in line]
-        pytest.fail(f'mod_md got no certificate for {missing} within {timeout}s;\n'
-                    f'mod_md:\n  ' + '\n  '.join(md_lines[-40:]) +
-                    f'\npebble:\n{acme._tail(server.pebble.log)}', pytrace=False)
+    got = obtained(server, names)
+    while len(got) < len(names) and time.monotonic() < deadline:
+        time.sleep(0.2)
+        got = obtained(server, names)
+    return got
+
+
+def require_obtained(server, name):
+    """Fails the test, with what mod_md, the TLS module and pebble logged about `name`, when
+    mod_md got no certificate for it."""
+    if name in server.obtained:
+        return
+    rx = re.compile(rf'\b{re.escape(name)}\b')
+    lines = [line[:600] for line in server.log_lines()
+             if rx.search(line) and re.search(r'\[(md|tls|ssl):(error|warn|info)\]', line)]
+    pebble = [line for line in acme._tail(server.pebble.log, 10 ** 7).splitlines()
+              if name in line or 'INVALID' in line]
+    pytest.fail(f'mod_md got no certificate for {name} within {OBTAIN_TIMEOUT}s; its lines:\n  '
+                + '\n  '.join(lines[:12] + (['...'] if len(lines) > 24 else []) + lines[-12:])
+                + '\npebble:\n  ' + '\n  '.join(pebble[-10:]), pytrace=False)
+
+
+def others_errors(name):
+    """Error log patterns of the managed domains other than `name` that still have no
+    certificate: mod_md's failures, and the fallback warning again at the restart. The tests
+    of those domains report them (require_obtained)."""
+    others = '|'.join(re.escape(n) for n in MANAGED if n != name)
+    return [rf'\[md:(error|warn)\].*\b({others})\b',
+            rf'\[tls:warn\].*MTLS00023: <VirtualHost> ({others}) ' if not MODSSL else
+            rf'\[ssl:warn\].*AH10085: Init: ({others}):']
 
 
 def graceful(server, timeout=20):
@@ -295,8 +333,9 @@ def test_a_static_vhost_serves(server, ca, allow_log):
 
 @pytest.fixture(scope='module')
 def renewed(server):
-    """All managed domains obtained (waited for), then one graceful restart."""
-    wait_obtained(server, MANAGED)
+    """The managed domains obtained (waited for: see wait_obtained), then one graceful
+    restart."""
+    server.obtained = wait_obtained(server, MANAGED)
     graceful(server)
     return server
 
@@ -320,7 +359,9 @@ def challenge_used(server, name):
     return types_.pop()
 
 
-def test_b_http01_served(renewed):
+def test_b_http01_served(renewed, allow_log):
+    allow_log(*others_errors(HTTP01))
+    require_obtained(renewed, HTTP01)
     assert challenge_used(renewed, HTTP01) == 'http-01'
     # pebble fetched the token from the plain http port, and got it
     pebble_log = acme._tail(renewed.pebble.log, 10 ** 7)
@@ -331,19 +372,26 @@ def test_b_http01_served(renewed):
     check_served(renewed, HTTP01)
 
 
-def test_c_tls_alpn01_served(renewed):
+@ALPN_CERT_REFUSED
+def test_c_tls_alpn01_served(renewed, allow_log):
+    allow_log(*others_errors(ALPN))
+    require_obtained(renewed, ALPN)
     assert challenge_used(renewed, ALPN) == 'tls-alpn-01'
     check_served(renewed, ALPN)
 
 
-def test_c_tls_alpn01_client_certificate_required(renewed, client_pki):
+@ALPN_CERT_REFUSED
+def test_c_tls_alpn01_client_certificate_required(renewed, client_pki, allow_log):
+    allow_log(*others_errors(ALPN_CC))
+    require_obtained(renewed, ALPN_CC)
     assert challenge_used(renewed, ALPN_CC) == 'tls-alpn-01'
     check_served(renewed, ALPN_CC, client=client_pki['alice'])
     o = get_verified(renewed, ALPN_CC, '/secret.txt')
     assert not o.ok, o
 
 
-def test_b_static_still_served(renewed, ca):
+def test_b_static_still_served(renewed, ca, allow_log):
+    allow_log(*others_errors(STATIC))
     o = cc.py_get(ca, renewed.https_port, '/secret.txt', sni=STATIC)
     assert (o.ok, o.status, o.body) == (True, 200, SECRET.encode()), o
 
@@ -351,18 +399,21 @@ def test_b_static_still_served(renewed, ca):
 # --------------------------------------------------------------------------
 # d. md-status
 
-def test_d_md_status(renewed):
-    """md-status (mod_md's handler) lists each domain as complete with the certificate that
+@pytest.mark.parametrize('name', [HTTP01, pytest.param(ALPN, marks=ALPN_CERT_REFUSED),
+                                  pytest.param(ALPN_CC, marks=ALPN_CERT_REFUSED)])
+def test_d_md_status(renewed, name, allow_log):
+    """md-status (mod_md's handler) lists the domain as complete, with the certificate that
     the TLS module serves for it now."""
+    allow_log(*others_errors(name))
+    require_obtained(renewed, name)
     st = md_status(renewed)
-    for name in MANAGED:
-        md = md_entry(st, name)
-        assert md.get('state') == 2, md      # MD_S_COMPLETE
-        certs = md.get('cert', {})
-        served = wait_issuer(renewed, name, True).fingerprint(hashes.SHA256()).hex()
-        listed = [c for c in certs.values() if isinstance(c, dict) and 'sha256-fingerprint' in c]
-        assert [c['sha256-fingerprint'] for c in listed] == [served], md
-        assert listed[0]['issuer-name'].startswith('/CN=Pebble Intermediate'), md
-        assert md.get('renewal') is None, md   # no renewal under way, none pending
-    assert sorted(md_entry(st, n)['proto']['acme-tls/1'] != [] for n in MANAGED) == \
-        [False, True, True]
+    md = md_entry(st, name)
+    assert md.get('state') == 2, md      # MD_S_COMPLETE
+    certs = md.get('cert', {})
+    served = wait_issuer(renewed, name, True).fingerprint(hashes.SHA256()).hex()
+    listed = [c for c in certs.values() if isinstance(c, dict) and 'sha256-fingerprint' in c]
+    assert [c['sha256-fingerprint'] for c in listed] == [served], md
+    assert listed[0]['issuer-name'].startswith('/CN=Pebble Intermediate'), md
+    assert md.get('renewal') is None, md   # no renewal under way, none pending
+    # mod_md knows which vhosts offer acme-tls/1 (from Protocols)
+    assert md['proto']['acme-tls/1'] == ([] if name == HTTP01 else [name]), md
