@@ -12,13 +12,15 @@ One Apache (mod_md, mod_tls) and one pebble for the module, and the tests run in
      the TLS module (ALPN acme-tls/1), with TLSStrictSNI on in the server and, on
      md-alpncc.test, TLSClientCertificate required;
   d. md-status lists the domains as valid once the certificates are in use.
+  A client offering acme-tls/1 when no challenge is pending gets nothing.
 
 Names resolve through pebble-challtestsrv (every A query: 127.0.0.1); MDPortMap maps the
 public ports 80 and 443 to the test's ports, which pebble validates on.
 
 Harness self-check: with TLS_TEST_MD_MODSSL=1 the vhosts are served by mod_ssl (SSLEngine on,
 no SSLCertificateFile in the MDomain vhosts), to see that pebble, mod_md and the checks are
-right; it passes there as well.
+right; all passes there but the acme-tls/1 test without a challenge (mod_ssl serves http
+over acme-tls/1).
 """
 import json
 import os
@@ -172,6 +174,10 @@ def server(ca, md_docroot, client_pki, module_path):
     a.http_port, a.https_port, a.pebble = http_port, https_port, pebble
     try:
         a.start()
+        # the fallback warnings at startup are checked here, not by whichever test comes first
+        bad = a.bad_log_lines([FALLBACK_WARN])
+        assert not bad, 'unexpected error log lines at startup:\n' + '\n'.join(bad)
+        a.consume_log()
         yield a
     finally:
         a.stop()
@@ -268,14 +274,19 @@ def require_obtained(server, name):
                 + '\npebble:\n  ' + '\n  '.join(pebble[-10:]), pytrace=False)
 
 
+def uncertified_errors(names):
+    """Error log patterns of managed domains `names` that have no certificate: mod_md's
+    failures, and the fallback warning again at a restart."""
+    alt = '|'.join(re.escape(n) for n in names)
+    return [rf'\[md:(error|warn)\].*\b({alt})\b',
+            rf'\[tls:warn\].*MTLS00023: <VirtualHost> ({alt}) ' if not MODSSL else
+            rf'\[ssl:warn\].*AH10085: Init: ({alt}):']
+
+
 def others_errors(name):
-    """Error log patterns of the managed domains other than `name` that still have no
-    certificate: mod_md's failures, and the fallback warning again at the restart. The tests
-    of those domains report them (require_obtained)."""
-    others = '|'.join(re.escape(n) for n in MANAGED if n != name)
-    return [rf'\[md:(error|warn)\].*\b({others})\b',
-            rf'\[tls:warn\].*MTLS00023: <VirtualHost> ({others}) ' if not MODSSL else
-            rf'\[ssl:warn\].*AH10085: Init: ({others}):']
+    """uncertified_errors() of the managed domains other than `name`: the tests of those
+    domains report them (require_obtained)."""
+    return uncertified_errors([n for n in MANAGED if n != name])
 
 
 def graceful(server, timeout=20):
@@ -307,8 +318,7 @@ def get_verified(server, name, path, client=None):
 # a. before any certificate: the fallback, and 503 for everything
 
 @pytest.mark.parametrize('name', MANAGED)
-def test_a_fallback_certificate_503(server, name, allow_log, ca, client_pki):
-    allow_log(FALLBACK_WARN)
+def test_a_fallback_certificate_503(server, name, ca, client_pki):
     cert = served_chain(server.https_port, name)
     # mod_md's own stand-in, for the name, issued neither by pebble nor by the harness CA
     assert not issuer_cn(cert).startswith('Pebble'), cert.issuer
@@ -322,8 +332,7 @@ def test_a_fallback_certificate_503(server, name, allow_log, ca, client_pki):
         assert SECRET.encode() not in body and b'mod_tls test index' not in body, body[:300]
 
 
-def test_a_static_vhost_serves(server, ca, allow_log):
-    allow_log(FALLBACK_WARN)
+def test_a_static_vhost_serves(server, ca):
     o = cc.py_get(ca, server.https_port, '/secret.txt', sni=STATIC)
     assert (o.ok, o.status, o.body) == (True, 200, SECRET.encode()), o
 
@@ -337,6 +346,12 @@ def renewed(server):
     restart."""
     server.obtained = wait_obtained(server, MANAGED)
     graceful(server)
+    # checked here, not by the first test: at the restart, the fallback warning again for the
+    # domains still without a certificate, and mod_md's lines about those
+    missing = [n for n in MANAGED if n not in server.obtained]
+    bad = server.bad_log_lines(uncertified_errors(missing) if missing else [])
+    assert not bad, 'unexpected error log lines until the restart:\n' + '\n'.join(bad)
+    server.consume_log()
     return server
 
 
@@ -417,3 +432,36 @@ def test_d_md_status(renewed, name, allow_log):
     assert md.get('renewal') is None, md   # no renewal under way, none pending
     # mod_md knows which vhosts offer acme-tls/1 (from Protocols)
     assert md['proto']['acme-tls/1'] == ([] if name == HTTP01 else [name]), md
+
+
+# --------------------------------------------------------------------------
+# acme-tls/1 without a challenge pending: no content on such a connection
+
+@pytest.mark.xfail(MODSSL, strict=True,
+                   reason='mod_ssl selects acme-tls/1 without a challenge and serves http on it')
+def test_c_acme_tls_unanswered_serves_nothing(renewed, allow_log):
+    """A client that offers only ALPN acme-tls/1 for a managed name when mod_md has no
+    challenge for it (none pending once the certificates are there) gets nothing: mod_tls
+    refuses the handshake (MTLS00039). (mod_ssl completes it with acme-tls/1 and then serves
+    the request.)"""
+    allow_log(*others_errors(ALPN))
+    offset = renewed.log_size()
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    ctx.set_alpn_protocols(['acme-tls/1'])
+    raw = socket.create_connection(('127.0.0.1', renewed.https_port), timeout=10)
+    try:
+        with ctx.wrap_socket(raw, server_hostname=ALPN) as s:
+            alpn = s.selected_alpn_protocol()
+            s.sendall(f'GET /secret.txt HTTP/1.1\r\nHost: {ALPN}\r\n'
+                      'Connection: close\r\n\r\n'.encode())
+            got = harness.read_until_close(s, 10)
+    except (ssl.SSLError, ConnectionError) as e:
+        alpn, got = None, e
+    finally:
+        raw.close()
+    assert isinstance(got, (ssl.SSLError, ConnectionError)), \
+        f'handshake done (ALPN {alpn!r}), then {got}'
+    renewed.wait_log(rf'MTLS00039: .*tls-alpn-01 challenge for {re.escape(ALPN)} .*not answered: '
+                     'no module has a challenge certificate', offset)
