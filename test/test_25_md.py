@@ -61,17 +61,6 @@ OBTAIN_TIMEOUT = 30
 FALLBACK_WARN = (r'\[ssl:warn\].*AH10085: Init: md-' if MODSSL else
                  r'\[tls:warn\].*MTLS00023: .* has no certificate yet, only another module')
 
-# Found by this file (report on issue 12): mod_tls refuses mod_md's tls-alpn-01 certificate.
-# RFC 8737 makes its acmeIdentifier extension (1.3.6.1.5.5.7.1.31) critical; the bridge's
-# mtls_certkey_load checks key and certificate with rustls' CertifiedKey::keys_match, which
-# parses the certificate with webpki, which refuses unknown critical extensions; the error
-# (not InconsistentKeys) becomes MTLS_CERT_BAD "the certificate does not parse" and the
-# challenge handshake is refused (MTLS00039), so pebble's validation fails every time.
-ALPN_CERT_REFUSED = pytest.mark.xfail(
-    not MODSSL, strict=True,
-    reason="mod_tls refuses the tls-alpn-01 certificate: its critical acmeIdentifier "
-           "extension fails rustls' keys_match (webpki: UnsupportedCriticalExtension)")
-
 MD_MODULE = f'LoadModule md_module {harness.MODULES_DIR}/mod_md.so'
 
 
@@ -387,7 +376,6 @@ def test_b_http01_served(renewed, allow_log):
     check_served(renewed, HTTP01)
 
 
-@ALPN_CERT_REFUSED
 def test_c_tls_alpn01_served(renewed, allow_log):
     allow_log(*others_errors(ALPN))
     require_obtained(renewed, ALPN)
@@ -395,7 +383,6 @@ def test_c_tls_alpn01_served(renewed, allow_log):
     check_served(renewed, ALPN)
 
 
-@ALPN_CERT_REFUSED
 def test_c_tls_alpn01_client_certificate_required(renewed, client_pki, allow_log):
     allow_log(*others_errors(ALPN_CC))
     require_obtained(renewed, ALPN_CC)
@@ -414,8 +401,7 @@ def test_b_static_still_served(renewed, ca, allow_log):
 # --------------------------------------------------------------------------
 # d. md-status
 
-@pytest.mark.parametrize('name', [HTTP01, pytest.param(ALPN, marks=ALPN_CERT_REFUSED),
-                                  pytest.param(ALPN_CC, marks=ALPN_CERT_REFUSED)])
+@pytest.mark.parametrize('name', [HTTP01, ALPN, ALPN_CC])
 def test_d_md_status(renewed, name, allow_log):
     """md-status (mod_md's handler) lists the domain as complete, with the certificate that
     the TLS module serves for it now."""
