@@ -3,8 +3,8 @@
  * (ap_ssl_ocsp_prime) and staples what it answers (ap_ssl_ocsp_get_resp). The bridge keeps
  * the response with the certificate and serves it until it expires. mod_md answers only with
  * a connection at hand, so the response is taken in a handshake, but at most every
- * TLS_OCSP_LOOK seconds per certificate and process: one thread looks, the others go on with
- * what is stapled. */
+ * TLS_OCSP_LOOK seconds per certificate and process (TLS_OCSP_LOOK_NONE while there is none):
+ * one thread looks, the others go on with what is stapled. */
 #include <httpd.h>
 #include <apr_atomic.h>
 #include <apr_strings.h>
@@ -19,6 +19,7 @@
 APLOG_USE_MODULE(tls);
 
 #define TLS_OCSP_LOOK 10           /* seconds between looks for a certificate's response */
+#define TLS_OCSP_LOOK_NONE 2       /* the same while there is none (mod_md may be fetching) */
 
 /* One stapled certificate. */
 struct tls_staple {
@@ -26,6 +27,7 @@ struct tls_staple {
     const char *id;                /* as primed: the certificate file */
     mtls_certkey *ck;
     apr_uint32_t looked;           /* apr_time_sec() of the last look; 0: never */
+    apr_uint32_t stapled;          /* the last look found a response */
 };
 
 #define PEM_BEGIN "-----BEGIN CERTIFICATE-----"
@@ -33,9 +35,11 @@ struct tls_staple {
 
 /* The certificates of a certificate file (the leaf, then its chain), and nothing else: the
  * file may hold the private key too, which is no other module's business. The file's text is
- * zeroed once read. NULL when the file cannot be read. */
+ * zeroed once read. NULL when the file cannot be read, or holds no issuer after the leaf
+ * (OCSP needs the issuer, and mod_md would log an error for each start). */
 static const char *certificates_of(apr_pool_t *p, const char *file)
 {
+    int n = 0;
     const char *text, *begin, *end;
     char *found, *to;
     apr_size_t len;
@@ -50,11 +54,12 @@ static const char *certificates_of(apr_pool_t *p, const char *file)
         memcpy(to, begin, (apr_size_t)(end - begin));
         to += end - begin;
         *to++ = '\n';
+        ++n;
     }
     *to = '\0';
     /* read into a buffer of ours, so writable */
     explicit_bzero((char *)text, len);
-    return found;
+    return n >= 2 ? found : NULL;
 }
 
 void tls_ocsp_prime(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
@@ -93,7 +98,11 @@ static void take_response(const unsigned char *der, apr_size_t der_len, void *us
 
     /* An expired or broken response is not stapled (the bridge says so); without one, the
      * handshake goes without a staple. */
-    mtls_certkey_set_ocsp(sp->ck, der, der ? der_len : 0, NULL);
+    apr_atomic_set32(&sp->stapled, der && der_len
+                     && mtls_certkey_set_ocsp(sp->ck, der, der_len, NULL) == MTLS_OK);
+    if (!der || !der_len) {
+        mtls_certkey_set_ocsp(sp->ck, NULL, 0, NULL);
+    }
 }
 
 void tls_ocsp_update(tls_conn_t *tc)
@@ -104,7 +113,8 @@ void tls_ocsp_update(tls_conn_t *tc)
 
     for (i = 0; staples && i < staples->nelts; ++i) {
         tls_staple_t *sp = APR_ARRAY_IDX(staples, i, tls_staple_t *);
-        if (!sp || now - (looked = apr_atomic_read32(&sp->looked)) < TLS_OCSP_LOOK
+        if (!sp || now - (looked = apr_atomic_read32(&sp->looked))
+                       < (apr_atomic_read32(&sp->stapled) ? TLS_OCSP_LOOK : TLS_OCSP_LOOK_NONE)
             || apr_atomic_cas32(&sp->looked, now, looked) != looked) {
             continue;
         }
