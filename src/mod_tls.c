@@ -14,6 +14,7 @@
 #include "tls_conf.h"
 #include "tls_conn.h"
 #include "tls_filter.h"
+#include "tls_ocsp.h"
 #include "tls_proxy.h"
 #include "tls_setup.h"
 #include "tls_ticket.h"
@@ -45,6 +46,7 @@ static int tls_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     if (tls_setup_given(pconf, ptemp, s) != OK) {
         return !OK;
     }
+    tls_ocsp_prime(pconf, ptemp, s);
     /* At the first start Apache reads its config twice, the first time only to check it:
      * warn once, in the pass that goes on to serve (restarts have only that one). */
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {

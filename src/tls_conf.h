@@ -33,6 +33,8 @@ typedef struct {
     const char *from;        /* NULL: the TLSCertificate line at where; else what gave it */
 } tls_cert_spec_t;
 
+typedef struct tls_staple tls_staple_t;
+
 /* The rustls side of a vhost's settings, built at startup and shared by every vhost whose
  * settings are the same (which is also what allows a request to such a vhost on the
  * connection: see tls_var.c's 421 check). */
@@ -40,8 +42,11 @@ typedef struct {
     const char *key;                   /* the settings as text; equal text, equal settings */
     apr_array_header_t *certkeys;      /* mtls_certkey*, in the order served (see
                                         * tls_setup.c's certificates()) */
+    apr_array_header_t *cert_files;    /* const char*: the file of each of certkeys */
     int fallback;                      /* only a stand-in certificate (mod_md's, before it
                                         * has one): every request gets 503 */
+    apr_array_header_t *staples;       /* tls_staple_t*, one per certkeys, NULL where not
+                                        * stapled; filled in post_config (tls_ocsp.c) */
     const mtls_server_config *config;  /* no ALPN */
     apr_hash_t *by_alpn;               /* protocol name -> mtls_server_config* */
 } tls_settings_t;

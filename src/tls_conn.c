@@ -11,6 +11,7 @@
 #include "tls_challenge.h"
 #include "tls_conn.h"
 #include "tls_filter.h"
+#include "tls_ocsp.h"
 #include "tls_proxy.h"
 #include "tls_setup.h"
 #include "tls_ticket.h"
@@ -315,6 +316,7 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc)
         return APR_ECONNABORTED;
     }
     tls_ticket_update(tls_conf_srv_get(c->base_server)->global);
+    tls_ocsp_update(tc);
     if (!(config = choose_config(tc))) {
         /* a tls-alpn-01 challenge nobody answers (logged): RFC 8737 wants the handshake
          * refused, never answered with another certificate */

@@ -169,6 +169,7 @@ static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, server_r
     st->key = key;
     st->fallback = fallback;
     st->certkeys = apr_array_make(pconf, certs->nelts, sizeof(mtls_certkey *));
+    st->cert_files = apr_array_make(pconf, certs->nelts, sizeof(const char *));
     st->by_alpn = apr_hash_make(pconf);
     b = mtls_server_config_builder_new();
     for (i = 0; i < certs->nelts; ++i) {
@@ -179,6 +180,7 @@ static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, server_r
                                 spec->from ? spec->from : "TLSCertificate", err);
         }
         APR_ARRAY_PUSH(st->certkeys, mtls_certkey *) = ck;
+        APR_ARRAY_PUSH(st->cert_files, const char *) = spec->cert_file;
         mtls_server_config_builder_add_certkey(b, ck);
     }
     mtls_server_config_builder_set_min_version(b, (uint16_t)tls_conf_min_version(&sc->policy));
@@ -296,8 +298,11 @@ static const char *no_certificate(apr_pool_t *p, server_rec *s, const char *engi
  * Modules give them in post_config, after their own setup (mod_md orders itself so). */
 static int others_give_certificates(void)
 {
-    return ap_hook_get_ssl_add_cert_files()->nelts > 0
-           || ap_hook_get_ssl_add_fallback_cert_files()->nelts > 0;
+    /* an array only once some module registered */
+    apr_array_header_t *given = ap_hook_get_ssl_add_cert_files();
+    apr_array_header_t *standins = ap_hook_get_ssl_add_fallback_cert_files();
+
+    return (given && given->nelts > 0) || (standins && standins->nelts > 0);
 }
 
 /* Builds (or finds) the vhost's settings for these certificates, with the ALPN variants. */

@@ -164,8 +164,9 @@ typedef enum {
 
 /**
  * A certificate chain with its private key, loaded once at startup. Opaque. Configs built from
- * it share the key (they keep their own reference); C frees its own handle once, with
- * mtls_certkey_free, whenever it likes.
+ * it share the key (they keep their own reference), and with it the OCSP response stapled to
+ * it (mtls_certkey_set_ocsp); C frees its own handle once, with mtls_certkey_free, whenever it
+ * likes.
  */
 typedef struct mtls_certkey mtls_certkey;
 
@@ -310,6 +311,19 @@ mtls_result mtls_certkey_leaf_der(const mtls_certkey *ck, const uint8_t **der, s
  * MTLS_CERT_BAD: the leaf does not parse.
  */
 mtls_result mtls_certkey_not_after(const mtls_certkey *ck, int64_t *secs);
+
+/**
+ * Staples the OCSP response `der` (`len` bytes of DER, borrowed for the call; copied) to the
+ * certificate in every config made with it, from the next handshake on, until the response's
+ * nextUpdate (a day after its thisUpdate when it has none); afterwards handshakes go without.
+ * On MTLS_OK, `*until` (may be NULL) gets that time in Unix seconds. `len` 0: no staple from
+ * now on (MTLS_OK, `*until` 0). MTLS_INVALID: `der` is no successful response of one
+ * certificate's status, or it has expired: then nothing is stapled either.
+ */
+mtls_result mtls_certkey_set_ocsp(const mtls_certkey *ck,
+                                  const uint8_t *der,
+                                  size_t len,
+                                  int64_t *until);
 
 /**
  * Number of cipher suites this build supports (mtls_suite_id gives their ids).

@@ -14,14 +14,17 @@ use zeroize::{Zeroize, Zeroizing};
 use x509_parser::certificate::X509CertificateParser;
 use x509_parser::nom::Parser;
 
+use crate::ocsp::{now_secs, valid_until, Served};
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
 
 /// A certificate chain with its private key, loaded once at startup. Opaque. Configs built from
-/// it share the key (they keep their own reference); C frees its own handle once, with
-/// mtls_certkey_free, whenever it likes.
+/// it share the key (they keep their own reference), and with it the OCSP response stapled to
+/// it (mtls_certkey_set_ocsp); C frees its own handle once, with mtls_certkey_free, whenever it
+/// likes.
 pub struct mtls_certkey {
     pub(crate) key: Arc<CertifiedKey>,
+    pub(crate) served: Arc<Served>,
 }
 
 fn contains(hay: &[u8], needle: &[u8]) -> bool {
@@ -175,7 +178,9 @@ pub extern "C" fn mtls_certkey_load(
         scrub_stack();
         match loaded {
             Ok(ck) => {
-                *out = Box::into_raw(Box::new(mtls_certkey { key: Arc::new(ck) }));
+                let key = Arc::new(ck);
+                let served = Arc::new(Served::new(key.clone()));
+                *out = Box::into_raw(Box::new(mtls_certkey { key, served }));
                 MTLS_OK
             }
             Err((code, msg)) => {
@@ -266,8 +271,61 @@ pub extern "C" fn mtls_certkey_not_after(ck: *const mtls_certkey, secs: *mut i64
     })
 }
 
+/// Staples the OCSP response `der` (`len` bytes of DER, borrowed for the call; copied) to the
+/// certificate in every config made with it, from the next handshake on, until the response's
+/// nextUpdate (a day after its thisUpdate when it has none); afterwards handshakes go without.
+/// On MTLS_OK, `*until` (may be NULL) gets that time in Unix seconds. `len` 0: no staple from
+/// now on (MTLS_OK, `*until` 0). MTLS_INVALID: `der` is no successful response of one
+/// certificate's status, or it has expired: then nothing is stapled either.
+#[no_mangle]
+pub extern "C" fn mtls_certkey_set_ocsp(ck: *const mtls_certkey, der: *const u8, len: usize, until: *mut i64) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let ck = try_ref!(ck);
+        let Some(der) = slice_from(der, len) else {
+            return MTLS_NULL_PARAM;
+        };
+        let valid = if der.is_empty() { Some(0) } else { valid_until(der).filter(|t| *t > now_secs()) };
+        let Some(t) = valid else {
+            ck.served.set(None);
+            return MTLS_INVALID;
+        };
+        ck.served.set((t > 0).then(|| (der.to_vec(), t)));
+        if !until.is_null() {
+            *try_mut!(until) = t;
+        }
+        MTLS_OK
+    })
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn an_ocsp_response_is_stapled_until_it_expires_or_is_replaced() {
+        use crate::testutil::{test_issued, test_ocsp_response};
+        let t = &test_issued().leaf;
+        let mut ck = std::ptr::null_mut();
+        let rr = mtls_certkey_load(t.cert_pem.as_ptr(), t.cert_pem.len(), t.key_pem.as_ptr(), t.key_pem.len(),
+                                   &mut ck, std::ptr::null_mut(), 0);
+        assert_eq!(rr, MTLS_OK);
+        // SAFETY: `ck` is a live handle from mtls_certkey_load.
+        let served = unsafe { &*ck }.served.clone();
+        let resp = test_ocsp_response(false, 1);
+        let mut until = 0;
+        assert_eq!(mtls_certkey_set_ocsp(ck, resp.as_ptr(), resp.len(), &mut until), MTLS_OK);
+        assert!(until > now_secs());
+        assert_eq!(served.current().ocsp.as_deref(), Some(&resp[..]));
+        let garbage = b"no OCSP response";
+        assert_eq!(mtls_certkey_set_ocsp(ck, garbage.as_ptr(), garbage.len(), &mut until), MTLS_INVALID);
+        assert_eq!(served.current().ocsp, None, "an invalid response takes the old one away");
+        assert_eq!(mtls_certkey_set_ocsp(ck, resp.as_ptr(), resp.len(), std::ptr::null_mut()), MTLS_OK);
+        assert_eq!(mtls_certkey_set_ocsp(ck, std::ptr::null(), 0, &mut until), MTLS_OK);
+        assert_eq!((served.current().ocsp.clone(), until), (None, 0));
+        // expired: stapled until a time already past, it is served without
+        served.set(Some((resp.clone(), now_secs() - 1)));
+        assert_eq!(served.current().ocsp, None);
+        mtls_certkey_free(ck);
+    }
+
     use super::*;
 
     #[test]
@@ -288,3 +346,4 @@ mod tests {
         assert!(load(&both, &both).is_ok());
     }
 }
+

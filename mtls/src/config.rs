@@ -15,6 +15,7 @@ use x509_parser::asn1_rs::{Any, FromDer, Tag};
 use x509_parser::time::ASN1Time;
 
 use crate::certkey::mtls_certkey;
+use crate::ocsp::Served;
 use crate::session::{
     mtls_session_get_cb, mtls_session_put_cb, mtls_session_remove_cb, mtls_ticketer, CallbackStore, Ticketer,
 };
@@ -25,12 +26,13 @@ use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
 /// vhost can serve RSA and ECDSA clients alike.
 #[derive(Debug)]
 struct BySignatureScheme {
-    keys: Vec<Arc<CertifiedKey>>,
+    keys: Vec<Arc<Served>>,
 }
 
 impl BySignatureScheme {
-    fn pick(&self, offered: &[SignatureScheme]) -> Option<usize> {
-        self.keys.iter().position(|k| k.key.choose_scheme(offered).is_some())
+    /// The index and the key, with its current staple, of the first that suits.
+    fn pick(&self, offered: &[SignatureScheme]) -> Option<(usize, Arc<CertifiedKey>)> {
+        self.keys.iter().map(|k| k.current()).enumerate().find(|(_, k)| k.key.choose_scheme(offered).is_some())
     }
 }
 
@@ -46,9 +48,9 @@ impl ResolvesServerCert for BySignatureScheme {
         // When no key suits the client, the first one goes on anyway: rustls then fails the
         // handshake where the mismatch is (no suite or signature scheme in common) with
         // handshake_failure, as TLS says; returning none would make it send access_denied.
-        let i = self.pick(hello.signature_schemes()).or(if self.keys.is_empty() { None } else { Some(0) });
-        PICKED.with(|p| p.set(i));
-        i.map(|i| self.keys[i].clone())
+        let picked = self.pick(hello.signature_schemes()).or_else(|| self.keys.first().map(|k| (0, k.current())));
+        PICKED.with(|p| p.set(picked.as_ref().map(|(i, _)| *i)));
+        picked.map(|(_, k)| k)
     }
 }
 
@@ -63,7 +65,7 @@ pub struct mtls_server_config {
 /// by mtls_server_config_builder_build (also when that fails), or freed with
 /// mtls_server_config_builder_free when it is never built.
 pub struct mtls_server_config_builder {
-    keys: Vec<Arc<CertifiedKey>>,
+    keys: Vec<Arc<Served>>,
     policy: Policy,
     honor_client_order: bool,
     /// None: rustls' per-process memory cache; Some(None): no server-side state at all.
@@ -180,7 +182,7 @@ pub extern "C" fn mtls_server_config_builder_add_certkey(
     ffi_guard!(MTLS_PANIC, {
         let b = try_mut!(b);
         let ck = try_ref!(ck);
-        b.keys.push(ck.key.clone());
+        b.keys.push(ck.served.clone());
         MTLS_OK
     })
 }

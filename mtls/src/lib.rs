@@ -22,6 +22,7 @@ mod config;
 mod client;
 mod session;
 mod conn;
+mod ocsp;
 mod hello;
 mod x509;
 #[cfg(test)]

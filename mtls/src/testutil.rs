@@ -45,7 +45,35 @@ pub(crate) fn test_cert() -> &'static TestCert {
 /// A CA (PEM) and a certificate it issued, for a.test and b.test, with its key.
 pub(crate) struct TestIssued {
     pub(crate) ca_pem: Vec<u8>,
+    pub(crate) ca_key_pem: Vec<u8>,
     pub(crate) leaf: TestCert,
+}
+
+/// An OCSP response (DER) from the test CA for the issued certificate, good or revoked, with a
+/// nextUpdate `days` ahead (none for 0), made by `openssl ocsp` at test time.
+pub(crate) fn test_ocsp_response(revoked: bool, days: u32) -> Vec<u8> {
+    let t = test_issued();
+    let dir = std::env::temp_dir().join(format!("mtls-test-ocsp-{}-{revoked}-{days}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let write = |name: &str, data: &[u8]| std::fs::write(dir.join(name), data).expect("written");
+    write("ca.pem", &t.ca_pem);
+    write("ca.key", &t.ca_key_pem);
+    write("cert.pem", &t.leaf.cert_pem);
+    let serial = String::from_utf8(openssl(&dir, &["x509", "-in", "cert.pem", "-noout", "-serial"])).expect("text");
+    let serial = serial.trim().trim_start_matches("serial=");
+    let status = if revoked { "R\t300101000000Z\t240101000000Z" } else { "V\t300101000000Z\t" };
+    write("index.txt", format!("{status}\t{serial}\tunknown\t/O=mtls/CN=mtls test leaf\n").as_bytes());
+    openssl(&dir, &["ocsp", "-issuer", "ca.pem", "-cert", "cert.pem", "-no_nonce", "-reqout", "req.der"]);
+    let mut args = vec!["ocsp", "-index", "index.txt", "-CA", "ca.pem", "-rsigner", "ca.pem", "-rkey", "ca.key",
+        "-reqin", "req.der", "-respout", "resp.der"];
+    let ndays = days.to_string();
+    if days > 0 {
+        args.extend(["-ndays", ndays.as_str()]);
+    }
+    openssl(&dir, &args);
+    let der = std::fs::read(dir.join("resp.der")).expect("openssl wrote it");
+    let _ = std::fs::remove_dir_all(&dir);
+    der
 }
 
 /// The same CA and issued certificate for every test of the run.
@@ -66,6 +94,7 @@ pub(crate) fn test_issued() -> &'static TestIssued {
         let read = |name: &str| std::fs::read(dir.join(name)).expect("openssl wrote it");
         let made = TestIssued {
             ca_pem: read("ca.pem"),
+            ca_key_pem: read("ca.key"),
             leaf: TestCert {
                 cert_pem: read("cert.pem"),
                 cert_der: openssl(&dir, &["x509", "-in", "cert.pem", "-outform", "DER"]),

@@ -1,0 +1,87 @@
+/* tls_ocsp.c: OCSP stapling. mod_md fetches and renews the OCSP responses (MDStapling,
+ * MDStapleOthers); mod_tls offers it each certificate it serves at startup
+ * (ap_ssl_ocsp_prime) and staples what it answers (ap_ssl_ocsp_get_resp). The bridge keeps
+ * the response with the certificate and serves it until it expires. mod_md answers only with
+ * a connection at hand, so the response is taken in a handshake, but at most every
+ * TLS_OCSP_LOOK seconds per certificate and process: one thread looks, the others go on with
+ * what is stapled. */
+#include <httpd.h>
+#include <apr_atomic.h>
+#include <apr_strings.h>
+#include <http_log.h>
+#include <http_ssl.h>
+
+#include "tls_cert.h"
+#include "tls_ocsp.h"
+#include "tls_log.h"
+
+APLOG_USE_MODULE(tls);
+
+#define TLS_OCSP_LOOK 10           /* seconds between looks for a certificate's response */
+
+/* One stapled certificate. */
+struct tls_staple {
+    server_rec *s;                 /* primed for this server */
+    const char *id;                /* as primed: the certificate file */
+    mtls_certkey *ck;
+    apr_uint32_t looked;           /* apr_time_sec() of the last look; 0: never */
+};
+
+void tls_ocsp_prime(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
+{
+    const char *pem;
+    apr_size_t len;
+    server_rec *s;
+    int i;
+
+    for (s = base; s; s = s->next) {
+        tls_settings_t *st = (tls_settings_t *)tls_conf_srv_get(s)->settings;
+        if (!st || st->fallback || st->staples) {
+            continue;               /* none, a stand-in, or primed with another vhost */
+        }
+        st->staples = apr_array_make(pconf, st->certkeys->nelts, sizeof(tls_staple_t *));
+        for (i = 0; i < st->certkeys->nelts; ++i) {
+            const char *file = APR_ARRAY_IDX(st->cert_files, i, const char *);
+            tls_staple_t *sp = NULL;
+            if (!tls_cert_read_file(ptemp, file, &pem, &len)
+                && ap_ssl_ocsp_prime(s, pconf, file, strlen(file), pem) == APR_SUCCESS) {
+                sp = apr_pcalloc(pconf, sizeof(*sp));
+                sp->s = s;
+                sp->id = file;
+                sp->ck = APR_ARRAY_IDX(st->certkeys, i, mtls_certkey *);
+                ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, s,
+                             TLSLOGNO(00040) "tls: OCSP responses for %s come from another "
+                             "module (mod_md) and are stapled", file);
+            }
+            APR_ARRAY_PUSH(st->staples, tls_staple_t *) = sp;
+        }
+    }
+}
+
+static void take_response(const unsigned char *der, apr_size_t der_len, void *userdata)
+{
+    tls_staple_t *sp = userdata;
+
+    /* An expired or broken response is not stapled (the bridge says so); without one, the
+     * handshake goes without a staple. */
+    mtls_certkey_set_ocsp(sp->ck, der, der ? der_len : 0, NULL);
+}
+
+void tls_ocsp_update(tls_conn_t *tc)
+{
+    apr_uint32_t now = (apr_uint32_t)apr_time_sec(apr_time_now()), looked;
+    const apr_array_header_t *staples = tc->settings->staples;
+    int i;
+
+    for (i = 0; staples && i < staples->nelts; ++i) {
+        tls_staple_t *sp = APR_ARRAY_IDX(staples, i, tls_staple_t *);
+        if (!sp || now - (looked = apr_atomic_read32(&sp->looked)) < TLS_OCSP_LOOK
+            || apr_atomic_cas32(&sp->looked, now, looked) != looked) {
+            continue;
+        }
+        if (ap_ssl_ocsp_get_resp(sp->s, tc->c, sp->id, strlen(sp->id), take_response, sp)
+            != APR_SUCCESS) {
+            take_response(NULL, 0, sp);
+        }
+    }
+}
