@@ -12,7 +12,8 @@ format) as it is at that moment: a test edits the index to turn a certificate re
 
 Run as a script it serves until SIGTERM. `Responder` runs it as a child process (started and
 stopped by pid) and writes the index; it also has a switch for a broken responder (HTTP 500,
-or 200 with bytes that are no OCSP response), read from a control file on every request.
+or 200 with bytes that are no OCSP response, or a signed response that expired an hour
+ago), read from a control file on every request.
 Every request answered is logged, one line each, so a test can see that a client asked.
 """
 import argparse
@@ -28,7 +29,11 @@ import tempfile
 import time
 import urllib.parse
 
-MODES = ('ok', 'error500', 'garbage')
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.x509 import ocsp
+
+MODES = ('ok', 'error500', 'garbage', 'expired')
 
 
 def index_line(serial, subject, not_after, revoked_at=None):
@@ -69,6 +74,10 @@ class Handler(http.server.BaseHTTPRequestHandler):
             code, body, ctype = 500, b'responder broken on purpose\n', 'text/plain'
         elif mode == 'garbage':
             code, body, ctype = 200, b'this is not an OCSP response', 'application/ocsp-response'
+        elif mode == 'expired':
+            code, body = expired_response(cfg, req)
+            ctype = 'application/ocsp-response' if code == 200 else 'text/plain'
+            mode = f'expired:{code}'
         else:
             code, body = run_openssl(cfg, req)
             ctype = 'application/ocsp-response' if code == 200 else 'text/plain'
@@ -116,6 +125,33 @@ def run_openssl(cfg, req):
             return 200, f.read()
 
 
+def expired_response(cfg, req):
+    """(HTTP status, body): a 'good' response, signed by the CA, whose validity ended an hour
+    ago (openssl ocsp cannot date one back). Needs the certificate, which Responder.add
+    left in the work dir by serial."""
+    try:
+        request = ocsp.load_der_ocsp_request(req)
+        with open(os.path.join(cfg.workdir, 'certs', f'{request.serial_number:X}.pem'),
+                  'rb') as f:
+            cert = x509.load_pem_x509_certificate(f.read())
+    except (ValueError, OSError) as e:
+        return 400, f'{e}\n'.encode()
+    with open(cfg.ca, 'rb') as f:
+        ca = x509.load_pem_x509_certificate(f.read())
+    with open(cfg.key, 'rb') as f:
+        key = serialization.load_pem_private_key(f.read(), None)
+    now = datetime.datetime.utcnow()
+    resp = (ocsp.OCSPResponseBuilder()
+            .add_response(cert=cert, issuer=ca, algorithm=request.hash_algorithm,
+                          cert_status=ocsp.OCSPCertStatus.GOOD,
+                          this_update=now - datetime.timedelta(hours=2),
+                          next_update=now - datetime.timedelta(hours=1),
+                          revocation_time=None, revocation_reason=None)
+            .responder_id(ocsp.OCSPResponderEncoding.HASH, ca)
+            .sign(key, hashes.SHA256()))
+    return 200, resp.public_bytes(serialization.Encoding.DER)
+
+
 def serve(cfg):
     class Server(http.server.ThreadingHTTPServer):
         daemon_threads = True
@@ -161,6 +197,10 @@ class Responder:
         not_after = cert.not_valid_after.replace(tzinfo=datetime.timezone.utc)
         self.entries[cert.serial_number] = (subject, not_after, None)
         self.write_index()
+        certs = os.path.join(self.dir, 'certs')     # for the 'expired' mode
+        os.makedirs(certs, exist_ok=True)
+        with open(os.path.join(certs, f'{cert.serial_number:X}.pem'), 'wb') as f:
+            f.write(cert.public_bytes(serialization.Encoding.PEM))
 
     def revoke(self, cert, when=None):
         subject, not_after, _ = self.entries[cert.serial_number]
@@ -177,7 +217,8 @@ class Responder:
         os.replace(tmp, self.index)   # a request in flight reads the old or the new one
 
     def set_mode(self, mode):
-        """'ok', 'error500' (HTTP 500) or 'garbage' (200 with no OCSP response in it)."""
+        """'ok', 'error500' (HTTP 500), 'garbage' (200 with no OCSP response in it) or
+        'expired' (a signed 'good' response whose nextUpdate is an hour past)."""
         assert mode in MODES, mode
         with open(self.mode_file, 'w') as f:
             f.write(mode + '\n')
