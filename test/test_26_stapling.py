@@ -18,6 +18,9 @@ One Apache per engine, one vhost per case, each with its own certificate:
   every few seconds; the test revokes it in the responder's index and waits for the staple.
 - down.test:   the AIA URL names a port where nothing listens, from the start.
 - broken.test: a responder that answers HTTP 500.
+- expired.test: a responder whose (signed, good) responses expired an hour ago; mod_md takes
+  them as they are and offers them; mod_tls must not staple them (mod_ssl does: that shows
+  the expired response does reach the hooks).
 """
 import datetime
 import os
@@ -100,8 +103,11 @@ def responders(pki):
                             ca.cert_path, ca_key, nmin=1),
         'broken': Responder(harness.mkdtemp('tls-ocsp-broken-'), harness.free_port(),
                             ca.cert_path, ca_key),
+        'stale': Responder(harness.mkdtemp('tls-ocsp-stale-'), harness.free_port(),
+                           ca.cert_path, ca_key),
     }
     made['broken'].set_mode('error500')
+    made['stale'].set_mode('expired')
     try:
         for r in made.values():
             r.start()
@@ -139,6 +145,9 @@ def test_responder_answers(pki, responders):
     rc, out = ask(responders['broken'])
     assert rc != 0 and ': good' not in out and ': revoked' not in out, out
     assert [m for _, _, m, _ in responders['broken'].requests()] == ['error500']
+    responders['stale'].add(cert)
+    rc, out = ask(responders['stale'])
+    assert re.search(r'^\s*good$', out, re.M) and 'Status times invalid' in out, out
 
 
 # --------------------------------------------------------------------------
@@ -181,7 +190,8 @@ def site(request, pki, responders, docroot):
     dead_port = harness.free_port()     # reserved, never listened on
     urls = {'good.test': responders['day'].url, 'revoke.test': responders['minute'].url,
             'down.test': f'http://127.0.0.1:{dead_port}/',
-            'broken.test': responders['broken'].url}
+            'broken.test': responders['broken'].url,
+            'expired.test': responders['stale'].url}
     certs, hosts = {}, []
     port = harness.free_port()
     for name, url in urls.items():
@@ -191,6 +201,7 @@ def site(request, pki, responders, docroot):
     responders['day'].add(certs['good.test'])
     responders['minute'].add(certs['revoke.test'])
     responders['broken'].add(certs['broken.test'])
+    responders['stale'].add(certs['expired.test'])
     md_dir = os.path.join(harness.mkdtemp(f'tls-p26-md-{tag}-'), 'md')
     if engine == 'mod_ssl':
         engine_line = f'SSLSessionCache "shmcb:{md_dir}-scache(512000)"'
@@ -325,9 +336,9 @@ def wait_staple(ca, port, name, want, timeout):
         time.sleep(0.5)
 
 
-def s_client_status(ca, port, name):
+def s_client_status(ca, port, name, *args):
     """openssl s_client -status with a GET; its output."""
-    r = harness.s_client(ca, port, name, args=['-status'], input=GET.format(name))
+    r = harness.s_client(ca, port, name, args=['-status', *args], input=GET.format(name))
     assert r.handshake_ok, r
     assert r.verify_code == '0', r
     return r.stdout
@@ -349,6 +360,11 @@ def test_staple_good(pki, site):
     assert re.search(r'^\s*Cert Status: good\s*$', out, re.M), out
     assert re.search(rf'^\s*Serial Number: 0*{cert.serial_number:X}\s*$', out, re.M), out
     assert 'HTTP/1.1 200 OK' in out and harness.INDEX_HTML.strip() in out, out
+    # TLS 1.2 carries it in a CertificateStatus message of its own
+    out = s_client_status(ca, site.port, 'good.test', '-tls1_2')
+    assert 'Protocol  : TLSv1.2' in out, out
+    assert 'OCSP Response Status: successful' in out, out
+    assert re.search(r'^\s*Cert Status: good\s*$', out, re.M), out
 
 
 def test_staple_turns_revoked(pki, site, responders):
@@ -399,3 +415,26 @@ def test_no_responder_no_staple(pki, site, responders, name):
     out = s_client_status(ca, site.port, name)
     assert 'OCSP response: no response sent' in out, out
     assert 'HTTP/1.1 200 OK' in out and harness.INDEX_HTML.strip() in out, out
+
+
+def test_expired_response(pki, site, responders):
+    """e. mod_md holds a response that expired an hour ago (signed, 'good'): mod_tls does not
+    staple it, and the request succeeds; mod_ssl staples what mod_md gives, which shows that
+    the expired response does reach the hooks."""
+    ca, _ = pki
+    cert = site.certs['expired.test']
+    # mod_md has fetched and stored it (logged at debug, by the certificate's SHA-1)
+    certid = cert.fingerprint(hashes.SHA1()).hex()
+    site.apache.wait_log(rf'certid {certid}, reading response\] '
+                         r'detail\[certificate status is GOOD', timeout=STAPLE_TIMEOUT)
+    # nobody asked for expired.test before: this handshake is mod_tls' first look
+    staple = py_staple(ca, site.port, 'expired.test')
+    assert staple.status_line == 'HTTP/1.1 200 OK', staple
+    if site.engine == 'mod_ssl' or harness.MODSSL:
+        assert staple.cert_status == ocsp.OCSPCertStatus.GOOD, staple
+        assert staple.resp.next_update < datetime.datetime.utcnow(), staple.resp.next_update
+        return
+    assert staple.der is None, f'expired response stapled: {staple}'
+    out = s_client_status(ca, site.port, 'expired.test')
+    assert 'OCSP response: no response sent' in out, out
+    assert 'HTTP/1.1 200 OK' in out, out
