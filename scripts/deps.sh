@@ -6,7 +6,7 @@
 set -eu
 
 build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates curl openssl"
-test="$build curl openssl nghttp2-client python3-pytest python3-openssl python3-websockets redis-server memcached strace cbindgen"
+test="$build curl openssl nghttp2-client python3-pytest python3-openssl python3-websockets redis-server memcached strace cbindgen pebble"
 loadtest="$build python3 nghttp2-client libssl-dev gnuplot-nox"
 
 case "${1:-build}" in

@@ -8,6 +8,7 @@
 #include <httpd.h>
 #include <apr_atomic.h>
 #include <apr_strings.h>
+#include <string.h>
 #include <http_log.h>
 #include <http_ssl.h>
 
@@ -27,10 +28,38 @@ struct tls_staple {
     apr_uint32_t looked;           /* apr_time_sec() of the last look; 0: never */
 };
 
+#define PEM_BEGIN "-----BEGIN CERTIFICATE-----"
+#define PEM_END "-----END CERTIFICATE-----"
+
+/* The certificates of a certificate file (the leaf, then its chain), and nothing else: the
+ * file may hold the private key too, which is no other module's business. The file's text is
+ * zeroed once read. NULL when the file cannot be read. */
+static const char *certificates_of(apr_pool_t *p, const char *file)
+{
+    const char *text, *begin, *end;
+    char *found, *to;
+    apr_size_t len;
+
+    if (tls_cert_read_file(p, file, &text, &len)) {
+        return NULL;
+    }
+    to = found = apr_palloc(p, len + 1);
+    for (begin = strstr(text, PEM_BEGIN); begin && (end = strstr(begin, PEM_END));
+         begin = strstr(end, PEM_BEGIN)) {
+        end += strlen(PEM_END);
+        memcpy(to, begin, (apr_size_t)(end - begin));
+        to += end - begin;
+        *to++ = '\n';
+    }
+    *to = '\0';
+    /* read into a buffer of ours, so writable */
+    explicit_bzero((char *)text, len);
+    return found;
+}
+
 void tls_ocsp_prime(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
 {
     const char *pem;
-    apr_size_t len;
     server_rec *s;
     int i;
 
@@ -43,7 +72,7 @@ void tls_ocsp_prime(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
         for (i = 0; i < st->certkeys->nelts; ++i) {
             const char *file = APR_ARRAY_IDX(st->cert_files, i, const char *);
             tls_staple_t *sp = NULL;
-            if (!tls_cert_read_file(ptemp, file, &pem, &len)
+            if ((pem = certificates_of(ptemp, file)) != NULL
                 && ap_ssl_ocsp_prime(s, pconf, file, strlen(file), pem) == APR_SUCCESS) {
                 sp = apr_pcalloc(pconf, sizeof(*sp));
                 sp->s = s;

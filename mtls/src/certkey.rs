@@ -5,12 +5,12 @@ use std::sync::Arc;
 
 use rustls::crypto::ring::sign::any_supported_type;
 use rustls::sign::CertifiedKey;
-use rustls::InconsistentKeys;
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{
     CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer, ServerName,
 };
 use zeroize::{Zeroize, Zeroizing};
+use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
 use x509_parser::certificate::X509CertificateParser;
 use x509_parser::nom::Parser;
 
@@ -130,15 +130,47 @@ fn load(cert_pem: &[u8], key_pem: &[u8]) -> Result<CertifiedKey, (mtls_result, S
         (MTLS_KEY_UNSUPPORTED, format!("private key not usable: {e} (RSA, ECDSA P-256/P-384 and Ed25519 are)"))
     })?;
     let ck = CertifiedKey::new(chain, signer);
-    match ck.keys_match() {
-        Ok(()) => Ok(ck),
-        Err(rustls::Error::InconsistentKeys(InconsistentKeys::KeyMismatch)) => {
+    // Compared here rather than by rustls' keys_match, which parses the certificate with webpki:
+    // that refuses a critical extension it does not know, such as the acmeIdentifier every
+    // tls-alpn-01 challenge certificate has (RFC 8737). Serving does not parse it at all.
+    let Some(leaf_spki) = ck.cert.first().and_then(|c| tbs_field(c.as_ref(), TBS_SPKI)) else {
+        return Err((MTLS_CERT_BAD, "the certificate does not parse".into()));
+    };
+    match ck.key.public_key() {
+        Some(spki) if spki.as_ref() != leaf_spki => {
             Err((MTLS_KEY_MISMATCH, "the private key does not match the certificate".into()))
         }
-        // The key cannot tell its public half (rare): nothing to compare, clients will check.
-        Err(rustls::Error::InconsistentKeys(_)) => Ok(ck),
-        Err(e) => Err((MTLS_CERT_BAD, format!("the certificate does not parse: {e}"))),
+        // None: the key cannot tell its public half (rare); nothing to compare, clients check.
+        _ => Ok(ck),
     }
+}
+
+/// TBSCertificate fields by their place after the optional version (RFC 5280 4.1).
+pub(crate) const TBS_ISSUER: usize = 2;
+pub(crate) const TBS_SPKI: usize = 5;
+
+/// Field `index` of a DER certificate's TBSCertificate, as DER (header included): serial (0),
+/// signature algorithm, issuer, validity, subject, subjectPublicKeyInfo (5). Read from the
+/// head of the TBS, not by x509-parser's whole parse: that builds a lazy table of extension
+/// parsers, and this runs in the Apache parent, which loads the module afresh at every restart
+/// and would lose the table each time (see crl_next_update in config.rs).
+pub(crate) fn tbs_field(der: &[u8], index: usize) -> Option<&[u8]> {
+    let (_, cert) = Any::from_der(der).ok()?;
+    let (_, tbs) = Any::from_der(cert.data).ok()?;
+    if cert.tag() != Tag::Sequence || tbs.tag() != Tag::Sequence {
+        return None;
+    }
+    let mut rest = tbs.data;
+    let (after, first) = Any::from_der(rest).ok()?;
+    if first.class() == Class::ContextSpecific && first.tag() == Tag(0) {
+        rest = after; // the version
+    }
+    for _ in 0..index {
+        let (after, _) = Any::from_der(rest).ok()?;
+        rest = after;
+    }
+    let (after, _) = Any::from_der(rest).ok()?;
+    Some(&rest[..rest.len() - after.len()])
 }
 
 /// Overwrites the stack below the caller, where parsing the key left copies of secret

@@ -16,9 +16,8 @@ use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
-use x509_parser::asn1_rs::{Any, Class, FromDer, Tag};
 
-use crate::certkey::mtls_certkey;
+use crate::certkey::{mtls_certkey, tbs_field, TBS_ISSUER};
 use crate::config::Policy;
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
@@ -59,38 +58,10 @@ impl ResolvesClientCert for ByIssuer {
     }
 }
 
-/// The issuer Name of a DER certificate, as DER (header included), read from the head of its
-/// TBSCertificate (version, serial, signature algorithm, issuer). Not with x509-parser's whole
-/// parse: that builds a lazy table of extension parsers, and this runs in the Apache parent,
-/// which loads the module afresh at every restart and would lose the table each time (see
-/// crl_next_update in config.rs).
-fn cert_issuer(der: &[u8]) -> Option<&[u8]> {
-    let (_, cert) = Any::from_der(der).ok()?;
-    let (_, tbs) = Any::from_der(cert.data).ok()?;
-    if cert.tag() != Tag::Sequence || tbs.tag() != Tag::Sequence {
-        return None;
-    }
-    let mut rest = tbs.data;
-    let (after, first) = Any::from_der(rest).ok()?;
-    if first.class() == Class::ContextSpecific && first.tag() == Tag(0) {
-        rest = after; // the version
-    }
-    for want in [Tag::Integer, Tag::Sequence] {
-        // the serial number and the signature algorithm
-        let (after, item) = Any::from_der(rest).ok()?;
-        if item.tag() != want {
-            return None;
-        }
-        rest = after;
-    }
-    let (after, issuer) = Any::from_der(rest).ok()?;
-    (issuer.tag() == Tag::Sequence).then(|| &rest[..rest.len() - after.len()])
-}
-
 /// The issuer names of every certificate in a chain, in DER; a certificate that does not
 /// parse adds none (rustls loaded it, so this does not happen).
 fn chain_issuers(chain: &[CertificateDer<'_>]) -> Vec<Vec<u8>> {
-    chain.iter().filter_map(|c| cert_issuer(c.as_ref()).map(<[u8]>::to_vec)).collect()
+    chain.iter().filter_map(|c| tbs_field(c.as_ref(), TBS_ISSUER).map(<[u8]>::to_vec)).collect()
 }
 
 /// Sessions kept per config, as rustls' own default.
@@ -621,12 +592,14 @@ mod tests {
     }
 
     #[test]
-    fn the_issuer_is_read_as_x509_parser_reads_it() {
-        use x509_parser::prelude::X509Certificate;
+    fn tbs_fields_are_read_as_x509_parser_reads_them() {
+        use crate::certkey::TBS_SPKI;
+        use x509_parser::prelude::{FromDer, X509Certificate};
         let t = test_issued();
         let (_, full) = X509Certificate::from_der(&t.leaf.cert_der).expect("it parses");
-        assert_eq!(cert_issuer(&t.leaf.cert_der), Some(full.issuer().as_raw()));
-        assert_eq!(cert_issuer(b"\x30\x03\x02\x01\x00"), None);
+        assert_eq!(tbs_field(&t.leaf.cert_der, TBS_ISSUER), Some(full.issuer().as_raw()));
+        assert_eq!(tbs_field(&t.leaf.cert_der, TBS_SPKI), Some(full.public_key().raw));
+        assert_eq!(tbs_field(b"\x30\x03\x02\x01\x00", TBS_ISSUER), None);
     }
 
     #[test]
