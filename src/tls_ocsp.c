@@ -69,7 +69,10 @@ void tls_ocsp_prime(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
     int i;
 
     for (s = base; s; s = s->next) {
-        tls_settings_t *st = (tls_settings_t *)tls_conf_srv_get(s)->settings;
+        const tls_srv_conf_t *sc = tls_conf_srv_get(s);
+        /* the settings as the cycle keeps them, to be filled in; shared by vhosts alike */
+        tls_settings_t *st = sc->settings ? apr_hash_get(sc->global->settings, sc->settings->key,
+                                                         APR_HASH_KEY_STRING) : NULL;
         if (!st || st->fallback || st->staples) {
             continue;               /* none, a stand-in, or primed with another vhost */
         }
