@@ -4,6 +4,7 @@ and thin client wrappers (curl, openssl s_client, Python ssl).
 Everything secret (keys) is generated at test time into temp dirs.
 """
 import datetime
+import ipaddress
 import hashlib
 import http.client
 import json
@@ -114,16 +115,23 @@ class CA:
         self._cache = {}
 
     def issue(self, names, key_type='rsa', days=365, expired=False,
-              passphrase=None, tag=None):
-        """Issue a leaf cert for DNS `names` (first one is also the CN).
+              passphrase=None, tag=None, ips=(), cn=None, client=False,
+              ocsp_url=None, with_ca=False):
+        """Issue a leaf cert for DNS `names` and IP addresses `ips` (the CN
+        is `cn`, else the first of them).
 
         Returns (cert_path, key_path). `expired=True` makes a cert that
         ended yesterday; a small `days` makes one that expires soon.
-        `passphrase` writes the key encrypted (PKCS#8, AES-256).
+        `passphrase` writes the key encrypted (PKCS#8, AES-256). `client`
+        makes it for TLS clients. `ocsp_url` names an OCSP responder (AIA).
+        `with_ca` writes this CA's certificate after it, in the same file.
         """
         if isinstance(names, str):
             names = [names]
-        ckey = (tuple(names), key_type, days, expired, passphrase, tag)
+        ips = tuple(ips)
+        cn = cn or (list(names) + list(ips))[0]
+        ckey = (tuple(names), key_type, days, expired, passphrase, tag, ips, cn, client,
+                ocsp_url, with_ca)
         if ckey in self._cache:
             return self._cache[ckey]
         key = _new_key(key_type)
@@ -134,23 +142,34 @@ class CA:
         else:
             not_before = now - datetime.timedelta(days=1)
             not_after = now + datetime.timedelta(days=days)
+        usage = (x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH if client
+                 else x509.oid.ExtendedKeyUsageOID.SERVER_AUTH)
+        sans = [x509.DNSName(n) for n in names] + [x509.IPAddress(ipaddress.ip_address(i))
+                                                   for i in ips]
         builder = (x509.CertificateBuilder()
-                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, names[0])]))
+                   .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
                    .issuer_name(self.cert.subject)
                    .public_key(key.public_key())
                    .serial_number(x509.random_serial_number())
                    .not_valid_before(not_before)
                    .not_valid_after(not_after)
-                   .add_extension(x509.SubjectAlternativeName(
-                       [x509.DNSName(n) for n in names]), critical=False)
                    .add_extension(x509.BasicConstraints(ca=False, path_length=None),
                                   critical=True)
-                   .add_extension(x509.ExtendedKeyUsage(
-                       [x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False))
+                   .add_extension(x509.ExtendedKeyUsage([usage]), critical=False))
+        if sans:
+            builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
+        if ocsp_url:
+            builder = builder.add_extension(x509.AuthorityInformationAccess([
+                x509.AccessDescription(x509.oid.AuthorityInformationAccessOID.OCSP,
+                                       x509.UniformResourceIdentifier(ocsp_url))]),
+                critical=False)
         cert = builder.sign(self.key, hashes.SHA256())
         self._n += 1
-        base = os.path.join(self.dir, f'{self._n:03d}-{names[0]}-{key_type}')
-        cert_path = write_file(base + '.crt', cert.public_bytes(serialization.Encoding.PEM))
+        base = os.path.join(self.dir, f'{self._n:03d}-{cn}-{key_type}')
+        pem = cert.public_bytes(serialization.Encoding.PEM)
+        if with_ca:
+            pem += self.cert.public_bytes(serialization.Encoding.PEM)
+        cert_path = write_file(base + '.crt', pem)
         key_path = write_file(base + '.key', _pem_key(key, passphrase))
         self._cache[ckey] = (cert_path, key_path)
         return cert_path, key_path

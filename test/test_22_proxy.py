@@ -16,8 +16,6 @@ Harness self-check: with TLS_TEST_PROXY_MODSSL=1 the front does its backend TLS 
 (SSLProxy* for TLSProxy*), to see that backends and checks are right; tests of what only
 mod_tls does (its log lines, TLSProxyPeerName, its config errors) fail in that mode.
 """
-import datetime
-import ipaddress
 import itertools
 import os
 import re
@@ -26,9 +24,6 @@ import threading
 import time
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.x509.oid import NameOID
 
 import clientcerts as cc
 import harness
@@ -64,32 +59,6 @@ MODSSL_CANNOT = pytest.mark.xfail(FRONT_MODSSL, strict=True, reason='mod_ssl can
 # --------------------------------------------------------------------------
 # certificates
 
-def issue_with_ip(ca, dns, ips):
-    """A server certificate from the harness CA `ca` for DNS names and IP addresses (the
-    harness' CA.issue makes DNS names only)."""
-    key = harness._new_key('ec')
-    now = datetime.datetime.now(datetime.timezone.utc)
-    names = [x509.DNSName(n) for n in dns] + [x509.IPAddress(ipaddress.ip_address(i))
-                                              for i in ips]
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME,
-                                                        (list(dns) + list(ips))[0])]))
-            .issuer_name(ca.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=90))
-            .add_extension(x509.SubjectAlternativeName(names), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .sign(ca.key, hashes.SHA256()))
-    base = ca.path('ipsan-' + '-'.join(list(dns) + list(ips)))
-    cert_path = harness.write_file(base + '.crt', cert.public_bytes(serialization.Encoding.PEM))
-    key_path = harness.write_file(base + '.key', harness._pem_key(key))
-    return cert_path, key_path
-
-
 @pytest.fixture(scope='module')
 def pki(ca):
     """Server certificates for the backends (from the session CA, and from a second CA the
@@ -100,7 +69,7 @@ def pki(ca):
     return {
         'other_ca': other,
         'main': ca.issue(['localhost', 'be.test']),
-        'ip': issue_with_ip(ca, ['localhost'], ['127.0.0.1']),
+        'ip': ca.issue(['localhost'], key_type='ec', days=90, ips=['127.0.0.1']),
         'wrong': ca.issue(['other.test']),
         'wrong_same_server': ca.issue(['other.test']),
         'expired': ca.issue(['localhost'], expired=True),

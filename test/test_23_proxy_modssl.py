@@ -16,18 +16,12 @@ URLs name the backend by IP (no name resolution, 127.0.0.1 only). Its certificat
 rustls checks for an IP URL, and as the subject CN, which is what mod_ssl matches (it does not
 look at IP SANs: AH02411 otherwise). Both modules verify the backend fully.
 """
-import datetime
-import ipaddress
 import json
 import os
 import re
 import ssl
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
 import harness
 
@@ -52,39 +46,12 @@ BACK_HEADERS = """
 """
 
 
-def issue(ca, cn, dns=(), ips=(), client=False):
-    """A leaf certificate of `ca` (harness.CA) with DNS and IP SANs; (cert_path, key_path)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    sans = [x509.DNSName(n) for n in dns] + [x509.IPAddress(ipaddress.ip_address(i))
-                                             for i in ips]
-    eku = ExtendedKeyUsageOID.CLIENT_AUTH if client else ExtendedKeyUsageOID.SERVER_AUTH
-    b = (x509.CertificateBuilder()
-         .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)]))
-         .issuer_name(ca.cert.subject)
-         .public_key(key.public_key())
-         .serial_number(x509.random_serial_number())
-         .not_valid_before(now - datetime.timedelta(days=1))
-         .not_valid_after(now + datetime.timedelta(days=90))
-         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-         .add_extension(x509.ExtendedKeyUsage([eku]), critical=False))
-    if sans:
-        b = b.add_extension(x509.SubjectAlternativeName(sans), critical=False)
-    cert = b.sign(ca.key, hashes.SHA256())
-    base = ca.path(f'p23-{cn}')
-    harness.write_file(base + '.crt', cert.public_bytes(serialization.Encoding.PEM))
-    harness.write_file(base + '.key', key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return base + '.crt', base + '.key'
-
-
 @pytest.fixture(scope='module')
 def pki(ca):
     return {
-        'back': issue(ca, '127.0.0.1', dns=['back.test'], ips=['127.0.0.1']),
-        'front_tls': issue(ca, 'front-tls.test', dns=['front-tls.test']),
-        'front_ssl': issue(ca, 'front-ssl.test', dns=['front-ssl.test']),
+        'back': ca.issue(['back.test'], key_type='ec', days=90, ips=['127.0.0.1'], cn='127.0.0.1'),
+        'front_tls': ca.issue(['front-tls.test'], key_type='ec', days=90),
+        'front_ssl': ca.issue(['front-ssl.test'], key_type='ec', days=90),
     }
 
 

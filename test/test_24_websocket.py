@@ -10,8 +10,6 @@ other and 100 in flight at once on one connection; the close handshake goes thro
 step has a timeout, and a timeout is a failure.
 """
 import asyncio
-import datetime
-import ipaddress
 import json
 import os
 import random
@@ -21,10 +19,6 @@ import subprocess
 import time
 
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 import harness
 
@@ -84,32 +78,6 @@ class EchoBackend:
         self.proc.stdout.close()
 
 
-def ip_cert(ca, name, ip='127.0.0.1'):
-    """A server certificate from the test CA for DNS `name` and IP address `ip`: the
-    front addresses the wss:// backend by IP (no SNI then, the IP is checked)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName(
-                [x509.DNSName(name), x509.IPAddress(ipaddress.ip_address(ip))]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .sign(ca.key, hashes.SHA256()))
-    base = ca.path(f'ws-{name}-ip')
-    cert_path = harness.write_file(base + '.crt', cert.public_bytes(serialization.Encoding.PEM))
-    key_path = harness.write_file(base + '.key', key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()), 0o600)
-    return cert_path, key_path
-
-
 @pytest.fixture(scope='module')
 def backend_ws():
     b = EchoBackend()
@@ -119,7 +87,7 @@ def backend_ws():
 
 @pytest.fixture(scope='module')
 def backend_wss(ca):
-    b = EchoBackend(*ip_cert(ca, 'backend.test'))
+    b = EchoBackend(*ca.issue(['backend.test'], key_type='ec', ips=['127.0.0.1']))
     yield b
     b.stop()
 

@@ -35,7 +35,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509 import ocsp
-from cryptography.x509.oid import AuthorityInformationAccessOID, ExtendedKeyUsageOID, NameOID
+from cryptography.x509.oid import NameOID
 from OpenSSL import SSL
 
 import harness
@@ -63,32 +63,10 @@ def pki():
 def issue_aia(ca, name, ocsp_url, tag):
     """A server certificate for `name` whose AIA names `ocsp_url` as its OCSP responder.
     Returns (certificate, chain file: leaf then CA, key file)."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.timezone.utc)
-    cert = (x509.CertificateBuilder()
-            .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)]))
-            .issuer_name(ca.cert.subject)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=90))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(name)]), critical=False)
-            .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-            .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]),
-                           critical=False)
-            .add_extension(x509.AuthorityInformationAccess([x509.AccessDescription(
-                AuthorityInformationAccessOID.OCSP,
-                x509.UniformResourceIdentifier(ocsp_url))]), critical=False)
-            .sign(ca.key, hashes.SHA256()))
-    base = ca.path(f'p26-{tag}-{name}')
-    chain = harness.write_file(base + '.chain.pem',
-                               cert.public_bytes(serialization.Encoding.PEM)
-                               + ca.cert.public_bytes(serialization.Encoding.PEM))
-    key_path = harness.write_file(base + '.key', key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-        serialization.NoEncryption()))
-    return cert, chain, key_path
-
+    chain, key_path = ca.issue([name], key_type='ec', days=90, tag=tag, ocsp_url=ocsp_url,
+                               with_ca=True)
+    with open(chain, 'rb') as f:
+        return x509.load_pem_x509_certificate(f.read()), chain, key_path
 
 # --------------------------------------------------------------------------
 # Responders
