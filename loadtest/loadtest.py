@@ -1792,15 +1792,16 @@ handshake and with memory, which they do not bend.
    measurement (the backend's is given too; it runs on the same cores and is not counted as
    other load).
 10. OCSP stapling through mod_md: two more mod_tls servers, each with mod_md loaded and
-   `MDStapling on`, serve an ECDSA P-256 certificate (with its issuer in the file) whose AIA
-   names an OCSP responder on 127.0.0.1 (test/ocsp_responder.py: `openssl ocsp` answering
-   good, responses valid a day, so mod_md renews nothing during the run). Stapling on
-   (column mod_tls): `MDStapleOthers on`; stapling off (column mod_ssl): `MDStapleOthers
-   off`, nothing else differs. Before measuring, `openssl s_client -status` must get a
-   successful, good staple from the first (mod_md fetches it after the start) and none from
-   the second. Then as scenario 1 (TLS 1.3, no resumption, {hs_threads} threads), the client
-   asking for the status in every handshake: every handshake on the first must carry the
-   staple, none on the second. Full handshakes/s and Apache's CPU time per handshake (as 7).
+   `MDStapling on`, serve an ECDSA P-256 certificate (with its issuer in the file, so both
+   send a chain of two where scenario 1 sends the leaf alone) whose AIA names an OCSP
+   responder on 127.0.0.1 (test/ocsp_responder.py: `openssl ocsp` answering good, responses
+   valid a day, so mod_md renews nothing during the run). Stapling on (column mod_tls):
+   `MDStapleOthers on`; stapling off (column mod_ssl): `MDStapleOthers off`, nothing else
+   differs. Before measuring, `openssl s_client -status` must get a successful, good staple
+   from the first (mod_md fetches it after the start) and none from the second. Then as
+   scenario 1 (TLS 1.3, no resumption, {hs_threads} threads), the client asking for the
+   status in every handshake: every handshake on the first must carry the staple, none on
+   the second. Full handshakes/s and Apache's CPU time per handshake (as 7).
 
 Targets (mod_tls / mod_ssl, medians of the same run): full handshakes/s ≥ 1.3×, Apache CPU
 per full handshake ≤ 0.7×, resumed handshakes/s ≥ 1.5×, 1 KiB responses/s ≥ 1.5× over
