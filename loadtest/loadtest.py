@@ -66,7 +66,7 @@ SATURATED = 0.9
 NOISE = 0.25
 
 PROFILES = {
-    # ~12-13 minutes on 2 cores
+    # ~12.5-13.5 minutes on 2 cores
     'full': dict(rounds=3, duration=3.5, warmup=1.0, hs_threads=16,
                  ka_conns=(1, 10, 100), h2_streams=10, big_conns=2,
                  mix_conns=2, mix_requests=2000, idle_conns=400, active_conns=50,
@@ -1155,7 +1155,7 @@ class Case:
 
 class Row:
     def __init__(self, case, metric, label, unit, higher=True, targets=(), plain_case=None,
-                 plain_metric=None, chart=None, gen_matters=True, ref_name=None):
+                 plain_metric=None, chart=None, gen_matters=True, ref_name=None, names=None):
         self.case, self.metric, self.label, self.unit = case, metric, label, unit
         self.higher = higher
         self.scenario = None
@@ -1168,6 +1168,7 @@ class Row:
         self.chart = chart or label
         # what the mod_ssl column holds, for the targets' text, when not mod_ssl (scenario 10)
         self.ref_name = ref_name
+        self.names = names or {}        # the servers' names in the notes, when not the column's
 
 
 SCENARIOS = {
@@ -1277,17 +1278,18 @@ def plan(opt, sizes, urilist):
                         ' response', 'us', False,
                         chart=f'backend CPU/proxied {label} (lower=better)', gen_matters=False))
     cid = 'staple-13-ecdsa'
+    on_off = {'mod_tls': 'stapling on', 'mod_ssl': 'stapling off'}
     cases.append(Case(cid, 10, TLS_ONLY, lambda srv: measure_driver(srv, opt, 'ecdsa', 13, 'none',
                                                                     staple=srv.staple),
                       group='staple', names={'mod_tls': 'on', 'mod_ssl': 'off'}))
     rows.append(Row(cid, 'rate', 'Full handshakes/s, TLS 1.3, ECDSA P-256, stapling on'
                     ' (mod_tls column) / off (mod_ssl column)', 'conn/s', True,
-                    [('mod_ssl', '>=', 0.95)], ref_name='stapling off',
+                    [('mod_ssl', '>=', 0.95)], ref_name='stapling off', names=on_off,
                     chart='stapling on/off: full hs/s'))
     rows.append(Row(cid, 'cpu_us', 'Apache CPU per full handshake, TLS 1.3, ECDSA P-256,'
                     ' stapling on / off', 'us', False, [('mod_ssl', '<=', 1.05)],
                     ref_name='stapling off', chart='stapling on/off: CPU/full hs (lower=better)',
-                    gen_matters=False))
+                    gen_matters=False, names=on_off))
     by_id = cases_by_id(cases)
     for r in rows:
         r.scenario = by_id[r.case].scenario
@@ -1349,12 +1351,13 @@ def evaluate(rows, results):
             marks = ''
             for i, x in enumerate(ss):
                 for msg in x.issues:
-                    e['notes'].append(('?', v, f'{v}, round {i + 1}: {msg}'))
+                    e['notes'].append(('?', v, f'{r.names.get(v, v)}, round {i + 1}: {msg}'))
                     marks += '' if '?' in marks else '?'
                 if r.gen_matters:
                     for kind, msgs in (('g', x.gen_notes), ('n', x.noise_notes)):
                         for msg in msgs:
-                            e['notes'].append((kind, v, f'{v}, round {i + 1}: {msg}'))
+                            e['notes'].append((kind, v, f'{r.names.get(v, v)}, round {i + 1}:'
+                                               f' {msg}'))
                             marks += '' if kind in marks else kind
             e['marks'][v] = marks
         tls, ssl_, plain = e['mod_tls_med'], e['mod_ssl_med'], e['plain_med']
@@ -1669,7 +1672,7 @@ def report_md(meta, evals, results, cases, level=1):
             ac = median([x.apache_cores for x in ss])
             oc = median([x.other_cores for x in ss])
             op = median([x.metrics.get('cpu_us', x.metrics.get('cpu_us_req')) for x in ss])
-            lines.append(f'| {c.id} | {v} | {fmt(median(vals), unit)} | '
+            lines.append(f'| {c.id} | {c.names.get(v, v)} | {fmt(median(vals), unit)} | '
                          f'{", ".join(fmt(x, unit) for x in vals)} | '
                          f'{"-" if gc is None else f"{gc:.2f}"} | '
                          f'{"-" if ac is None else f"{ac:.2f}"} | '
