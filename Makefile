@@ -125,7 +125,7 @@ test: test-deps all header-check clippy
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE)
 
-# `make loadtest` compares mod_tls with mod_ssl and plain HTTP under load (12-13 minutes;
+# `make loadtest` compares mod_tls with mod_ssl and plain HTTP under load (12.5-13.5 minutes;
 # report in build/loadtest/, see docs/performance.md). `LOADTEST=short make loadtest` or
 # `make loadtest-short` is the 3.5-minute version. LOADTEST_ARGS passes more options, e.g.
 # LOADTEST_ARGS=--update-docs to put the report into docs/performance.md.

@@ -7,7 +7,9 @@ the same certificates; only the TLS module differs (the plain one is the ceiling
 measurement runs once per server in turn (mod_tls, mod_ssl, plain; mod_tls, mod_ssl,
 plain; ...) for several rounds. Scenario 9 (proxying) has servers of its own: three
 mod_tls fronts that differ only in how they reach one https backend (mod_tls'
-TLSProxyEngine, mod_ssl's SSLProxyEngine, plain http), and that backend. The report gives
+TLSProxyEngine, mod_ssl's SSLProxyEngine, plain http), and that backend. Scenario 10
+(OCSP stapling through mod_md) has two mod_tls servers of its own, stapling on and off, and
+an OCSP responder on 127.0.0.1 (test/ocsp_responder.py). The report gives
 the median and the spread of each, the ratio mod_tls / mod_ssl and whether it meets its
 target, and says where a number should not be trusted (failed or short responses, a load generator that limited the number,
 other processes taking CPU time on the shared machine).
@@ -64,7 +66,7 @@ SATURATED = 0.9
 NOISE = 0.25
 
 PROFILES = {
-    # ~12-13 minutes on 2 cores
+    # ~12.5-13.5 minutes on 2 cores
     'full': dict(rounds=3, duration=3.5, warmup=1.0, hs_threads=16,
                  ka_conns=(1, 10, 100), h2_streams=10, big_conns=2,
                  mix_conns=2, mix_requests=2000, idle_conns=400, active_conns=50,
@@ -615,6 +617,126 @@ class ProxyFront(Server):
             f.write(text)
 
 
+# Scenario 10: OCSP stapling through mod_md. Two mod_tls servers with mod_md loaded and
+# `MDStapling on`, serving a certificate whose AIA names an OCSP responder on 127.0.0.1 (the
+# test suite's, test/ocsp_responder.py: `openssl ocsp` behind a loopback-only HTTP server).
+# Stapling on: `MDStapleOthers on`, so mod_md fetches the static certificate's response and
+# mod_tls staples it; off: `MDStapleOthers off`, mod_md leaves the certificate alone. The two
+# differ in that line only; the client asks for the status in both.
+
+STAPLE_VHOST = """\
+LoadModule md_module {mods}/mod_md.so
+MDStoreDir "{dir}/md"
+MDStapling on
+MDStapleOthers {others}
+Listen 127.0.0.1:{port}
+TLSEngine 127.0.0.1:{port}
+<VirtualHost 127.0.0.1:{port}>
+    ServerName {host}
+    TLSCertificate {crt} {key}
+</VirtualHost>
+"""
+STAPLE_TIMEOUT = 30.0                # the first staple after start (mod_md's first fetch)
+
+
+def make_staple_cert(d, url):
+    """An ECDSA P-256 certificate for a.test from make_certs' CA, its AIA naming `url` as
+    the OCSP responder; the file holds the chain (leaf, then the CA: mod_md needs the issuer
+    to ask). Returns (chain file, key file, leaf file)."""
+    ext = os.path.join(d, 'staple.ext')
+    with open(ext, 'w') as f:
+        f.write(f'subjectAltName=DNS:{HOST}\nbasicConstraints=critical,CA:FALSE\n'
+                'keyUsage=critical,digitalSignature\nextendedKeyUsage=serverAuth\n'
+                f'authorityInfoAccess=OCSP;URI:{url}\n')
+    k, csr, crt = (os.path.join(d, f'staple.{x}') for x in ('key', 'csr', 'crt'))
+    openssl('req', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+            '-keyout', k, '-out', csr, '-subj', f'/CN={HOST}')
+    openssl('x509', '-req', '-in', csr, '-CA', ca_of(d), '-CAkey', os.path.join(d, 'ca.key'),
+            '-CAcreateserial', '-days', '365', '-sha256', '-extfile', ext, '-out', crt)
+    os.chmod(k, 0o600)
+    chain = os.path.join(d, 'staple.chain.crt')
+    with open(chain, 'w') as f, open(crt) as leaf, open(ca_of(d)) as ca:
+        f.write(leaf.read() + ca.read())
+    return chain, k, crt
+
+
+def start_responder(d):
+    """The test suite's OCSP responder (test/ocsp_responder.py) on a free 127.0.0.1 port for
+    make_certs' CA, answering good for the certificates entered; started as a child process
+    and stopped by its pid (Responder.stop)."""
+    sys.path.insert(0, os.path.join(TOP, 'test'))
+    try:
+        from cryptography import x509
+        from ocsp_responder import Responder
+    finally:
+        sys.path.pop(0)
+    work = os.path.join(d, 'ocsp')
+    os.makedirs(work)
+    r = Responder(work, free_port(), ca_of(d), os.path.join(d, 'ca.key'), ndays=1)
+
+    def add(path):
+        with open(path, 'rb') as f:
+            r.add(x509.load_pem_x509_certificate(f.read()))
+    r.add_file = add
+    return r.start()
+
+
+class StapleServer(Server):
+    """A mod_tls server of scenario 10 with mod_md: stapling on (`MDStapleOthers on`) or off
+    (`MDStapleOthers off`), the certificate with the AIA OCSP URL on port 'ecdsa'."""
+
+    def __init__(self, on, root, chain, key):
+        self.variant = 'stapling-' + ('on' if on else 'off')
+        self.staple = on
+        self.tls = True
+        self.dir = os.path.join(root, self.variant)
+        os.makedirs(self.dir)
+        os.chmod(self.dir, 0o755)
+        self.conf = os.path.join(self.dir, 'httpd.conf')
+        self.pid_file = os.path.join(self.dir, 'httpd.pid')
+        self.error_log = os.path.join(self.dir, 'error.log')
+        self.ports = {'ecdsa': free_port()}
+        self.pid = None
+        fill = dict(dir=self.dir, mods=MODDIR, docroot=DOCROOT, module=MODULE, host=HOST)
+        text = COMMON_CONF.format(**fill) + TLS_CONF.format(**fill)
+        text += STAPLE_VHOST.format(port=self.ports['ecdsa'], crt=chain, key=key,
+                                    others='on' if on else 'off', **fill)
+        with open(self.conf, 'w') as f:
+            f.write(text)
+
+
+def s_client_status(srv, ca):
+    """openssl s_client -status against the server (TLS 1.3, SNI a.test): (what it says of
+    the staple, its output)."""
+    p = run(['openssl', 's_client', '-connect', f'127.0.0.1:{srv.ports["ecdsa"]}',
+             '-servername', HOST, '-tls1_3', '-status', '-CAfile', ca, '-verify_return_error'],
+            input='', timeout=20)
+    out = p.stdout + p.stderr
+    if 'OCSP response: no response sent' in out:
+        return 'none', out
+    if ('OCSP Response Status: successful' in out
+            and re.search(r'^\s*Cert Status: good\s*$', out, re.M)):
+        return 'good', out
+    return 'other', out
+
+
+def probe_staple(srv, ca):
+    """Before measuring: the 'on' server staples a successful, good response (waited for up
+    to STAPLE_TIMEOUT: mod_md fetches it after the start), the 'off' one none."""
+    deadline = time.monotonic() + (STAPLE_TIMEOUT if srv.staple else 0)
+    while True:
+        got, out = s_client_status(srv, ca)
+        if got == ('good' if srv.staple else 'none') or time.monotonic() > deadline:
+            break
+        time.sleep(0.5)
+    if srv.staple:
+        if got != 'good':
+            return f'probe failed: no good staple after {STAPLE_TIMEOUT:.0f} s ({got})'
+        serial = re.search(r'^\s*Serial Number: (\S+)\s*$', out, re.M)
+        return ('stapled: successful, good' + (f', serial {serial.group(1)}' if serial else ''))
+    return 'no staple sent' if got == 'none' else f'probe failed: {got} ({out.strip()[-200:]})'
+
+
 # --------------------------------------------------------------------------
 # Running a load generator and measuring around it
 
@@ -721,9 +843,11 @@ def run_generator(argv, timeout, on_line=None, at=()):
     return ''.join(out), p.returncode, ru.ru_utime + ru.ru_stime, time.monotonic() - t0
 
 
-def measure_driver(srv, opt, key, version, resume):
+def measure_driver(srv, opt, key, version, resume, staple=None):
     """Connections (each one request, Connection: close) per second, and Apache's CPU
-    time per connection, over the driver's measuring window."""
+    time per connection, over the driver's measuring window. staple: None, the client does
+    not ask for the OCSP status; True or False, it asks in every handshake (-o) and every
+    one must carry a staple (True) or none may (False)."""
     marks = {}
 
     def on_line(line):
@@ -733,6 +857,8 @@ def measure_driver(srv, opt, key, version, resume):
     argv = [DRIVER, '-p', str(srv.ports[key]), '-s', HOST, '-u', '/1k.bin', '-l', str(SMALL),
             '-t', str(opt['hs_threads']), '-d', str(opt['duration']), '-w', str(opt['warmup']),
             '-v', str(version if srv.tls else 0), '-r', resume if srv.tls else 'none']
+    if staple is not None:
+        argv.append('-o')
     out, rc, _, _ = run_generator(argv, opt['duration'] + opt['warmup'] + 60, on_line)
     s = Sample()
     try:
@@ -761,6 +887,12 @@ def measure_driver(srv, opt, key, version, resume):
         if resume != 'none' and share < 0.99:
             s.issues.append(f'only {share:.1%} of the handshakes resumed')
         s.info['negotiated'] = f'{res["version"]} {res["cipher"]} {res["group"]}'
+    if staple is not None and done:
+        s.info['stapled'] = res['stapled'] / done
+        if staple and res['stapled'] != done:
+            s.issues.append(f'{res["stapled"]} of {done} handshakes stapled, expected all')
+        if not staple and res['stapled']:
+            s.issues.append(f'{res["stapled"]} of {done} handshakes stapled, expected none')
     s.check_load()
     return s
 
@@ -1007,11 +1139,15 @@ def measure_memory(srv, opt):
 
 class Case:
     """One measurement, run on each of `variants` per round. `group` names the servers it
-    runs on: '' the three main ones, 'proxy' the fronts of scenario 9 (with their backend)."""
+    runs on: '' the three main ones, 'proxy' the fronts of scenario 9 (with their backend),
+    'staple' the two servers of scenario 10 (their 'mod_tls' column is stapling on, their
+    'mod_ssl' column stapling off). `names`: what a variant is called in the progress lines
+    when not its column's name."""
 
-    def __init__(self, cid, scenario, variants, fn, group=''):
+    def __init__(self, cid, scenario, variants, fn, group='', names=None):
         self.id, self.scenario, self.variants, self.fn = cid, scenario, variants, fn
         self.group = group
+        self.names = names or {}
 
     def server_key(self, variant):
         return f'{self.group}-{variant}' if self.group else variant
@@ -1019,7 +1155,7 @@ class Case:
 
 class Row:
     def __init__(self, case, metric, label, unit, higher=True, targets=(), plain_case=None,
-                 plain_metric=None, chart=None, gen_matters=True):
+                 plain_metric=None, chart=None, gen_matters=True, ref_name=None, names=None):
         self.case, self.metric, self.label, self.unit = case, metric, label, unit
         self.higher = higher
         self.scenario = None
@@ -1030,6 +1166,9 @@ class Row:
         self.plain_case = plain_case or case
         self.plain_metric = plain_metric or metric
         self.chart = chart or label
+        # what the mod_ssl column holds, for the targets' text, when not mod_ssl (scenario 10)
+        self.ref_name = ref_name
+        self.names = names or {}        # the servers' names in the notes, when not the column's
 
 
 SCENARIOS = {
@@ -1043,6 +1182,8 @@ SCENARIOS = {
     8: 'Apache CPU time per 10 MiB response',
     9: 'Proxied to an https backend: mod_tls\' TLSProxyEngine against mod_ssl\'s SSLProxyEngine'
        ' (plain: to the backend\'s http port)',
+    10: 'OCSP stapling through mod_md: full TLS 1.3 ECDSA handshakes with mod_tls stapling on'
+        ' (mod_tls column) against the same server with stapling off (mod_ssl column)',
 }
 TLS_ONLY = ('mod_tls', 'mod_ssl')
 
@@ -1136,6 +1277,19 @@ def plan(opt, sizes, urilist):
         rows.append(Row(cid, 'backend_cpu_us_req', f'Backend Apache CPU per proxied {label}'
                         ' response', 'us', False,
                         chart=f'backend CPU/proxied {label} (lower=better)', gen_matters=False))
+    cid = 'staple-13-ecdsa'
+    on_off = {'mod_tls': 'stapling on', 'mod_ssl': 'stapling off'}
+    cases.append(Case(cid, 10, TLS_ONLY, lambda srv: measure_driver(srv, opt, 'ecdsa', 13, 'none',
+                                                                    staple=srv.staple),
+                      group='staple', names={'mod_tls': 'on', 'mod_ssl': 'off'}))
+    rows.append(Row(cid, 'rate', 'Full handshakes/s, TLS 1.3, ECDSA P-256, stapling on'
+                    ' (mod_tls column) / off (mod_ssl column)', 'conn/s', True,
+                    [('mod_ssl', '>=', 0.95)], ref_name='stapling off', names=on_off,
+                    chart='stapling on/off: full hs/s'))
+    rows.append(Row(cid, 'cpu_us', 'Apache CPU per full handshake, TLS 1.3, ECDSA P-256,'
+                    ' stapling on / off', 'us', False, [('mod_ssl', '<=', 1.05)],
+                    ref_name='stapling off', chart='stapling on/off: CPU/full hs (lower=better)',
+                    gen_matters=False, names=on_off))
     by_id = cases_by_id(cases)
     for r in rows:
         r.scenario = by_id[r.case].scenario
@@ -1197,12 +1351,13 @@ def evaluate(rows, results):
             marks = ''
             for i, x in enumerate(ss):
                 for msg in x.issues:
-                    e['notes'].append(('?', v, f'{v}, round {i + 1}: {msg}'))
+                    e['notes'].append(('?', v, f'{r.names.get(v, v)}, round {i + 1}: {msg}'))
                     marks += '' if '?' in marks else '?'
                 if r.gen_matters:
                     for kind, msgs in (('g', x.gen_notes), ('n', x.noise_notes)):
                         for msg in msgs:
-                            e['notes'].append((kind, v, f'{v}, round {i + 1}: {msg}'))
+                            e['notes'].append((kind, v, f'{r.names.get(v, v)}, round {i + 1}:'
+                                               f' {msg}'))
                             marks += '' if kind in marks else kind
             e['marks'][v] = marks
         tls, ssl_, plain = e['mod_tls_med'], e['mod_ssl_med'], e['plain_med']
@@ -1236,12 +1391,13 @@ def row_mark(e):
     return f' ({kinds})' if kinds else ''
 
 
-def verdict_text(verdicts, md=False):
+def verdict_text(verdicts, md=False, ref_name=None):
     parts = []
     for ref, op, thr, ratio, ok in verdicts:
         sym = '≥' if op == '>=' else '≤'
         state = 'n/a' if ok is None else ('met' if ok else ('**missed**' if md else 'MISSED'))
-        parts.append(f'{sym} {thr:g}× {ref}: {state}')
+        name = ref_name if ref_name and ref == 'mod_ssl' else ref
+        parts.append(f'{sym} {thr:g}× {name}: {state}')
     return '; '.join(parts)
 
 
@@ -1440,6 +1596,10 @@ def report_md(meta, evals, results, cases, level=1):
         lines.append(f'- Scenario 9, one request through each front: TLSProxyEngine'
                      f' {pp.get("mod_tls")}; SSLProxyEngine {pp.get("mod_ssl")}; plain'
                      f' {pp.get("plain")} (the backend\'s mod_ssl variables).')
+    if meta.get('probe_staple'):
+        ps = meta['probe_staple']
+        lines.append(f'- Scenario 10, `openssl s_client -status` before measuring: stapling on'
+                     f' {ps.get("on")}; stapling off {ps.get("off")}.')
     lines += [
         '',
         'Each cell: the median over the rounds, ± half the range between the lowest and highest'
@@ -1459,7 +1619,8 @@ def report_md(meta, evals, results, cases, level=1):
         rp = f'{e["ratio_plain"]:.2f}' if e['ratio_plain'] is not None and r.higher else '-'
         lines.append(f'| {r.scenario} | {r.label} | {cell(e, "mod_tls")} | {cell(e, "mod_ssl")} |'
                      f' {cell(e, "plain")} | {ratio_text(e)} | '
-                     f'{verdict_text(e["verdicts"], md=True) or "-"} | {rp} |')
+                     f'{verdict_text(e["verdicts"], md=True, ref_name=r.ref_name) or "-"} |'
+                     f' {rp} |')
     met = sum(1 for e in evals for v in e['verdicts'] if v[4])
     total = sum(1 for e in evals for v in e['verdicts'] if v[4] is not None)
     lines += ['', f'**Targets met: {met} of {total}.** Scenarios: ' +
@@ -1511,7 +1672,7 @@ def report_md(meta, evals, results, cases, level=1):
             ac = median([x.apache_cores for x in ss])
             oc = median([x.other_cores for x in ss])
             op = median([x.metrics.get('cpu_us', x.metrics.get('cpu_us_req')) for x in ss])
-            lines.append(f'| {c.id} | {v} | {fmt(median(vals), unit)} | '
+            lines.append(f'| {c.id} | {c.names.get(v, v)} | {fmt(median(vals), unit)} | '
                          f'{", ".join(fmt(x, unit) for x in vals)} | '
                          f'{"-" if gc is None else f"{gc:.2f}"} | '
                          f'{"-" if ac is None else f"{ac:.2f}"} | '
@@ -1633,12 +1794,24 @@ handshake and with memory, which they do not bend.
    {duration} s after {warmup} s of warm-up; the front's CPU time per request is the
    measurement (the backend's is given too; it runs on the same cores and is not counted as
    other load).
+10. OCSP stapling through mod_md: two more mod_tls servers, each with mod_md loaded and
+   `MDStapling on`, serve an ECDSA P-256 certificate (with its issuer in the file, so both
+   send a chain of two where scenario 1 sends the leaf alone) whose AIA names an OCSP
+   responder on 127.0.0.1 (test/ocsp_responder.py: `openssl ocsp` answering good, responses
+   valid a day, so mod_md renews nothing during the run). Stapling on (column mod_tls):
+   `MDStapleOthers on`; stapling off (column mod_ssl): `MDStapleOthers off`, nothing else
+   differs. Before measuring, `openssl s_client -status` must get a successful, good staple
+   from the first (mod_md fetches it after the start) and none from the second. Then as
+   scenario 1 (TLS 1.3, no resumption, {hs_threads} threads), the client asking for the
+   status in every handshake: every handshake on the first must carry the staple, none on
+   the second. Full handshakes/s and Apache's CPU time per handshake (as 7).
 
 Targets (mod_tls / mod_ssl, medians of the same run): full handshakes/s ≥ 1.3×, Apache CPU
 per full handshake ≤ 0.7×, resumed handshakes/s ≥ 1.5×, 1 KiB responses/s ≥ 1.5× over
 HTTP/1.1 (and ≥ 0.95× plain HTTP) and ≥ 1.15× over HTTP/2, 10 MiB throughput ≥ 2.6×,
 memory per idle connection ≤ 0.6×; proxied (scenario 9): responses/s ≥ 1.0× and the front's
-CPU per proxied response ≤ 0.8×, with 1 KiB and with 1 MiB."""
+CPU per proxied response ≤ 0.8×, with 1 KiB and with 1 MiB; stapling (scenario 10, on / off):
+handshakes/s ≥ 0.95× and Apache CPU per handshake ≤ 1.05×."""
 
 
 def terminal_table(evals):
@@ -1647,7 +1820,8 @@ def terminal_table(evals):
     for e in evals:
         r = e['row']
         body.append([str(r.scenario), r.label, cell(e, 'mod_tls'), cell(e, 'mod_ssl'),
-                     cell(e, 'plain'), ratio_text(e), verdict_text(e['verdicts']) or '-'])
+                     cell(e, 'plain'), ratio_text(e),
+                     verdict_text(e['verdicts'], ref_name=r.ref_name) or '-'])
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
     lines = ['  '.join(c.ljust(w) if i in (1, 6) else c.rjust(w)
                        for i, (c, w) in enumerate(zip(row, widths))).rstrip()
@@ -1772,6 +1946,7 @@ def main():
     root = tempfile.mkdtemp(prefix='mod_tls-loadtest-')
     os.chmod(root, 0o755)
     servers = {}
+    responder = None
 
     def on_signal(signum, frame):
         raise KeyboardInterrupt
@@ -1795,6 +1970,17 @@ def main():
                 srv = servers[f'proxy-{v}'] = ProxyFront(v, root, certs, ca_of(root), backend)
                 srv.start()
             meta['probe_proxy'] = {v: probe_proxy(servers[f'proxy-{v}']) for v in VARIANTS}
+        if any(c.group == 'staple' for c in cases):
+            responder = start_responder(root)
+            chain, key, leaf = make_staple_cert(root, responder.url)
+            responder.add_file(leaf)
+            for v, on in (('mod_tls', True), ('mod_ssl', False)):
+                srv = servers[f'staple-{v}'] = StapleServer(on, root, chain, key)
+                srv.start()
+            meta['probe_staple'] = {
+                'on': probe_staple(servers['staple-mod_tls'], ca_of(root)),
+                'off': probe_staple(servers['staple-mod_ssl'], ca_of(root))}
+            log(f'loadtest: scenario 10 probe: {meta["probe_staple"]}')
         log(f'loadtest: {args.mode} mode, {opt["rounds"]} rounds, {len(cases)} cases; '
             f'servers in {root}')
         results = {}
@@ -1811,13 +1997,15 @@ def main():
                                  if s.other_cores is not None else '')
                         notes = ([f'(?) {x}' for x in s.issues] + [f'(g) {x}' for x in s.gen_notes]
                                  + [f'(n) {x}' for x in s.noise_notes])
-                        log(f'  r{rnd + 1} {c.id:17} {v:8} {shown}  {cores}'
+                        log(f'  r{rnd + 1} {c.id:17} {c.names.get(v, v):8} {shown}  {cores}'
                             + (f'  !! {"; ".join(notes)}' if notes else ''))
         meta['elapsed'] = time.monotonic() - t_start
         meta['logs'] = {k: srv.bad_log_lines() for k, srv in servers.items()}
     finally:
         for srv in servers.values():
             srv.stop()
+        if responder is not None:
+            responder.stop()
         if not args.keep:
             shutil.rmtree(root, ignore_errors=True)
 

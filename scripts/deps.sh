@@ -1,13 +1,14 @@
 #!/bin/sh
 # Installs the Debian packages a step needs, only those missing. `build`: compiling the
 # module; `test`: the test suite's peers, and cbindgen for the header check; `loadtest`: the
-# load test's generators (h2load, a small C driver built against libssl) and its chart
-# (gnuplot). Needs root (apt) when something is missing.
+# load test's generators (h2load, a small C driver built against libssl), its chart
+# (gnuplot) and python3-cryptography for the OCSP responder of its stapling scenario. Needs
+# root (apt) when something is missing.
 set -eu
 
 build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates curl openssl"
 test="$build curl openssl nghttp2-client python3-pytest python3-openssl python3-websockets redis-server memcached strace cbindgen pebble"
-loadtest="$build python3 nghttp2-client libssl-dev gnuplot-nox"
+loadtest="$build python3 python3-cryptography nghttp2-client libssl-dev gnuplot-nox"
 
 case "${1:-build}" in
   build) want=$build ;;
