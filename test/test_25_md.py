@@ -1,5 +1,6 @@
 """Certificates from mod_md (issue 12): ACME with a real CA on loopback (Debian's pebble,
-see acme.py), http-01 and tls-alpn-01, the fallback certificate's 503, md-status.
+see acme.py), http-01 and tls-alpn-01, the fallback certificate's 503, md-status and
+server-status.
 
 One Apache (mod_md, mod_tls) and one pebble for the module, and the tests run in order:
 
@@ -11,7 +12,8 @@ One Apache (mod_md, mod_tls) and one pebble for the module, and the tests run in
   c. the same for md-alpn.test and md-alpncc.test by tls-alpn-01, which mod_md answers through
      the TLS module (ALPN acme-tls/1), with TLSStrictSNI on in the server and, on
      md-alpncc.test, TLSClientCertificate required;
-  d. md-status lists the domains as valid once the certificates are in use.
+  d. md-status lists the domains as valid once the certificates are in use, and mod_md's
+     part of server-status counts them.
   A client offering acme-tls/1 when no challenge is pending gets nothing.
 
 Names resolve through pebble-challtestsrv (every A query: 127.0.0.1); MDPortMap maps the
@@ -81,6 +83,7 @@ def config(pebble, http_port, https_port, docroot, static, client_ca):
                          f'  SSLCACertificateFile {client_ca}\n  SSLVerifyClient require\n')
     return f"""
 {MD_MODULE}
+LoadModule status_module {harness.MODULES_DIR}/mod_status.so
 Listen 127.0.0.1:{http_port}
 Listen 127.0.0.1:{https_port}
 {server_tls}
@@ -94,6 +97,7 @@ MDPortMap 80:{http_port} 443:{https_port}
 MDRenewWindow 10%
 MDRetryDelay 1s
 MDPrivateKeys secp256r1
+MDServerStatus on
 
 <MDomain {HTTP01}>
   MDCAChallenges http-01
@@ -107,6 +111,9 @@ MDPrivateKeys secp256r1
 
 <Location /md-status>
   SetHandler md-status
+</Location>
+<Location /server-status>
+  SetHandler server-status
 </Location>
 
 <VirtualHost 127.0.0.1:{http_port}>
@@ -418,6 +425,19 @@ def test_d_md_status(renewed, name, allow_log):
     assert md.get('renewal') is None, md   # no renewal under way, none pending
     # mod_md knows which vhosts offer acme-tls/1 (from Protocols)
     assert md['proto']['acme-tls/1'] == ([] if name == HTTP01 else [name]), md
+
+
+def test_d_server_status(renewed, allow_log):
+    """server-status (mod_status, with mod_md's part in it) lists every managed domain, in
+    the machine-readable form (?auto) as mod_md writes it for mod_ssl."""
+    allow_log(*others_errors(HTTP01), *others_errors(ALPN), *others_errors(ALPN_CC))
+    for name in (HTTP01, ALPN, ALPN_CC):
+        require_obtained(renewed, name)
+    status, body = harness.http_get(renewed.http_port, '/server-status?auto', hostname=HTTP01)
+    assert status == 200, body
+    text = body.decode(errors='replace') if isinstance(body, bytes) else body
+    assert 'ManagedCertificatesTotal: 3' in text, text[-2000:]
+    assert 'ManagedCertificatesOK: 3' in text, text[-2000:]
 
 
 # --------------------------------------------------------------------------
