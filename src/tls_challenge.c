@@ -62,7 +62,11 @@ const mtls_server_config *tls_challenge_config(tls_conn_t *tc)
         return NULL;
     }
     if (mtls_server_config_with_alpn(base, (const uint8_t *)TLS_CHALLENGE_ALPN,
-                                     strlen(TLS_CHALLENGE_ALPN), &config) == MTLS_OK) {
+                                     strlen(TLS_CHALLENGE_ALPN), &config) != MTLS_OK) {
+        challenge_failed(tc, "no config with the challenge's ALPN protocol could be made");
+        config = NULL;
+    }
+    else {
         apr_pool_cleanup_register(c->pool, config, config_cleanup, apr_pool_cleanup_null);
         tc->unavailable = 1;
     }
