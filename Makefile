@@ -25,7 +25,7 @@ CFLAGS_MOD = $(call APXS_Q,CFLAGS) $(call APXS_Q,CFLAGS_SHLIB) -fPIC \
 	-I$(call APXS_Q,INCLUDEDIR) $(call APXS_Q,EXTRA_INCLUDES) -Imtls/include \
 	-DMOD_TLS_VERSION='"$(MOD_TLS_VERSION)"' -Wall -Wextra -Wno-missing-field-initializers
 
-.PHONY: all deps test-deps demo demo-stop test install clean lock clippy header header-check
+.PHONY: all deps test-deps demo demo-stop test install clean lock clippy header header-check asan
 
 all: deps $(MODULE)
 
@@ -101,9 +101,44 @@ $(BUILD)/obj/%.o: src/%.c $(HDR) | $(BUILD)/.deps-build
 	@mkdir -p $(dir $@)
 	$(CC) $(CFLAGS_MOD) -c $< -o $@
 
+LINK_MODULE = -shared -Wl,--version-script=src/mod_tls.map -Wl,--gc-sections -lpthread -ldl -lm
+
 $(MODULE): $(OBJ) $(MTLS_A) src/mod_tls.map
-	$(CC) -shared -o $@ $(OBJ) $(MTLS_A) -Wl,--version-script=src/mod_tls.map \
-	  -Wl,--gc-sections -lpthread -ldl -lm
+	$(CC) -o $@ $(OBJ) $(MTLS_A) $(LINK_MODULE)
+
+# `make asan`: the module built with AddressSanitizer and UBSan (C) and AddressSanitizer (the
+# bridge, with rustc's -Zsanitizer, which needs a nightly toolchain: without one the bridge
+# is built plain, saying so, and ASan still checks its allocations through malloc and free),
+# then the bridge's unit tests and the whole suite against it. A report fails the test during
+# which it appeared. apache2 is not instrumented: the suite preloads the ASan runtime into it.
+ASAN        := $(BUILD)/asan
+ASAN_CFLAGS := -fsanitize=address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer -g -O1
+RUST_HOST    = $(shell rustc -vV 2>/dev/null | sed -n 's/^host: //p')
+NIGHTLY      = $(shell $(CARGO) +nightly --version >/dev/null 2>&1 && echo +nightly)
+ASAN_RUSTFLAGS := -Zsanitizer=address -Cunsafe-allow-abi-mismatch=sanitizer -Cforce-frame-pointers=yes
+# --target keeps the flags off build scripts and proc-macros, which run in the compiler.
+ASAN_CARGO   = $(if $(NIGHTLY),RUSTFLAGS='$(ASAN_RUSTFLAGS)' $(CARGO) +nightly,$(CARGO))
+ASAN_MTLS_A := $(ASAN)/cargo/$(RUST_HOST)/release/libmtls.a
+
+$(ASAN)/obj/%.o: src/%.c $(HDR) | $(BUILD)/.deps-build
+	@mkdir -p $(dir $@)
+	$(CC) $(CFLAGS_MOD) $(ASAN_CFLAGS) -c $< -o $@
+
+$(ASAN_MTLS_A): mtls/Cargo.toml mtls/Cargo.lock mtls/build.rs $(wildcard mtls/src/*.rs) $(CRATES_DEP)
+	@[ -n "$(NIGHTLY)" ] || echo "asan: no nightly toolchain ('rustup toolchain install nightly'):" \
+	  "the bridge is built without ASan instrumentation" >&2
+	cd mtls && $(ASAN_CARGO) build --release --target $(RUST_HOST) $(CARGO_OFFLINE) \
+	  --target-dir $(ASAN)/cargo
+
+$(ASAN)/mod_tls.so: $(SRC:src/%.c=$(ASAN)/obj/%.o) $(ASAN_MTLS_A) src/mod_tls.map
+	$(CC) -fsanitize=address,undefined -o $@ $(filter %.o,$^) $(ASAN_MTLS_A) $(LINK_MODULE)
+
+asan: test-deps $(ASAN)/mod_tls.so
+	cd mtls && $(ASAN_CARGO) test --target $(RUST_HOST) $(CARGO_OFFLINE) --target-dir $(ASAN)/cargo-test
+	rm -rf $(ASAN)/reports
+	TLS_TEST_MODULE=$(ASAN)/mod_tls.so TLS_TEST_SANITIZER_DIR=$(ASAN)/reports \
+	  TLS_TEST_PRELOAD=$$($(CC) -print-file-name=libasan.so) $(PYTHON) -m pytest -q test
 
 install: all
 	install -d $(DESTDIR)$(call APXS_Q,LIBEXECDIR) $(DESTDIR)$(call APXS_Q,SYSCONFDIR)/mods-available
@@ -123,7 +158,7 @@ test: test-deps all header-check clippy
 	$(PYTHON) -m pytest -q test
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE)
+	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE) $(ASAN)
 
 # `make loadtest` compares mod_tls with mod_ssl and plain HTTP under load (12.5-13.5 minutes;
 # report in build/loadtest/, see docs/performance.md). `LOADTEST=short make loadtest` or

@@ -57,9 +57,14 @@ def allow_log(request):
 @pytest.fixture(autouse=True)
 def _error_log_check(request):
     """Fail a test when any running Apache logged [warn] or worse lines
-    that neither the instance nor the test declared as expected."""
+    that neither the instance nor the test declared as expected, or a sanitizer reported
+    (`make asan`)."""
+    reports_before = harness.sanitizer_reports()
     yield
     problems = []
+    for name in sorted(harness.sanitizer_reports() - reports_before):
+        with open(os.path.join(harness.SANITIZER_DIR, name), errors='replace') as f:
+            problems.append(f'sanitizer report {name}:\n' + ''.join(f.readlines()[:80]))
     allowed = getattr(request.node, '_allowed_log', [])
     for inst in list(harness.STARTED):
         bad = inst.bad_log_lines(allowed)

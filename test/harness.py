@@ -26,7 +26,12 @@ from cryptography.x509.oid import NameOID
 
 TEST_DIR = os.path.dirname(os.path.abspath(__file__))
 TOP_DIR = os.path.dirname(TEST_DIR)
-MODULE_PATH = os.path.join(TOP_DIR, 'build', 'mod_tls.so')
+# `make asan` runs the suite against a module built with AddressSanitizer and UBSan
+# (TLS_TEST_MODULE), whose runtime must be preloaded into the uninstrumented apache2
+# (TLS_TEST_PRELOAD); the sanitizers write their reports into TLS_TEST_SANITIZER_DIR, and
+# conftest.py fails the test during which one appeared.
+MODULE_PATH = os.environ.get('TLS_TEST_MODULE') or os.path.join(TOP_DIR, 'build', 'mod_tls.so')
+SANITIZER_DIR = os.environ.get('TLS_TEST_SANITIZER_DIR')
 HTTPD = '/usr/sbin/apache2'
 MODULES_DIR = '/usr/lib/apache2/modules'
 KEEP_TMP = bool(os.environ.get('TLS_TEST_KEEP_TMP'))
@@ -34,6 +39,38 @@ KEEP_TMP = bool(os.environ.get('TLS_TEST_KEEP_TMP'))
 MODSSL = bool(os.environ.get('TLS_TEST_MODSSL'))
 
 _TMP_DIRS = []
+
+
+def _httpd_env():
+    env = dict(os.environ)
+    if SANITIZER_DIR:
+        # The children run as www-data and open the report file only when they report.
+        os.makedirs(SANITIZER_DIR, exist_ok=True)
+        os.chmod(SANITIZER_DIR, 0o1777)
+        env['LD_PRELOAD'] = os.environ['TLS_TEST_PRELOAD']
+        # Leaks are not reported: apache2 leaves its pools to the process's exit, which
+        # LeakSanitizer would count against every module. Memory that grows is what the
+        # restart and load checks measure.
+        env['ASAN_OPTIONS'] = f'log_path={SANITIZER_DIR}/asan:detect_leaks=0'
+        env['UBSAN_OPTIONS'] = f'log_path={SANITIZER_DIR}/ubsan:print_stacktrace=1'
+    return env
+
+
+HTTPD_ENV = _httpd_env()
+
+
+def run_httpd(*args, timeout=60):
+    """apache2 with `args` (`-f conf -k graceful`, ...), in the environment the suite runs it
+    in; returns the CompletedProcess, output as text."""
+    return subprocess.run([HTTPD, *args], capture_output=True, text=True, timeout=timeout,
+                          env=HTTPD_ENV)
+
+
+def sanitizer_reports():
+    """Names of the report files the sanitizers wrote so far (none outside `make asan`)."""
+    if not SANITIZER_DIR or not os.path.isdir(SANITIZER_DIR):
+        return set()
+    return set(os.listdir(SANITIZER_DIR))
 
 
 def mkdtemp(prefix):
@@ -446,8 +483,7 @@ class Apache:
         return hits[nth]
 
     def configtest(self):
-        p = subprocess.run([HTTPD, '-f', self.conf_path, '-t'],
-                           capture_output=True, text=True, timeout=60)
+        p = run_httpd('-f', self.conf_path, '-t')
         return p.returncode, p.stdout + p.stderr
 
     # -- lifecycle
@@ -458,8 +494,7 @@ class Apache:
         INSTANCES.append(self)
         if self not in STARTED:
             STARTED.append(self)
-        p = subprocess.run([HTTPD, '-f', self.conf_path, '-k', 'start'],
-                           capture_output=True, text=True, timeout=60)
+        p = run_httpd('-f', self.conf_path, '-k', 'start')
         out = p.stdout + p.stderr
         ok = p.returncode == 0
         if ok:

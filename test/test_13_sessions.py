@@ -5,7 +5,6 @@ import json
 import os
 import re
 import socket
-import subprocess
 import time
 
 import pytest
@@ -569,8 +568,7 @@ def test_directives_are_server_config_only(apache_factory, certs, line):
 def _graceful(a):
     """`apache2 -k graceful`, and wait until a child of the new generation serves."""
     old = set(a.children())
-    p = subprocess.run([harness.HTTPD, '-f', a.conf_path, '-k', 'graceful'],
-                       capture_output=True, text=True, timeout=30)
+    p = harness.run_httpd('-f', a.conf_path, '-k', 'graceful', timeout=30)
     assert p.returncode == 0, p.stdout + p.stderr
     deadline = time.time() + 10
     while time.time() < deadline and not set(a.children()) - old:
@@ -622,8 +620,8 @@ def test_graceful_restart_under_resumption(ca, docroot, module_path, certs, mpm)
         ctxs = {p: sl.client_context(ca, p) for p in PROTO_IDS}
         for i in range(30):
             if i in (8, 18):
-                subprocess.run([harness.HTTPD, '-f', a.conf_path, '-k', 'graceful'],
-                               capture_output=True, timeout=30, check=True)
+                assert harness.run_httpd('-f', a.conf_path, '-k', 'graceful',
+                                         timeout=30).returncode == 0
             for p in PROTO_IDS:
                 prev = hits[p][-1].session if hits[p] else None
                 hits[p].append(sl.py_request(ctxs[p], a.port, f'grun-{mpm}-{p}-{i}',

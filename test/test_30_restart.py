@@ -7,7 +7,6 @@ import shutil
 import signal
 import socket
 import ssl
-import subprocess
 import time
 
 import pytest
@@ -17,8 +16,7 @@ import harness
 
 
 def _signal(apache, how):
-    p = subprocess.run([harness.HTTPD, '-f', apache.conf_path, '-k', how],
-                       capture_output=True, text=True, timeout=30)
+    p = harness.run_httpd('-f', apache.conf_path, '-k', how, timeout=30)
     assert p.returncode == 0, p.stdout + p.stderr
 
 
