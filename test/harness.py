@@ -52,7 +52,8 @@ def _httpd_env():
         # LeakSanitizer would count against every module. Memory that grows is what the
         # restart and load checks measure.
         env['ASAN_OPTIONS'] = f'log_path={SANITIZER_DIR}/asan:detect_leaks=0'
-        env['UBSAN_OPTIONS'] = f'log_path={SANITIZER_DIR}/ubsan:print_stacktrace=1'
+        # UBSan writes to the child's stderr, the error log, whatever its log_path says.
+        env['UBSAN_OPTIONS'] = 'print_stacktrace=1'
     return env
 
 
@@ -360,8 +361,10 @@ BASE_MODULES = ['authz_core', 'mime', 'dir', 'env', 'headers', 'setenvif',
                 'rewrite', 'reqtimeout', 'alias', 'socache_shmcb'] + \
     ([] if 'mod_watchdog.c' in BUILTIN_MODULES else ['watchdog'])
 
+# A crashed child is logged at notice. UBSan (`make asan`) writes its reports to the child's
+# stderr, which is the error log.
 BAD_LEVELS = re.compile(r'\[(?:[\w_]+:)?(warn|error|crit|alert|emerg)\]'
-                        r'|exit signal')  # a crashed child is logged at notice
+                        r'|exit signal|runtime error:|Sanitizer')
 
 # Lines that tell of the machine, not of mod_tls: reported once at the end of the run
 # (conftest.py), never failing a test. AH01882: mod_ssl runs on an older libssl3 than it was
