@@ -25,7 +25,8 @@ CFLAGS_MOD = $(call APXS_Q,CFLAGS) $(call APXS_Q,CFLAGS_SHLIB) -fPIC \
 	-I$(call APXS_Q,INCLUDEDIR) $(call APXS_Q,EXTRA_INCLUDES) -Imtls/include \
 	-DMOD_TLS_VERSION='"$(MOD_TLS_VERSION)"' -Wall -Wextra -Wno-missing-field-initializers
 
-.PHONY: all deps test-deps demo demo-stop test install clean lock clippy header header-check asan
+.PHONY: all deps test-deps demo demo-stop test suite install clean lock clippy header header-check \
+	asan asan-unit asan-suite
 
 all: deps $(MODULE)
 
@@ -134,11 +135,17 @@ $(ASAN_MTLS_A): mtls/Cargo.toml mtls/Cargo.lock mtls/build.rs $(wildcard mtls/sr
 $(ASAN)/mod_tls.so: $(SRC:src/%.c=$(ASAN)/obj/%.o) $(ASAN_MTLS_A) src/mod_tls.map
 	$(CC) -fsanitize=address,undefined -o $@ $(filter %.o,$^) $(ASAN_MTLS_A) $(LINK_MODULE)
 
-asan: test-deps $(ASAN)/mod_tls.so
+asan: asan-unit asan-suite
+
+asan-unit: $(CRATES_DEP)
 	cd mtls && $(ASAN_CARGO) test --target $(RUST_HOST) $(CARGO_OFFLINE) --target-dir $(ASAN)/cargo-test
+
+# TLS_TEST_PORTS gives each suite its own ports, so that `make test` can run both at once.
+asan-suite: test-deps $(ASAN)/mod_tls.so
 	rm -rf $(ASAN)/reports
 	TLS_TEST_MODULE=$(ASAN)/mod_tls.so TLS_TEST_SANITIZER_DIR=$(ASAN)/reports \
-	  TLS_TEST_PRELOAD=$$($(CC) -print-file-name=libasan.so) $(PYTHON) -m pytest -q test
+	  TLS_TEST_PRELOAD=$$($(CC) -print-file-name=libasan.so) TLS_TEST_PORTS=26000-31999 \
+	  $(PYTHON) -m pytest -q test
 
 install: all
 	install -d $(DESTDIR)$(call APXS_Q,LIBEXECDIR) $(DESTDIR)$(call APXS_Q,SYSCONFDIR)/mods-available
@@ -152,10 +159,16 @@ demo-stop:
 	@scripts/demo.sh stop
 
 # The header check, the bridge's lint and its own unit tests first (in debug builds of their
-# own), then the suite against real Apache.
-test: test-deps all header-check clippy
+# own, plain and under ASan), then the suite against real Apache twice, with the module as
+# built and with the ASan build (`make asan`), side by side: the suite mostly waits on its
+# peers, and each run's output is printed whole when it ends.
+test: test-deps all header-check clippy $(ASAN)/mod_tls.so
 	cd mtls && $(CARGO) test $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo-test
-	$(PYTHON) -m pytest -q test
+	@$(MAKE) --no-print-directory asan-unit
+	@$(MAKE) --no-print-directory -j2 --output-sync=recurse suite asan-suite
+
+suite: test-deps all
+	TLS_TEST_PORTS=20000-25999 $(PYTHON) -m pytest -q test
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE) $(ASAN)
