@@ -123,6 +123,9 @@ TLSEngine 127.0.0.1:{port}
             rss.append(_rss_kb(a.pid))
     assert a.alive() and a.read_pid() == a.pid
     assert harness.tls_info(ca, port, 'a.test')['names'] == ['a.test']
+    if harness.SANITIZER_DIR:
+        pytest.skip('RSS not measured under ASan: its quarantine keeps freed memory (about '
+                    '1.3 MB per cycle here); the run of the plain build measures it')
     rises = [b - a for a, b in zip(rss, rss[1:]) if b > a]
     growth = sum(min(r, STEP_CAP_KB) for r in rises)
     assert growth < MAX_GROWTH_KB, (
