@@ -1,4 +1,5 @@
 import os
+import re
 import sys
 
 import pytest
@@ -52,6 +53,27 @@ def allow_log(request):
     def add(*patterns):
         allowed.extend(patterns)
     return add
+
+
+@pytest.fixture
+def check_survives(server, ca, request):
+    """Run around a bad client, against the test module's `server` fixture (an Apache with a
+    `port`): yields expect(text, count=1, level='tls:info'), with which the test names the
+    line (with the client address) its client leaves in the error log; then waits for those
+    lines and verifies the server (harness.assert_unharmed)."""
+    pid = server.read_pid()
+    assert pid and server.alive()
+    offset = server.log_size()
+    expected = []
+
+    def expect(text, count=1, level='tls:info'):
+        expected.append((rf'\[{level}\] .*\[client 127\.0\.0\.1:\d+\] .*{re.escape(text)}',
+                         count))
+    yield expect
+    assert expected, 'the test named no log line to wait for'
+    for pattern, count in expected:
+        server.wait_log(pattern, offset, count=count)
+    harness.assert_unharmed(server, ca, pid, offset, getattr(request.node, '_allowed_log', []))
 
 
 @pytest.fixture(autouse=True)

@@ -1013,6 +1013,29 @@ def wait_lines(path, pattern, offset=0, timeout=5.0, count=1):
         time.sleep(0.02)
 
 
+CRASH_LINES = re.compile(r'exit signal|AH00052|[Ss]egmentation')
+
+
+def assert_unharmed(server, ca, pid, offset, allowed=()):
+    """What a server must show after a hostile client: an HTTP/1.1 and an HTTP/2 request
+    served with the right body, the same parent (`pid`, read before), children alive, no
+    crashed child and no [error] or worse line since `offset` but those matching `allowed`.
+    (Warn lines fail the test anyway: conftest.py.) `server` is an Apache with a `port`."""
+    status, _, body = https_get(ca, server.port, '/hello.txt')
+    assert (status, body) == (200, b'Hello, TLS!\n')
+    r = curl(ca, server.port, '/hello.txt', args=['--http2'])
+    assert (r.rc, r.status, r.http_version, r.body) == (0, 200, '2', b'Hello, TLS!\n'), r
+    assert server.read_pid() == pid
+    assert server.alive()
+    assert server.children(), 'no child processes left'
+    log = server.read_log()
+    assert not CRASH_LINES.search(log), log
+    bad = [line for line in server.log_lines(offset)
+           if re.search(r'\[(\w+:)?(error|crit|alert|emerg)\]', line)
+           and not any(re.search(p, line) for p in allowed)]
+    assert not bad, '\n'.join(bad)
+
+
 class HTTPSConn(http.client.HTTPSConnection):
     """http.client over TLS to 127.0.0.1:port with a chosen SNI name,
     independent of the Host header."""

@@ -4,9 +4,13 @@ a plain socket), and the little HTTP/2 it takes to speak h2 through it.
 Record boundaries are what a TLS layer decides and no ordinary client shows: this one feeds
 each record alone to ssl, so it knows which records carried application data, how much, and
 whether the stream ended with close_notify."""
+import hashlib
+import hmac
 import socket
 import ssl
 import struct
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 import harness
 
@@ -30,9 +34,11 @@ class RecordConn:
     `closed` becomes 'close_notify' when the server ended the TLS stream with it, 'eof' when
     the TCP connection ended without it, 'error: ...' when a record did not decrypt."""
 
-    def __init__(self, ca, port, servername='a.test', timeout=10, **ctx_args):
+    def __init__(self, ca, port, servername='a.test', timeout=10, keylog=None, **ctx_args):
         ctx = harness.ssl_context(ca, **ctx_args)
         ctx.options &= ~getattr(ssl, 'OP_IGNORE_UNEXPECTED_EOF', 0)
+        if keylog:
+            ctx.keylog_filename = keylog      # for Tls12Records
         self.inc, self.out = ssl.MemoryBIO(), ssl.MemoryBIO()
         self.tls = ctx.wrap_bio(self.inc, self.out, server_hostname=servername)
         self.sock = socket.create_connection(('127.0.0.1', port), timeout=timeout)
@@ -40,6 +46,7 @@ class RecordConn:
         self.raw = b''
         self.closed = None
         self.handshake_records = []
+        self.server_random = None
         while True:
             try:
                 self.tls.do_handshake()
@@ -49,6 +56,8 @@ class RecordConn:
                 rec = self._next_raw()
                 assert rec is not None, 'the server closed the connection in the handshake'
                 self.handshake_records.append(rec[0])
+                if self.server_random is None:     # the first record holds the ServerHello
+                    self.server_random = rec[1][REC_HDR + 4 + 2:REC_HDR + 4 + 2 + 32]
                 self.inc.write(rec[1])
         self._flush()
 
@@ -77,6 +86,11 @@ class RecordConn:
     def send(self, data):
         self.tls.write(data)
         self._flush()
+
+    def next_raw(self):
+        """The next record's bytes as they came, not given to ssl; None at EOF."""
+        got = self._next_raw()
+        return got and got[1]
 
     def next_record(self):
         """The next record, with the application data it carried; None once the stream
@@ -125,6 +139,56 @@ class RecordConn:
 
     def close(self):
         self.sock.close()
+
+
+def tls12_prf(secret, label, seed, length):
+    """The TLS 1.2 PRF with SHA-256 (RFC 5246 section 5)."""
+    seed, out, a = label + seed, b'', label + seed
+    while len(out) < length:
+        a = hmac.new(secret, a, hashlib.sha256).digest()
+        out += hmac.new(secret, a + seed, hashlib.sha256).digest()
+    return out[:length]
+
+
+class Tls12Records:
+    """Takes over a TLS 1.2 RecordConn once its handshake is done, to send what Python's ssl
+    will not send inside a session: a ClientHello (renegotiation), records of any length.
+    The connection must have negotiated ECDHE-*-AES128-GCM-SHA256 and written its secrets
+    to `keylog` (OpenSSL's CLIENT_RANDOM line); ssl must not be used on it any more.
+    Records are sealed and opened as RFC 5288 says, the sequence numbers going on from the
+    Finished messages (0)."""
+
+    def __init__(self, conn, keylog):
+        with open(keylog) as f:
+            lines = [line.split() for line in f if line.startswith('CLIENT_RANDOM ')]
+        client_random, master = bytes.fromhex(lines[-1][1]), bytes.fromhex(lines[-1][2])
+        block = tls12_prf(master, b'key expansion', conn.server_random + client_random, 40)
+        self.conn = conn
+        self.write_key, self.read_key = AESGCM(block[:16]), AESGCM(block[16:32])
+        self.write_iv, self.read_iv = block[32:36], block[36:40]
+        self.write_seq = self.read_seq = 1
+
+    def seal(self, typ, plain):
+        """One record of content type `typ` carrying `plain` (any length)."""
+        seq = self.write_seq.to_bytes(8, 'big')
+        self.write_seq += 1
+        aad = seq + struct.pack('!BHH', typ, 0x0303, len(plain))
+        body = seq + self.write_key.encrypt(self.write_iv + seq, plain, aad)
+        return struct.pack('!BHH', typ, 0x0303, len(body)) + body
+
+    def send(self, typ, plain):
+        self.conn.sock.sendall(self.seal(typ, plain))
+
+    def recv(self):
+        """(content type, plaintext) of the server's next record; None at EOF."""
+        data = self.conn.next_raw()
+        if data is None:
+            return None
+        typ, length = data[0], len(data) - REC_HDR - 8 - 16
+        seq = self.read_seq.to_bytes(8, 'big')
+        self.read_seq += 1
+        aad = seq + struct.pack('!BHH', typ, 0x0303, length)
+        return typ, self.read_key.decrypt(self.read_iv + data[5:13], data[13:], aad)
 
 
 def http1_response_done(text):

@@ -11,6 +11,7 @@ import struct
 import pytest
 
 import harness
+import records as rc
 
 
 @pytest.fixture(scope='module')
@@ -40,39 +41,6 @@ def send_and_close(port, data):
     s = socket.create_connection(('127.0.0.1', port), timeout=10)
     s.sendall(data)
     s.close()
-
-
-@pytest.fixture
-def check_survives(server, ca, request):
-    """Run around a bad client: yields expect(text, count=1, level='tls:info'), with which
-    the test names the line (with the client address) its client leaves in the error log;
-    then waits for those lines and verifies the server."""
-    pid = server.read_pid()
-    assert pid and server.alive()
-    offset = server.log_size()
-    expected = []
-
-    def expect(text, count=1, level='tls:info'):
-        expected.append((rf'\[{level}\] .*\[client 127\.0\.0\.1:\d+\] .*{re.escape(text)}',
-                         count))
-    yield expect
-    assert expected, 'the test named no log line to wait for'
-    for pattern, count in expected:
-        server.wait_log(pattern, offset, count=count)
-    status, _, body = harness.https_get(ca, server.port, '/hello.txt')
-    assert (status, body) == (200, b'Hello, TLS!\n')
-    r = harness.curl(ca, server.port, '/hello.txt', args=['--http2'])
-    assert (r.rc, r.status, r.http_version) == (0, 200, '2'), r
-    assert server.read_pid() == pid
-    assert server.alive()
-    assert server.children(), 'no child processes left'
-    log = server.read_log()
-    assert not re.search(r'exit signal|AH00052|segmentation|Segmentation', log), log
-    allowed = getattr(request.node, '_allowed_log', [])
-    bad = [line for line in server.log_lines(offset)
-           if re.search(r'\[(\w+:)?(error|crit|alert|emerg)\]', line)
-           and not any(re.search(p, line) for p in allowed)]
-    assert not bad, '\n'.join(bad)
 
 
 def test_garbage(server, check_survives):
@@ -170,48 +138,21 @@ def test_many_bad_clients(server, ca, check_survives):
         send_and_close(server.port, rnd.randbytes(100))
 
 
-def _handshake_over(sock, ca):
-    """Do a TLS handshake over sock with memory BIOs, so that we control the
-    bytes sent afterwards. Returns (sslobj, incoming bio, outgoing bio)."""
-    ctx = harness.ssl_context(ca)
-    incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
-    obj = ctx.wrap_bio(incoming, outgoing, server_hostname='a.test')
-    while True:
-        try:
-            obj.do_handshake()
-            break
-        except ssl.SSLWantReadError:
-            pending = outgoing.read()
-            if pending:
-                sock.sendall(pending)
-            chunk = sock.recv(65536)
-            assert chunk, 'server closed during handshake'
-            incoming.write(chunk)
-    pending = outgoing.read()
-    if pending:
-        sock.sendall(pending)
-    return obj, incoming, outgoing
-
-
 def test_corrupted_record_after_handshake(server, ca, check_survives):
     check_survives('failed during traffic')
-    sock = socket.create_connection(('127.0.0.1', server.port), timeout=15)
+    conn = rc.RecordConn(ca, server.port, timeout=15)
     try:
-        obj, incoming, outgoing = _handshake_over(sock, ca)
-        obj.write(b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n')
-        record = bytearray(outgoing.read())
+        conn.tls.write(b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n')
+        record = bytearray(conn.out.read())
         assert record[0] == 0x17
         record[len(record) // 2] ^= 0x55   # flip bits inside the ciphertext
-        sock.sendall(bytes(record))
-        got = harness.read_until_close(sock)
+        conn.sock.sendall(bytes(record))
+        # what came back, decrypted: the alert, and no response before it
+        recs, text = conn.records_until(lambda text: False)
     finally:
-        sock.close()
-    assert got.end == 'close', got
-    # what came back, decrypted: the alert, and no response before it
-    incoming.write(got.data)
-    with pytest.raises(ssl.SSLError, match='SSLV3_ALERT_BAD_RECORD_MAC'):
-        while True:
-            assert obj.read() == b'', 'a response to the corrupted request'
+        conn.close()
+    assert text == b'', 'a response to the corrupted request'
+    assert 'SSLV3_ALERT_BAD_RECORD_MAC' in conn.closed, conn.closed
 
 
 def _duplicate_first_extension(hello):

@@ -23,7 +23,7 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA = 20, 21, 22, 23
-CLIENT_HELLO, SERVER_HELLO, FINISHED = 1, 2, 20
+CLIENT_HELLO, SERVER_HELLO, NEW_SESSION_TICKET, FINISHED, KEY_UPDATE = 1, 2, 4, 20, 24
 TLS_AES_128_GCM_SHA256, X25519 = 0x1301, 0x001d
 SIG_ALGS = (0x0403, 0x0503, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0807)
 HRR_RANDOM = hashlib.sha256(b'HelloRetryRequest').digest()
@@ -114,6 +114,10 @@ class Protection:
         inner = self.aead.decrypt(self._nonce(), body, header).rstrip(b'\0')
         return inner[-1], inner[:-1]
 
+    def updated(self):
+        """The protection after a KeyUpdate (RFC 8446 section 7.2)."""
+        return Protection(hkdf_expand_label(self.secret, b'traffic upd', b'', 32))
+
 
 class Tls13Client:
     """One connection. `handshake()` gets it to application traffic keys; then `send()` writes
@@ -128,6 +132,7 @@ class Tls13Client:
         self.transcript = b''
         self.read_keys = self.write_keys = None
         self.app_read_secret = self.app_write_secret = None
+        self.key_updates_received = 0
         self._in = b''
 
     # -- records
@@ -164,8 +169,19 @@ class Tls13Client:
         if body is None:
             return None
         if typ == APPLICATION_DATA and self.read_keys:
-            return self.read_keys.open(header, body)
+            typ, payload = self.read_keys.open(header, body)
+            if typ == HANDSHAKE and self.app_read_secret and payload[0] == KEY_UPDATE:
+                # the server's next records use its next keys (it sends KeyUpdate alone)
+                self.read_keys = self.read_keys.updated()
+                self.key_updates_received += 1
+            return typ, payload
         return typ, body
+
+    def key_update(self, request=False):
+        """Sends a KeyUpdate (update_requested when `request`) and moves to the next write
+        keys; the server's answering KeyUpdate is followed when recv_record reads it."""
+        self.send(bytes([KEY_UPDATE]) + u24(bytes([1 if request else 0])), HANDSHAKE)
+        self.write_keys = self.write_keys.updated()
 
     def records_until_close(self):
         records = []
