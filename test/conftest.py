@@ -59,16 +59,16 @@ def allow_log(request):
 def check_survives(server, ca, request):
     """Run around a bad client, against the test module's `server` fixture (an Apache with a
     `port`): yields expect(text, count=1, level='tls:info'), with which the test names the
-    line (with the client address) its client leaves in the error log; then waits for those
-    lines and verifies the server (harness.assert_unharmed)."""
+    line (with the client address) its client leaves in the error log (text, or a compiled
+    regex); then waits for those lines and verifies the server (harness.assert_unharmed)."""
     pid = server.read_pid()
     assert pid and server.alive()
     offset = server.log_size()
     expected = []
 
     def expect(text, count=1, level='tls:info'):
-        expected.append((rf'\[{level}\] .*\[client 127\.0\.0\.1:\d+\] .*{re.escape(text)}',
-                         count))
+        text = text.pattern if isinstance(text, re.Pattern) else re.escape(text)
+        expected.append((rf'\[{level}\] .*\[client 127\.0\.0\.1:\d+\] .*{text}', count))
     yield expect
     assert expected, 'the test named no log line to wait for'
     for pattern, count in expected:
