@@ -24,7 +24,7 @@ import harness
 import records as rc
 from tls13_client import ALERT, APPLICATION_DATA, HANDSHAKE, Tls13Client
 
-NO_RENEGOTIATION, RECORD_OVERFLOW, DECODE_ERROR = 100, 22, 50
+BAD_RECORD_MAC, RECORD_OVERFLOW, DECODE_ERROR, NO_RENEGOTIATION = 20, 22, 50, 100
 DECODE_ERROR_ALERT = b'\x15\x03\x03\x00\x02\x02\x32'       # in the clear, before any keys
 BIG_FILE = 'hostile-big.bin'
 BIG_SIZE = 8 << 20          # more than the socket buffers hold: the server is still writing
@@ -126,8 +126,9 @@ def send_and_end(port, data):
 
 # Which fault rustls names first depends on how much of a header it sees at once (the TCP
 # segments): for these streams, an unknown content type or an unknown version.
-INVALID_HEADER = re.compile(r'failed during handshake: peer sent invalid TLS data \(received '
-                            r'corrupt message of type (InvalidContentType|UnknownProtocolVersion)\)')
+INVALID_HEADER = re.compile(
+    r'failed during handshake: peer sent invalid TLS data \(received corrupt message of type '
+    r'(InvalidContentType|UnknownProtocolVersion)\)')
 CLOSED_IN_HANDSHAKE = '127.0.0.1 closed the connection during the handshake'
 
 
@@ -292,6 +293,57 @@ def test_key_update_flood(server, check_survives, count):
             assert c.get('/hello.txt') == (200, b'Hello, TLS!\n')
     finally:
         c.close()
+
+
+# ---- 0-RTT on a resumed session -----------------------------------------------------------
+
+@pytest.fixture
+def session(server):
+    """A session ticket from the server, and what it takes to resume it."""
+    c = Tls13Client(server.port, tickets=True).handshake()
+    assert c.get('/hello.txt') == (200, b'Hello, TLS!\n')
+    assert c.tickets, 'no NewSessionTicket'
+    return c.session()
+
+
+def resumed_with_early_data(server, session, early):
+    c = Tls13Client(server.port, resume=session, early_data=True)
+    c.send_hello()
+    for record in early:
+        c.send_early_data(record)
+    c.finish_handshake()
+    assert c.resumed and not c.early_data_accepted
+    return c
+
+
+def test_0rtt_request_not_served(server, session, check_survives):
+    """A client with a real ticket sends a GET as 0-RTT data, sealed with the ticket's early
+    secret as a client that believes in 0-RTT does: the session resumes, the early data is
+    rejected (mod_tls takes none), its GET is never served; the one resent after the
+    handshake is."""
+    check_survives('handshake done with 127.0.0.1', level='tls:debug')
+    c = resumed_with_early_data(server, session, [
+        b'GET /hello.txt?sent-as-0rtt HTTP/1.1\r\nHost: a.test\r\n\r\n'])
+    assert c.get('/hello.txt?resent') == (200, b'Hello, TLS!\n')
+    harness.wait_lines(server.access_log, r'"GET /hello\.txt\?resent HTTP/1\.1" 200')
+    assert '0rtt' not in server.read_access_log()
+
+
+@pytest.mark.parametrize('size', [8192, 8193])
+def test_0rtt_skip_allowance_on_resumed_session(server, session, check_survives, size):
+    """The allowance for skipped early data (test_19, with a made-up PSK) holds as well when
+    the PSK is real: one record of 8,192 bytes of ciphertext is skipped, 8,193 are not."""
+    if size > 8192:
+        check_survives("failed during handshake: peer sent invalid TLS data "
+                       "(cannot decrypt peer's message)")
+    else:
+        check_survives('handshake done with 127.0.0.1', level='tls:debug')
+    # a record of `size` bytes: content, its type byte, the 16-byte tag
+    c = resumed_with_early_data(server, session, [b'x' * (size - 1 - 16)])
+    if size > 8192:
+        assert c.records_until_close() == [(ALERT, bytes([2, BAD_RECORD_MAC]))]
+    else:
+        assert c.get('/hello.txt') == (200, b'Hello, TLS!\n')
 
 
 # ---- slowloris handshakes ------------------------------------------------------------------

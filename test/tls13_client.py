@@ -4,8 +4,8 @@ NOT A SECURE CLIENT. It checks neither the server's certificate nor its Certific
 it trusts whatever answers. It exists to send hostile input to mod_tls: records of any inner
 content type and any length (over 2^14 too), plaintext records at any point, early data that
 the server cannot decrypt. It speaks TLS_AES_128_GCM_SHA256 with x25519 only, knows no
-HelloRetryRequest, and has no session resumption (a PSK it offers is made up, so the server
-rejects it and any 0-RTT data).
+HelloRetryRequest, and resumes only with a ticket it was given (`Tls13Client.session()`); a PSK
+it offers without one is made up, so the server rejects it and any 0-RTT data.
 
 Built on python3-cryptography (X25519, HKDF-Expand, AES-GCM); the key schedule follows
 RFC 8446 section 7.
@@ -15,6 +15,7 @@ import hmac
 import os
 import socket
 import struct
+import time
 
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
@@ -23,7 +24,10 @@ from cryptography.hazmat.primitives.kdf.hkdf import HKDFExpand
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
 CHANGE_CIPHER_SPEC, ALERT, HANDSHAKE, APPLICATION_DATA = 20, 21, 22, 23
-CLIENT_HELLO, SERVER_HELLO, NEW_SESSION_TICKET, FINISHED, KEY_UPDATE = 1, 2, 4, 20, 24
+CLIENT_HELLO, SERVER_HELLO, NEW_SESSION_TICKET, ENCRYPTED_EXTENSIONS = 1, 2, 4, 8
+FINISHED, KEY_UPDATE = 20, 24
+EXT_EARLY_DATA, EXT_PRE_SHARED_KEY = 42, 41
+BINDERS_LEN = 2 + 1 + 32      # the binders list of one SHA-256 binder, at the hello's end
 TLS_AES_128_GCM_SHA256, X25519 = 0x1301, 0x001d
 SIG_ALGS = (0x0403, 0x0503, 0x0804, 0x0805, 0x0806, 0x0401, 0x0501, 0x0601, 0x0807)
 HRR_RANDOM = hashlib.sha256(b'HelloRetryRequest').digest()
@@ -71,8 +75,12 @@ def extension(typ, data):
     return struct.pack('!H', typ) + u16(data)
 
 
-def client_hello(share=None, server_name='a.test', alpn=None, early_data=False):
-    """A ClientHello handshake message with x25519 key share `share` (random bytes if None)."""
+def client_hello(share=None, server_name='a.test', alpn=None, early_data=False, psk=None,
+                 tickets=False):
+    """A ClientHello handshake message with x25519 key share `share` (random bytes if None).
+    `psk`: (ticket, obfuscated age) to offer, its binder left zero (Tls13Client fills it in);
+    `early_data` without a psk offers a made-up one. `tickets`: the psk_key_exchange_modes
+    without which a server sends no tickets."""
     share = share or os.urandom(32)
     exts = extension(0, u16(b'\0' + u16(server_name.encode()))) if server_name else b''
     exts += extension(43, u8(struct.pack('!H', 0x0304)))
@@ -82,13 +90,29 @@ def client_hello(share=None, server_name='a.test', alpn=None, early_data=False):
     if alpn:
         exts += extension(16, u16(b''.join(u8(p.encode()) for p in alpn)))
     if early_data:
-        # a PSK the server never issued: it must reject it, and with it the 0-RTT data
-        exts += extension(42, b'') + extension(45, u8(b'\x01'))
-        identity = u16(b'made-up ticket ' + os.urandom(16)) + struct.pack('!I', 12345)
-        exts += extension(41, u16(identity) + u16(u8(os.urandom(32))))
+        exts += extension(EXT_EARLY_DATA, b'')
+    if early_data or psk or tickets:
+        exts += extension(45, u8(b'\x01'))                         # psk_dhe_ke
+    if early_data or psk:
+        # without a ticket: a PSK the server never issued; it must reject it, and with it
+        # the 0-RTT data
+        ticket, age = psk or (b'made-up ticket ' + os.urandom(16), 12345)
+        binder = bytes(32) if psk else os.urandom(32)
+        identity = u16(ticket) + struct.pack('!I', age)
+        exts += extension(EXT_PRE_SHARED_KEY, u16(identity) + u16(u8(binder)))
     body = (struct.pack('!H', 0x0303) + os.urandom(32) + u8(os.urandom(32))
             + u16(struct.pack('!H', TLS_AES_128_GCM_SHA256)) + u8(b'\0') + u16(exts))
     return bytes([CLIENT_HELLO]) + u24(body)
+
+
+def extension_types(exts):
+    """The types in a list of extensions (without its length)."""
+    types = []
+    while len(exts) >= 4:
+        typ, n = struct.unpack('!HH', exts[:4])
+        types.append(typ)
+        exts = exts[4 + n:]
+    return types
 
 
 class Protection:
@@ -125,7 +149,7 @@ class Tls13Client:
     reads one, decrypted where it was encrypted."""
 
     def __init__(self, port, server_name='a.test', alpn=None, early_data=False,
-                 host='127.0.0.1', timeout=10):
+                 host='127.0.0.1', timeout=10, resume=None, tickets=False):
         self.sock = socket.create_connection((host, port), timeout=timeout)
         self.server_name, self.alpn, self.early_data = server_name, alpn, early_data
         self.key = X25519PrivateKey.generate()
@@ -133,6 +157,12 @@ class Tls13Client:
         self.read_keys = self.write_keys = None
         self.app_read_secret = self.app_write_secret = None
         self.key_updates_received = 0
+        self.resume = resume               # a session() of an earlier connection, or None
+        self.want_tickets = tickets
+        self.early_secret = hkdf_extract(b'\0' * 32, resume['psk'] if resume else b'\0' * 32)
+        self.resumed = self.early_data_accepted = False
+        self.tickets = []                  # (NewSessionTicket message, time received)
+        self.resumption_secret = None
         self._in = b''
 
     # -- records
@@ -174,6 +204,8 @@ class Tls13Client:
                 # the server's next records use its next keys (it sends KeyUpdate alone)
                 self.read_keys = self.read_keys.updated()
                 self.key_updates_received += 1
+            elif typ == HANDSHAKE and self.app_read_secret and payload[0] == NEW_SESSION_TICKET:
+                self.tickets.append((payload, time.monotonic()))
             return typ, payload
         return typ, body
 
@@ -195,10 +227,40 @@ class Tls13Client:
     # -- handshake
 
     def client_hello(self):
-        """The ClientHello handshake message (also the start of the transcript)."""
+        """The ClientHello handshake message (also the start of the transcript), with the
+        binder of the resumed session's PSK (RFC 8446 section 4.2.11.2)."""
         share = self.key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
-        self.transcript = client_hello(share, self.server_name, self.alpn, self.early_data)
+        psk = None
+        if self.resume:
+            age_ms = int((time.monotonic() - self.resume['received']) * 1000)
+            psk = (self.resume['ticket'], (age_ms + self.resume['age_add']) % 2**32)
+        hello = client_hello(share, self.server_name, self.alpn, self.early_data, psk,
+                             self.want_tickets)
+        if self.resume:
+            binder_key = derive_secret(self.early_secret, b'res binder', b'')
+            key = hkdf_expand_label(binder_key, b'finished', b'', 32)
+            truncated = hello[:-BINDERS_LEN]
+            hello = truncated + u16(u8(hmac.new(key, sha256(truncated), hashlib.sha256).digest()))
+        self.transcript = hello
         return self.transcript
+
+    def send_early_data(self, content, padding=0):
+        """After send_hello with a resumed session: one 0-RTT record, sealed with the
+        client_early_traffic_secret (as a client that believes in 0-RTT sends it)."""
+        early = Protection(derive_secret(self.early_secret, b'c e traffic', self.transcript))
+        self.sock.sendall(early.seal(content, APPLICATION_DATA, padding))
+
+    def session(self):
+        """The resumable session from the first NewSessionTicket this connection received:
+        a dict for Tls13Client(resume=...) (RFC 8446 section 4.6.1)."""
+        msg, received = self.tickets[0]
+        body = msg[4:]
+        age_add = struct.unpack('!I', body[4:8])[0]
+        nonce = body[9:9 + body[8]]
+        pos = 9 + body[8]
+        ticket = body[pos + 2:pos + 2 + struct.unpack('!H', body[pos:pos + 2])[0]]
+        psk = hkdf_expand_label(self.resumption_secret, b'resumption', nonce, 32)
+        return {'ticket': ticket, 'age_add': age_add, 'psk': psk, 'received': received}
 
     def send_hello(self):
         self.send_raw(HANDSHAKE, self.client_hello(), version=0x0301)
@@ -238,9 +300,12 @@ class Tls13Client:
             if etyp == 51:
                 peer = X25519PublicKey.from_public_bytes(exts[4 + 4:4 + elen])
                 shared = self.key.exchange(peer)
+            elif etyp == EXT_PRE_SHARED_KEY:
+                self.resumed = True
             exts = exts[4 + elen:]
-        early = hkdf_extract(b'\0' * 32, b'\0' * 32)
-        hs_secret = hkdf_extract(derive_secret(early, b'derived', b''), shared)
+        if not self.resumed:
+            self.early_secret = hkdf_extract(b'\0' * 32, b'\0' * 32)
+        hs_secret = hkdf_extract(derive_secret(self.early_secret, b'derived', b''), shared)
         c_hs = derive_secret(hs_secret, b'c hs traffic', self.transcript)
         self.read_keys = Protection(derive_secret(hs_secret, b's hs traffic', self.transcript))
         self.write_keys = Protection(c_hs)
@@ -251,6 +316,8 @@ class Tls13Client:
                 expected = hmac.new(key, sha256(self.transcript), hashlib.sha256).digest()
                 if msg[4:] != expected:
                     raise ConnectionError('server Finished does not verify')
+            if typ == ENCRYPTED_EXTENSIONS:
+                self.early_data_accepted = EXT_EARLY_DATA in extension_types(msg[6:])
             self.transcript += msg
             if typ == FINISHED:
                 break
@@ -259,7 +326,9 @@ class Tls13Client:
         self.app_write_secret = derive_secret(master, b'c ap traffic', self.transcript)
         key = hkdf_expand_label(c_hs, b'finished', b'', 32)
         verify = hmac.new(key, sha256(self.transcript), hashlib.sha256).digest()
-        self.send(bytes([FINISHED]) + u24(verify), HANDSHAKE)
+        finished = bytes([FINISHED]) + u24(verify)
+        self.send(finished, HANDSHAKE)
+        self.resumption_secret = derive_secret(master, b'res master', self.transcript + finished)
         self.read_keys = Protection(self.app_read_secret)
         self.write_keys = Protection(self.app_write_secret)
 
