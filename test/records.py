@@ -190,6 +190,12 @@ class Tls12Records:
         aad = seq + struct.pack('!BHH', typ, 0x0303, length)
         return typ, self.read_key.decrypt(self.read_iv + data[5:13], data[13:], aad)
 
+    def records_until_close(self):
+        records = []
+        while (rec := self.recv()) is not None:
+            records.append(rec)
+        return records
+
 
 def http1_response_done(text):
     """Whether text holds one whole HTTP/1.1 response with a Content-Length."""

@@ -22,10 +22,13 @@ import pytest
 
 import harness
 import records as rc
+import tls13_client
 from tls13_client import ALERT, APPLICATION_DATA, HANDSHAKE, Tls13Client
 
-BAD_RECORD_MAC, RECORD_OVERFLOW, DECODE_ERROR, NO_RENEGOTIATION = 20, 22, 50, 100
+UNEXPECTED_MESSAGE, BAD_RECORD_MAC, RECORD_OVERFLOW, DECODE_ERROR = 10, 20, 22, 50
+NO_RENEGOTIATION = 100
 DECODE_ERROR_ALERT = b'\x15\x03\x03\x00\x02\x02\x32'       # in the clear, before any keys
+HELLO_GET = b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n'      # kept alive
 BIG_FILE = 'hostile-big.bin'
 BIG_SIZE = 8 << 20          # more than the socket buffers hold: the server is still writing
 # one reqtimeout handshake stage for the module's server: MinRate lets a fast client's
@@ -47,8 +50,10 @@ TLSEngine 127.0.0.1:{port}
 
 
 def ssl_vhost(port, cert, key, extra=''):
+    scache = os.path.join(harness.mkdtemp('tls-scache-'), 'scache(512000)')
     return f"""
 Listen 127.0.0.1:{port}
+SSLSessionCache shmcb:{scache}
 {extra}
 <VirtualHost 127.0.0.1:{port}>
   ServerName a.test
@@ -62,7 +67,7 @@ Listen 127.0.0.1:{port}
 
 def started(body, docroot, port, **kw):
     a = harness.Apache(body, docroot, **kw)
-    a.port = port
+    a.port, a.name = port, kw.get('name')
     a.start()
     return a
 
@@ -79,6 +84,17 @@ def server(docroot, module_path, certs):
     a.stop()
 
 
+@pytest.fixture(scope='module')
+def modssl(docroot, module_path, certs):
+    """The same site under mod_ssl, for what is compared."""
+    cert, key = certs['a']
+    port = harness.free_port()
+    a = started(ssl_vhost(port, cert, key, f'RequestReadTimeout {REQUEST_READ_TIMEOUT}'),
+                docroot, port, name='hostile32-ssl', tls=False, ssl=True)
+    yield a
+    a.stop()
+
+
 def tls12(ca, server, tmp_path):
     """A TLS 1.2 session (ECDHE-RSA-AES128-GCM-SHA256) made by Python's ssl and taken over
     by records.Tls12Records."""
@@ -87,18 +103,6 @@ def tls12(ca, server, tmp_path):
                          ciphers='ECDHE-RSA-AES128-GCM-SHA256')
     assert conn.tls.version() == 'TLSv1.2'
     return rc.Tls12Records(conn, keylog)
-
-
-def tls12_records_until_close(t):
-    records = []
-    while (rec := t.recv()) is not None:
-        records.append(rec)
-    return records
-
-
-def hello_get(keep_alive=False):
-    return (b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n'
-            + (b'' if keep_alive else b'Connection: close\r\n') + b'\r\n')
 
 
 # ---- random bytes --------------------------------------------------------------------------
@@ -210,7 +214,7 @@ def test_tls12_record_length(server, ca, check_survives, tmp_path, length, alert
     t = tls12(ca, server, tmp_path)
     try:
         t.send(APPLICATION_DATA, b'x' * (length - 8 - 16))
-        records = tls12_records_until_close(t)
+        records = t.records_until_close()
     finally:
         t.conn.close()
     assert records == [(ALERT, bytes([2, alert]))]
@@ -229,14 +233,27 @@ def test_renegotiation_refused(server, ca, check_survives, tmp_path):
     try:
         t.send(HANDSHAKE, hello)
         assert t.recv() == (ALERT, bytes([1, NO_RENEGOTIATION]))
-        t.send(APPLICATION_DATA, hello_get(keep_alive=True))
+        t.send(APPLICATION_DATA, HELLO_GET)
         typ, response = t.recv()
         assert typ == APPLICATION_DATA and response.startswith(b'HTTP/1.1 200 OK\r\n')
         assert response.endswith(b'\r\n\r\nHello, TLS!\n'), response
         t.send(HANDSHAKE, hello)
-        assert tls12_records_until_close(t) == []
+        assert t.records_until_close() == []
     finally:
         t.conn.close()
+
+
+def test_client_hello_in_tls13_session(server, check_survives):
+    """TLS 1.3 has no renegotiation: a ClientHello after the handshake is a fatal
+    unexpected_message."""
+    check_survives('failed during traffic: peer sent invalid TLS data (received unexpected '
+                   'handshake message: got ClientHello when expecting KeyUpdate)')
+    c = Tls13Client(server.port).handshake()
+    try:
+        c.send(tls13_client.client_hello(), HANDSHAKE)
+        assert c.records_until_close() == [(ALERT, bytes([2, UNEXPECTED_MESSAGE]))]
+    finally:
+        c.close()
 
 
 # ---- KeyUpdate floods ----------------------------------------------------------------------
@@ -244,7 +261,7 @@ def test_renegotiation_refused(server, ca, check_survives, tmp_path):
 def keep_alive_get(c):
     """A GET on a kept-alive Tls13Client connection: the response's body, None once the
     connection ended instead."""
-    c.send(hello_get(keep_alive=True))
+    c.send(HELLO_GET)
     data = b''
     while not rc.http1_response_done(data):
         rec = c.recv_record()
@@ -391,12 +408,11 @@ def test_slowloris_handshakes(server, ca, check_survives):
     for t in slow:
         t.start()
     time.sleep(1)
-    assert all(t.still_open() for t in slow)
+    assert all(t.still_open() for t in slow)     # the requests below start while they trickle
     status, _, body = harness.https_get(ca, server.port, '/hello.txt')
     assert (status, body) == (200, b'Hello, TLS!\n')
     r = harness.curl(ca, server.port, '/hello.txt', args=['--http2'])
     assert (r.rc, r.status, r.http_version, r.body) == (0, 200, '2', b'Hello, TLS!\n'), r
-    assert all(t.still_open() for t in slow), 'a slow client was closed before its time'
     for t in slow:
         t.join(60)
     assert all(t.closed_after is not None for t in slow), [t.sent for t in slow]
@@ -443,15 +459,19 @@ def test_rapid_reset_below_limit(server, ca, check_survives):
     assert data == b'Hello, TLS!\n'
 
 
-def test_rapid_reset_flood(server, ca, check_survives):
+def test_rapid_reset_flood(server, modssl, ca, check_survives):
     """3,000 reset streams: nghttp2 (its reset rate limit, a burst of 1,000) ends the
-    connection with GOAWAY(INTERNAL_ERROR), as under mod_ssl; the server goes on serving."""
+    connection with GOAWAY(INTERNAL_ERROR), under mod_tls as under mod_ssl; both go on
+    serving."""
     check_survives('handshake done with 127.0.0.1', level='tls:debug')
-    h2, last = rapid_reset(ca, server.port, 3000)
-    sent = goaways(h2)
-    assert sent and sent[0][1] == H2_INTERNAL_ERROR, sent
-    assert sent[0][0] < last
-    assert not [f for f in h2.frames if f[2] == last], 'the request after the flood was served'
+    ssl_pid, ssl_offset = modssl.read_pid(), modssl.log_size()
+    for a in (server, modssl):
+        h2, last = rapid_reset(ca, a.port, 3000)
+        sent = goaways(h2)
+        assert sent and sent[0][1] == H2_INTERNAL_ERROR, (a.name, sent)
+        assert sent[0][0] < last, a.name
+        assert not [f for f in h2.frames if f[2] == last], f'{a.name}: served after the flood'
+    harness.assert_unharmed(modssl, ca, ssl_pid, ssl_offset)
 
 
 # ---- close without close_notify mid-body ---------------------------------------------------
@@ -492,16 +512,23 @@ MAX_WORKERS_REACHED = r'\[mpm_event:error\] .* AH00484: server reached MaxReques
 
 
 def half_open_round(server, ca):
-    """Opens HALF_OPEN TCP connections that send nothing, then asks for /hello.txt (HTTP/1.1,
-    then HTTP/2) while they are held, then waits for the server to close every one of them.
-    Returns the two bodies."""
+    """Opens HALF_OPEN TCP connections, every second one sending the first 40 bytes of a
+    ClientHello (those connected by then), the others nothing; then asks for /hello.txt
+    (HTTP/1.1, then HTTP/2) while they are held, and waits for the server to close every one
+    of them. Returns the two bodies."""
     held = []
+    hello = harness.client_hello(ca)[:40]
     try:
         for _ in range(HALF_OPEN):
             s = socket.socket()
             s.setblocking(False)
             s.connect_ex(('127.0.0.1', server.port))      # in progress; the kernel finishes
             held.append(s)
+        for s in held[1::2]:
+            try:
+                s.send(hello)
+            except OSError:
+                pass                  # not connected yet: one more silent one
         status, _, h1 = harness.https_get(ca, server.port, '/hello.txt', timeout=120)
         assert status == 200
         r = harness.curl(ca, server.port, '/hello.txt', args=['--http2'], timeout=120)
@@ -525,11 +552,11 @@ def half_open_round(server, ca):
 
 
 def test_half_open_connections(docroot, module_path, certs, ca, allow_log):
-    """1,000 connections that never say a word, the same config under mod_tls and under
-    mod_ssl. mod_reqtimeout's handshake stage closes them, as many at a time as there are
-    workers; both servers serve the requests that came after them, close every one of them,
-    and log each as a handshake timeout. (Measured: the requests wait for the workers, under
-    either module, until the connections ahead of them are timed out.)"""
+    """1,000 connections that never finish (or start) a ClientHello, the same config under
+    mod_tls and under mod_ssl. mod_reqtimeout's handshake stage closes them, as many at a
+    time as there are workers; both servers serve the requests that came after them (which
+    wait, under either module, for workers that the held connections free), close every one
+    of the held connections, log each as a handshake timeout, and lose no child."""
     allow_log(MAX_WORKERS_REACHED)        # the point of the exercise, under either module
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft < HALF_OPEN + 200:
@@ -546,10 +573,8 @@ def test_half_open_connections(docroot, module_path, certs, ca, allow_log):
             a = started(tls_vhost(port, cert, key, extra), docroot, port, name='halfopen-tls',
                         log_level='warn tls:info reqtimeout:info')
         else:
-            scache = os.path.join(harness.mkdtemp('tls-scache-'), 'scache(512000)')
-            a = started(ssl_vhost(port, cert, key, extra + f'SSLSessionCache shmcb:{scache}\n'),
-                        docroot, port, name='halfopen-ssl', tls=False, ssl=True,
-                        log_level='warn reqtimeout:info')
+            a = started(ssl_vhost(port, cert, key, extra), docroot, port, name='halfopen-ssl',
+                        tls=False, ssl=True, log_level='warn reqtimeout:info')
         try:
             pid, offset = a.read_pid(), a.log_size()
             assert half_open_round(a, ca) == (b'Hello, TLS!\n', b'Hello, TLS!\n'), which
