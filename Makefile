@@ -161,7 +161,7 @@ clean:
 	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE) $(ASAN)
 
 # `make soak`: 200 graceful restarts under load (h2load and curl, HTTP/2 and HTTP/1.1) on
-# mod_tls and on mod_ssl side by side (~13 minutes): no more failed requests than mod_ssl,
+# mod_tls and on mod_ssl side by side (~20 minutes): no more failed requests than mod_ssl,
 # and neither the parent's RSS nor the children's grows (table in build/soak/rss.txt).
 # TLS_TEST_RESTARTS sets the number; CI runs 7 (test_33).
 SOAK_RESTARTS ?= 200
