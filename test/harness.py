@@ -703,6 +703,16 @@ def rss_kb(pid):
     raise AssertionError(f'no VmRSS for {pid}')
 
 
+# Why the RSS checks (test_30, test_33's soak) stand down under `make asan`: there the parent
+# climbs by 150-300 kB at every graceful restart (measured: 148 kB with ASan's quarantine off,
+# ~300 kB with it on; most of it outside the shadow memory, the module unloaded each time),
+# while the plain build stays flat. That is the sanitizer's own bookkeeping for a module loaded
+# anew at every cycle, not a figure for mod_tls.
+SANITIZER_RSS_SKIP = ('RSS growth is not checked under AddressSanitizer: the parent climbs by '
+                      '150-300 kB per graceful restart with the instrumented module, flat '
+                      'without; everything else in this test was checked')
+
+
 def capped_growth_kb(samples, step_cap_kb):
     """How much a series of RSS samples (kB) climbed, each rise from one sample to the
     next counted for at most step_cap_kb: a leak climbs page by page, sample after sample,
