@@ -15,11 +15,6 @@ import clientcerts as cc
 import harness
 
 
-def _signal(apache, how):
-    p = harness.run_httpd('-f', apache.conf_path, '-k', how, timeout=30)
-    assert p.returncode == 0, p.stdout + p.stderr
-
-
 def _wait_names(ca, port, names, timeout=10):
     deadline = time.time() + timeout
     got = None
@@ -57,7 +52,7 @@ TLSEngine 127.0.0.1:{port}
     assert harness.tls_info(ca, port, 'a.test')['names'] == ['a.test']
     shutil.copy(new[0], cert)
     shutil.copy(new[1], key)
-    _signal(a, how)
+    a.signal(how)
     _wait_names(ca, port, ['a.test', 'new.a.test'])
     assert a.read_pid() == pid and a.alive()
     for proto, version in (('--http1.1', '1.1'), ('--http2', '2')):
@@ -66,16 +61,8 @@ TLSEngine 127.0.0.1:{port}
     # and once more, back to the old one
     shutil.copy(old[0], cert)
     shutil.copy(old[1], key)
-    _signal(a, how)
+    a.signal(how)
     _wait_names(ca, port, ['a.test'])
-
-
-def _rss_kb(pid):
-    with open(f'/proc/{pid}/status') as f:
-        for line in f:
-            if line.startswith('VmRSS:'):
-                return int(line.split()[1])
-    raise AssertionError(f'no VmRSS for {pid}')
 
 
 # Apache unloads mod_tls.so at every configuration cycle and loads it afresh, with new
@@ -83,9 +70,8 @@ def _rss_kb(pid):
 # of extension parsers, 1,328 bytes, built by the first CRL parse) is lost each time. That
 # grew the parent by a 4 kB page every 3 graceful restarts, steadily (136 kB over 100
 # restarts after 10 of warm-up, measured); without it the parent gains a page or two over
-# the 100. A leak climbs page by page, restart after restart; glibc may also grow its heap
-# once by a larger step (a 64 kB jump was seen), which is not a trend: each rise counts for at
-# most STEP_CAP_KB.
+# the 100. glibc may also grow its heap once by a larger step (a 64 kB jump was seen): each
+# rise counts for at most STEP_CAP_KB (harness.capped_growth_kb).
 WARMUP, RESTARTS, STEP_CAP_KB, MAX_GROWTH_KB = 10, 100, 8, 48
 
 
@@ -120,16 +106,14 @@ TLSEngine 127.0.0.1:{port}
         # AH00489: "... configured -- resuming normal operations", once per cycle
         a.wait_log('AH00489', offset, timeout=20)
         if i >= WARMUP - 1:
-            rss.append(_rss_kb(a.pid))
+            rss.append(harness.rss_kb(a.pid))
     assert a.alive() and a.read_pid() == a.pid
     assert harness.tls_info(ca, port, 'a.test')['names'] == ['a.test']
     if harness.SANITIZER_DIR:
-        pytest.skip('RSS not measured under ASan: its quarantine keeps freed memory (about '
-                    '1.3 MB per cycle here); the run of the plain build measures it')
-    rises = [b - a for a, b in zip(rss, rss[1:]) if b > a]
-    growth = sum(min(r, STEP_CAP_KB) for r in rises)
+        pytest.skip(harness.SANITIZER_RSS_SKIP)
+    growth, rises = harness.capped_growth_kb(rss, STEP_CAP_KB)
     assert growth < MAX_GROWTH_KB, (
-        f'the parent grew by {growth} kB ({rss[-1] - rss[0]} kB in all, in {len(rises)} '
+        f'the parent grew by {growth} kB ({rss[-1] - rss[0]} kB in all, in {rises} '
         f'rises) over {RESTARTS} graceful restarts: {rss}')
 
 
@@ -261,7 +245,7 @@ TLSEngine 127.0.0.1:{port}
 
         shutil.copy(new[0], cert)
         shutil.copy(new[1], key)
-        _signal(a, 'graceful')
+        a.signal('graceful')
         _wait_names(ca, port, ['a.test', 'renewed.a.test'])
         # the new generation served the renewed certificate while the CGI still slept
         assert time.monotonic() - t_sent < SLOW_SECONDS, \
