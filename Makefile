@@ -152,13 +152,15 @@ demo-stop:
 	@scripts/demo.sh stop
 
 # The header check, the bridge's lint and its own unit tests first (in debug builds of their
-# own), then the suite against real Apache.
+# own), then the suite against real Apache, then a minute of fuzzing.
 test: test-deps all header-check clippy
 	cd mtls && $(CARGO) test $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo-test
 	$(PYTHON) -m pytest -q test
+	$(MAKE) --no-print-directory fuzz-smoke
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE) $(ASAN)
+	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE) $(ASAN) \
+	  $(FUZZ)
 
 # `make loadtest` compares mod_tls with mod_ssl and plain HTTP under load (12.5-13.5 minutes;
 # report in build/loadtest/, see docs/performance.md). `LOADTEST=short make loadtest` or
@@ -181,3 +183,72 @@ loadtest: all $(BUILD)/.deps-loadtest $(BUILD)/loadtest/hsdrive
 
 loadtest-short:
 	@$(MAKE) --no-print-directory loadtest LOADTEST=short
+
+# `make fuzz`: coverage-guided fuzzing with libFuzzer (clang's) of the bridge and of the C
+# parsers: build/fuzz/bin/fuzz_<target>, each run FUZZ_RUNS times from fuzz/corpus/<target>
+# (committed) and build/fuzz/seeds/<target> (made at run time: certificates, keys, recorded
+# handshakes), a crash into build/fuzz/crashes/ failing the run. `make fuzz-smoke` (run by
+# `make test`) gives them FUZZ_SMOKE_SECS in all; `make fuzz-merge` adds to fuzz/corpus/ what
+# the last runs found (minimised, without keys or certificates). FUZZ_JOBS=2 runs two
+# processes per target, FUZZ_TARGETS a subset. See docs/reliability.md.
+FUZZ          := $(BUILD)/fuzz
+FUZZ_TARGETS  ?= handshake certs x509 policy
+FUZZ_RUNS     ?= 10000000
+FUZZ_SMOKE_SECS ?= 60
+FUZZ_JOBS     ?= 1
+FUZZ_CC       ?= clang-14
+# The bridge with the coverage instrumentation libFuzzer reads (LLVM's sanitizer coverage,
+# which clang's libFuzzer runtime understands whatever LLVM rustc has), and with ASan when a
+# nightly toolchain can give it. Panics abort, so that a caught one is not passed over as an
+# error code, and integer overflow panics as in debug builds.
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+	-Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares
+FUZZ_PROFILE  := --config profile.release.lto=false --config profile.release.codegen-units=16 \
+	--config 'profile.release.panic="abort"' --config profile.release.debug-assertions=true \
+	--config profile.release.overflow-checks=true
+FUZZ_MTLS_A   := $(FUZZ)/cargo/$(RUST_HOST)/release/libmtls.a
+FUZZ_CFLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer -Wall -Wextra -Wno-missing-field-initializers -Imtls/include -Ifuzz -DFUZZ_CERTS='"$(FUZZ)/certs"'
+FUZZ_APR      := -I$(call APXS_Q,INCLUDEDIR) $(shell apr-1-config --includes --cppflags 2>/dev/null) -Isrc
+FUZZ_LIBS     := -lpthread -ldl -lm
+FUZZ_RUN      := $(PYTHON) fuzz/run.py --build $(FUZZ) --targets '$(FUZZ_TARGETS)' --jobs $(FUZZ_JOBS)
+
+.PHONY: fuzz fuzz-smoke fuzz-merge fuzz-bins fuzz-seeds fuzz-deps
+
+fuzz-deps: $(BUILD)/.deps-fuzz
+
+$(BUILD)/.deps-fuzz: scripts/deps.sh
+	@scripts/deps.sh fuzz && mkdir -p $(BUILD) && touch $@
+
+$(FUZZ_MTLS_A): mtls/Cargo.toml mtls/Cargo.lock mtls/build.rs $(wildcard mtls/src/*.rs) $(CRATES_DEP)
+	@[ -n "$(NIGHTLY)" ] || echo "fuzz: no nightly toolchain ('rustup toolchain install nightly'):" \
+	  "the bridge is fuzzed without ASan (coverage only)" >&2
+	cd mtls && RUSTFLAGS='$(FUZZ_RUSTFLAGS) $(if $(NIGHTLY),$(ASAN_RUSTFLAGS))' $(CARGO) $(NIGHTLY) \
+	  build --release --target $(RUST_HOST) $(CARGO_OFFLINE) $(FUZZ_PROFILE) --target-dir $(FUZZ)/cargo
+
+$(FUZZ)/bin/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.c fuzz/fuzz_util.h mtls/include/mtls.h $(FUZZ_MTLS_A) | $(BUILD)/.deps-fuzz
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< fuzz/fuzz_util.c $(FUZZ_MTLS_A) $(FUZZ_LIBS)
+
+# The policy parsers are the module's own C, linked from src/ with APR.
+$(FUZZ)/bin/fuzz_policy: fuzz/fuzz_policy.c fuzz/httpd_stubs.c fuzz/fuzz_util.c fuzz/fuzz_util.h \
+	  src/tls_conf.c src/tls_cipher.c $(HDR) $(FUZZ_MTLS_A) | $(BUILD)/.deps-fuzz $(BUILD)/.deps-build
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_APR) -o $@ $< fuzz/httpd_stubs.c fuzz/fuzz_util.c \
+	  src/tls_conf.c src/tls_cipher.c $(FUZZ_MTLS_A) $(shell apr-1-config --link-ld --libs) $(FUZZ_LIBS)
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(FUZZ)/bin/fuzz_%)
+
+# Certificates, keys and the seeds made from them: anew for every run, never committed.
+fuzz-seeds: fuzz-bins
+	$(PYTHON) fuzz/seeds.py --build $(FUZZ)
+
+fuzz: fuzz-seeds
+	$(FUZZ_RUN) --runs $(FUZZ_RUNS)
+
+fuzz-smoke: fuzz-seeds
+	$(FUZZ_RUN) --seconds $(FUZZ_SMOKE_SECS)
+
+fuzz-merge: fuzz-seeds
+	$(FUZZ_RUN) --merge

@@ -1,0 +1,159 @@
+#!/usr/bin/python3
+"""Runs the fuzz targets (build/fuzz/bin/fuzz_<target>) one after the other and prints what
+each did: executions, seconds, executions per second, coverage (libFuzzer's cov: edges and
+ft: features), corpus size, and crashes. A crash, leak or sanitizer report fails the run; its
+input is in BUILD/crashes/. Modes: --runs N (each target), --seconds S (in all, split evenly),
+--merge (adds what BUILD/corpus/<target> found to fuzz/corpus/<target>, minimised, leaving out
+inputs that carry a key or a certificate)."""
+
+import argparse
+import glob
+import math
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+
+from corpus_check import carries_secret
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+COMMITTED = os.path.join(HERE, "corpus")
+
+# Inputs larger than a target needs only slow it down: handshakes with RSA chains and client
+# certificates, and PEM files, run to a few KiB.
+MAX_LEN = {"handshake": 16384, "certs": 16384, "x509": 8192, "policy": 1024}
+
+
+def fuzzer_args(build, target, corpus):
+    dirs = [corpus, os.path.join(COMMITTED, target), os.path.join(build, "seeds", target)]
+    crashes = os.path.join(build, "crashes")
+    os.makedirs(crashes, exist_ok=True)
+    return [os.path.join(build, "bin", "fuzz_" + target),
+            "-max_len=%d" % MAX_LEN.get(target, 4096), "-timeout=30", "-rss_limit_mb=3072",
+            "-print_final_stats=1", "-artifact_prefix=%s/%s-" % (crashes, target)] \
+        + [d for d in dirs if os.path.isdir(d)]
+
+
+def env():
+    # symbolised reports; leaks count as findings (libFuzzer's default, said here)
+    e = dict(os.environ)
+    e.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=0")
+    e.setdefault("UBSAN_OPTIONS", "print_stacktrace=1:halt_on_error=1")
+    sym = shutil.which("llvm-symbolizer-14") or shutil.which("llvm-symbolizer")
+    if sym:
+        e.setdefault("ASAN_SYMBOLIZER_PATH", sym)
+    return e
+
+
+def figures(log):
+    """The totals of one libFuzzer log: executions, exec/s, last cov/ft/corpus line."""
+    execs = [int(x) for x in re.findall(r"stat::number_of_executed_units: (\d+)", log)]
+    cov = re.findall(r"cov: (\d+) ft: (\d+) corp: (\d+)/(\d+)(b|Kb|Mb)", log)
+    return sum(execs), cov[-1] if cov else None
+
+
+def run_target(build, target, extra, jobs):
+    corpus = os.path.join(build, "corpus", target)
+    os.makedirs(corpus, exist_ok=True)
+    logdir = os.path.join(build, "logs", target)
+    shutil.rmtree(logdir, ignore_errors=True)
+    os.makedirs(logdir)
+    args = fuzzer_args(build, target, corpus) + extra
+    start = time.time()
+    if jobs > 1:
+        # libFuzzer's own parallel mode: each job a process of its own, sharing the corpus
+        p = subprocess.run(args + ["-jobs=%d" % jobs, "-workers=%d" % jobs], cwd=logdir,
+                           env=env(), stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        log = "".join(open(f, errors="replace").read()
+                      for f in sorted(glob.glob(os.path.join(logdir, "fuzz-*.log"))))
+    else:
+        p = subprocess.run(args, cwd=logdir, env=env(), stdout=subprocess.PIPE,
+                           stderr=subprocess.STDOUT)
+        log = p.stdout.decode(errors="replace")
+        with open(os.path.join(logdir, "fuzz-0.log"), "w") as f:
+            f.write(log)
+    secs = time.time() - start
+    execs, cov = figures(log)
+    crashed = p.returncode != 0 or "ERROR: " in log or "==ERROR" in log
+    return {"target": target, "execs": execs, "secs": secs, "cov": cov,
+            "corpus": len(os.listdir(corpus)), "crashed": crashed, "log": log, "logdir": logdir}
+
+
+def report(r):
+    cov = "cov %s ft %s (corpus %s units, %s%s in memory)" % r["cov"] if r["cov"] else "cov ?"
+    print("fuzz: %-9s %11d execs %8.1f s %9.0f exec/s  %s  %d new units in build/fuzz/corpus"
+          % (r["target"], r["execs"], r["secs"], r["execs"] / max(r["secs"], 0.001), cov,
+             r["corpus"]))
+    if r["crashed"]:
+        tail = [l for l in r["log"].splitlines() if l.strip()][-40:]
+        print("\n".join("    " + l for l in tail))
+        print("fuzz: %s FAILED (log in %s, inputs in build/fuzz/crashes/)" % (r["target"],
+                                                                              r["logdir"]))
+
+
+def merge(build, target):
+    """libFuzzer's -merge=1 into a fresh directory: the committed corpus first (kept as it
+    is), then what the runs found; only new inputs without secrets are copied in."""
+    committed = os.path.join(COMMITTED, target)
+    os.makedirs(committed, exist_ok=True)
+    merged = os.path.join(build, "merge", target)
+    shutil.rmtree(merged, ignore_errors=True)
+    os.makedirs(merged)
+    found = os.path.join(build, "corpus", target)
+    args = [os.path.join(build, "bin", "fuzz_" + target), "-merge=1",
+            "-max_len=%d" % MAX_LEN.get(target, 4096), merged, committed, found]
+    p = subprocess.run(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    if p.returncode != 0:
+        print(p.stdout.decode(errors="replace")[-3000:])
+        sys.exit("fuzz: merging %s failed" % target)
+    have = set(os.listdir(committed))
+    added = skipped = 0
+    for name in sorted(os.listdir(merged)):
+        if name in have:
+            continue
+        with open(os.path.join(merged, name), "rb") as f:
+            data = f.read()
+        if carries_secret(data):
+            skipped += 1
+            continue
+        shutil.copy(os.path.join(merged, name), os.path.join(committed, name))
+        added += 1
+    size = sum(os.path.getsize(f) for f in glob.glob(os.path.join(committed, "*")))
+    print("fuzz: %-9s merged: %d new inputs (%d left out: key or certificate), fuzz/corpus/%s "
+          "now %d files, %d bytes" % (target, added, skipped, target, len(os.listdir(committed)),
+                                      size))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--targets", required=True)
+    ap.add_argument("--jobs", type=int, default=1)
+    mode = ap.add_mutually_exclusive_group(required=True)
+    mode.add_argument("--runs", type=int)
+    mode.add_argument("--seconds", type=int)
+    mode.add_argument("--merge", action="store_true")
+    args = ap.parse_args()
+    targets = args.targets.split()
+    if args.merge:
+        for t in targets:
+            merge(args.build, t)
+        return
+    failed = []
+    for t in targets:
+        if args.runs:
+            extra = ["-runs=%d" % math.ceil(args.runs / args.jobs)]
+        else:
+            extra = ["-max_total_time=%d" % max(1, args.seconds // len(targets))]
+        r = run_target(args.build, t, extra, args.jobs)
+        report(r)
+        if r["crashed"]:
+            failed.append(t)
+    if failed:
+        sys.exit("fuzz: crashes in %s" % " ".join(failed))
+
+
+if __name__ == "__main__":
+    main()
