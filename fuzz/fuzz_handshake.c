@@ -548,11 +548,11 @@ static void peer_feed(peer_t *p, const uint8_t *data, size_t len)
             }
             break;
         }
-        data += n;
-        len -= n;
-        if (len == 0) {
+        if (n >= len) {
             break;
         }
+        data += n;
+        len -= n;
     }
     if (!p->over) {
         peer_flush(p);
