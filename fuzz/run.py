@@ -136,6 +136,7 @@ def main():
     mode.add_argument("--seconds", type=int)
     mode.add_argument("--merge", action="store_true")
     args = ap.parse_args()
+    args.build = os.path.abspath(args.build)
     targets = args.targets.split()
     if args.merge:
         for t in targets:

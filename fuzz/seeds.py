@@ -120,8 +120,8 @@ def certs_seeds(d, out):
 
 def x509_seeds(d, out):
     for name in ("ec", "rsa", "client", "ed", "p384", "ca", "revoked"):
-        for first in (0x00, 0xfd):
-            write(out, "%s-%02x" % (name, first), bytes([first]) + read(d, name + ".der"))
+        for head in (b"\x00\x00", b"\xfd\x0a", b"\x01\x20", b"\x02\x21"):
+            write(out, "%s-%s" % (name, head.hex()), head + read(d, name + ".der"))
 
 
 def hello_seeds(out):
