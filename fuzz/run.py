@@ -4,7 +4,7 @@ each did: executions, seconds, executions per second, coverage (libFuzzer's cov:
 ft: features), corpus size, and crashes. A crash, leak or sanitizer report fails the run; its
 input is in BUILD/crashes/. Modes: --runs N (each target), --seconds S (in all, split evenly),
 --merge (adds what BUILD/corpus/<target> found to fuzz/corpus/<target>, minimised, leaving out
-inputs that carry a key or a certificate)."""
+inputs that carry a key, a line of one, or a certificate)."""
 
 import argparse
 import glob
@@ -93,6 +93,16 @@ def report(r):
                                                                               r["logdir"]))
 
 
+def key_lines(build):
+    """The base64 lines of the run's keys: an input that kept one (a key whose label a mutation
+    changed, so that it no longer says PRIVATE KEY) is a piece of a key all the same."""
+    lines = set()
+    for path in glob.glob(os.path.join(build, "certs", "*.key")):
+        with open(path, "rb") as f:
+            lines.update(l.strip() for l in f if len(l.strip()) >= 40 and b"-----" not in l)
+    return lines
+
+
 def merge(build, target):
     """libFuzzer's -merge=1 into a fresh directory: the committed corpus first (kept as it
     is), then what the runs found; only new inputs without secrets are copied in."""
@@ -109,13 +119,14 @@ def merge(build, target):
         print(p.stdout.decode(errors="replace")[-3000:])
         sys.exit("fuzz: merging %s failed" % target)
     have = set(os.listdir(committed))
+    keys = key_lines(build)
     added = skipped = 0
     for name in sorted(os.listdir(merged)):
         if name in have:
             continue
         with open(os.path.join(merged, name), "rb") as f:
             data = f.read()
-        if carries_secret(data):
+        if carries_secret(data) or any(line in data for line in keys):
             skipped += 1
             continue
         shutil.copy(os.path.join(merged, name), os.path.join(committed, name))
