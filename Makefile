@@ -188,9 +188,9 @@ loadtest-short:
 # parsers: build/fuzz/bin/fuzz_<target>, each run FUZZ_RUNS times from fuzz/corpus/<target>
 # (committed) and build/fuzz/seeds/<target> (made at run time: certificates, keys, recorded
 # handshakes), a crash into build/fuzz/crashes/ failing the run. `make fuzz-smoke` (run by
-# `make test`) gives them FUZZ_SMOKE_SECS in all; `make fuzz-merge` adds to fuzz/corpus/ what
-# the last runs found (minimised, without keys or certificates). FUZZ_JOBS=2 runs two
-# processes per target, FUZZ_TARGETS a subset. See docs/reliability.md.
+# `make test`) gives them FUZZ_SMOKE_SECS in all; `make fuzz-merge` minimises fuzz/corpus/
+# together with what the last runs found (without keys or certificates): commit the result.
+# FUZZ_JOBS=2 runs two processes per target, FUZZ_TARGETS a subset. See docs/reliability.md.
 FUZZ          := $(BUILD)/fuzz
 FUZZ_TARGETS  ?= handshake certs x509 policy
 FUZZ_RUNS     ?= 10000000
@@ -250,5 +250,7 @@ fuzz: fuzz-seeds
 fuzz-smoke: fuzz-seeds
 	$(FUZZ_RUN) --seconds $(FUZZ_SMOKE_SECS)
 
-fuzz-merge: fuzz-seeds
+# The run's certificates stay: the merge leaves out inputs with lines of its keys.
+fuzz-merge: fuzz-bins
+	@[ -d $(FUZZ)/certs ] || $(PYTHON) fuzz/seeds.py --build $(FUZZ)
 	$(FUZZ_RUN) --merge

@@ -3,8 +3,9 @@
 each did: executions, seconds, executions per second, coverage (libFuzzer's cov: edges and
 ft: features), corpus size, and crashes. A crash, leak or sanitizer report fails the run; its
 input is in BUILD/crashes/. Modes: --runs N (each target), --seconds S (in all, split evenly),
---merge (adds what BUILD/corpus/<target> found to fuzz/corpus/<target>, minimised, leaving out
-inputs that carry a key, a line of one, or a certificate)."""
+--merge (fuzz/corpus/<target> becomes the smallest set of it and of what BUILD/corpus/<target>
+found that keeps every feature, leaving out inputs that carry a key, a line of one, or a
+certificate)."""
 
 import argparse
 import glob
@@ -104,8 +105,9 @@ def key_lines(build):
 
 
 def merge(build, target):
-    """libFuzzer's -merge=1 into a fresh directory: the committed corpus first (kept as it
-    is), then what the runs found; only new inputs without secrets are copied in."""
+    """libFuzzer's -merge=1 of the committed corpus and what the runs found into a fresh
+    directory (the smallest inputs that keep every feature), which then replaces
+    fuzz/corpus/<target>, less the inputs with a key or a certificate."""
     committed = os.path.join(COMMITTED, target)
     os.makedirs(committed, exist_ok=True)
     merged = os.path.join(build, "merge", target)
@@ -113,28 +115,29 @@ def merge(build, target):
     os.makedirs(merged)
     found = os.path.join(build, "corpus", target)
     args = [os.path.join(build, "bin", "fuzz_" + target), "-merge=1",
-            "-max_len=%d" % MAX_LEN.get(target, 4096), merged, committed, found]
+            "-max_len=%d" % MAX_LEN.get(target, 4096), merged, committed] \
+        + ([found] if os.path.isdir(found) else [])
     p = subprocess.run(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     if p.returncode != 0:
         print(p.stdout.decode(errors="replace")[-3000:])
         sys.exit("fuzz: merging %s failed" % target)
-    have = set(os.listdir(committed))
     keys = key_lines(build)
-    added = skipped = 0
+    before = len(os.listdir(committed))
+    kept, skipped = [], 0
     for name in sorted(os.listdir(merged)):
-        if name in have:
-            continue
         with open(os.path.join(merged, name), "rb") as f:
             data = f.read()
         if carries_secret(data) or any(line in data for line in keys):
             skipped += 1
-            continue
+        else:
+            kept.append(name)
+    shutil.rmtree(committed)
+    os.makedirs(committed)
+    for name in kept:
         shutil.copy(os.path.join(merged, name), os.path.join(committed, name))
-        added += 1
     size = sum(os.path.getsize(f) for f in glob.glob(os.path.join(committed, "*")))
-    print("fuzz: %-9s merged: %d new inputs (%d left out: key or certificate), fuzz/corpus/%s "
-          "now %d files, %d bytes" % (target, added, skipped, target, len(os.listdir(committed)),
-                                      size))
+    print("fuzz: %-9s merged: fuzz/corpus/%s now %d files (was %d), %d bytes; %d left out "
+          "(key or certificate)" % (target, target, len(kept), before, size, skipped))
 
 
 def main():
