@@ -70,11 +70,10 @@ def run_target(build, target, extra, jobs):
         log = "".join(open(f, errors="replace").read()
                       for f in sorted(glob.glob(os.path.join(logdir, "fuzz-*.log"))))
     else:
-        p = subprocess.run(args, cwd=logdir, env=env(), stdout=subprocess.PIPE,
-                           stderr=subprocess.STDOUT)
-        log = p.stdout.decode(errors="replace")
+        # into the file as it goes, for `tail -f` during a long run
         with open(os.path.join(logdir, "fuzz-0.log"), "w") as f:
-            f.write(log)
+            p = subprocess.run(args, cwd=logdir, env=env(), stdout=f, stderr=subprocess.STDOUT)
+        log = open(os.path.join(logdir, "fuzz-0.log"), errors="replace").read()
     secs = time.time() - start
     execs, cov = figures(log)
     crashed = p.returncode != 0 or "ERROR: " in log or "==ERROR" in log
