@@ -23,8 +23,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 COMMITTED = os.path.join(HERE, "corpus")
 
 # Inputs larger than a target needs only slow it down: handshakes with RSA chains and client
-# certificates, and PEM files, run to a few KiB.
-MAX_LEN = {"handshake": 16384, "certs": 16384, "x509": 8192, "policy": 1024}
+# certificates run to 5 KiB, a PEM chain with its key and an OCSP response to 4 KiB.
+MAX_LEN = {"handshake": 16384, "certs": 8192, "x509": 8192, "policy": 1024}
 
 
 def fuzzer_args(build, target, corpus):
@@ -83,7 +83,7 @@ def run_target(build, target, extra, jobs):
 
 def report(r):
     cov = "cov %s ft %s (corpus %s units, %s%s in memory)" % r["cov"] if r["cov"] else "cov ?"
-    print("fuzz: %-9s %11d execs %8.1f s %9.0f exec/s  %s  %d new units in build/fuzz/corpus"
+    print("fuzz: %-9s %11d execs %8.1f s %9.0f exec/s  %s  %d units in build/fuzz/corpus"
           % (r["target"], r["execs"], r["secs"], r["execs"] / max(r["secs"], 0.001), cov,
              r["corpus"]))
     if r["crashed"]:
