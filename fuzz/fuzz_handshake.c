@@ -15,9 +15,11 @@
  *
  * Replaying a handshake beyond the peer's first flight needs this side to draw the same random
  * numbers as when it was recorded: ring takes them from getrandom(2) through syscall(), which
- * is answered here from a generator seeded anew for every input. MTLS_FUZZ_RECORD=<dir> makes
- * the seeds that rely on it: bridge clients talking to bridge servers, in memory, each side's
- * bytes saved as an input for the other side. */
+ * is answered here from a generator seeded anew for every input. It also needs the same clock
+ * (a TLS 1.2 ticket, with its time, is part of what the Finished messages cover): while the
+ * bridge works, the time is the one fuzz/seeds.py wrote, shortly after it made the
+ * certificates. MTLS_FUZZ_RECORD=<dir> makes the seeds that rely on both: bridge clients
+ * talking to bridge servers, in memory, each side's bytes saved as an input for the other. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
@@ -28,6 +30,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/syscall.h>
+#include <time.h>
 
 #include "fuzz_util.h"
 
@@ -83,6 +86,24 @@ long syscall(long nr, ...)
         next = (long (*)(long, ...))dlsym(RTLD_NEXT, "syscall");
     }
     return next(nr, a[0], a[1], a[2], a[3], a[4], a[5]);
+}
+
+/* The clock rustls reads (SystemTime, CLOCK_REALTIME): fixed while the bridge works. */
+static time_t fixed_now;
+
+int clock_gettime(clockid_t id, struct timespec *ts)
+{
+    static int (*next)(clockid_t, struct timespec *);
+
+    if (id == CLOCK_REALTIME && rng_side != SIDE_NONE && fixed_now) {
+        ts->tv_sec = fixed_now;
+        ts->tv_nsec = 0;
+        return 0;
+    }
+    if (!next) {
+        next = (int (*)(clockid_t, struct timespec *))dlsym(RTLD_NEXT, "clock_gettime");
+    }
+    return next(id, ts);
 }
 
 /* Rust's std asks glibc's getrandom() for its hash keys: the same stream, for the same
@@ -210,8 +231,12 @@ static void servers_init(void)
     uint8_t keys[2 * MTLS_TICKET_KEY_LEN];
     mtls_server_config_builder *b;
     mtls_ticketer *t;
-    char err[256] = "";
+    char err[256] = "", *clock;
+    size_t len;
 
+    clock = (char *)fuzz_file("clock", &len);
+    fixed_now = (time_t)strtoll(clock, NULL, 10);
+    free(clock);
     ck_ec = fuzz_certkey("ec");
     ck_rsa = fuzz_certkey("rsa");
     ck_client = fuzz_certkey("client");

@@ -12,6 +12,7 @@ import shutil
 import ssl
 import subprocess
 import sys
+import time
 
 SEP = b"\n=|mtls|=\n"          # fuzz_util.h's FUZZ_SEP
 
@@ -94,6 +95,9 @@ def make_certs(d):
     for name in ("ec", "rsa", "client", "ed", "p384", "ca", "revoked"):
         pem = read(d, name + (".crt" if name != "ca" else ".pem"))
         write(d, name + ".der", ssl.PEM_cert_to_DER_cert(pem.decode()))
+    # fuzz_handshake's clock: recorded handshakes replay at the time they were recorded at,
+    # within the certificates' validity
+    write(d, "clock", b"%d\n" % (time.time() + 60))
 
 
 def certs_seeds(d, out):
