@@ -24,6 +24,7 @@
 #define _GNU_SOURCE
 #endif
 #include <dlfcn.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,12 +91,45 @@ long syscall(long nr, ...)
 
 /* The clock rustls reads (SystemTime, CLOCK_REALTIME): fixed while the bridge works. */
 static time_t fixed_now;
+static volatile sig_atomic_t in_alarm;   /* libFuzzer's timeout check, which needs real time */
+static struct sigaction fuzzer_alarm;
+
+/* libFuzzer checks for a slow input from SIGALRM, with the same clock, while an input runs:
+ * it must see the real time, or the fixed one makes every alarm look like a timeout. */
+static void on_alarm(int sig, siginfo_t *info, void *uc)
+{
+    in_alarm = 1;
+    if (fuzzer_alarm.sa_flags & SA_SIGINFO) {
+        fuzzer_alarm.sa_sigaction(sig, info, uc);
+    }
+    else if (fuzzer_alarm.sa_handler != SIG_DFL && fuzzer_alarm.sa_handler != SIG_IGN) {
+        fuzzer_alarm.sa_handler(sig);
+    }
+    in_alarm = 0;
+}
+
+/* Once libFuzzer has installed its handler, which it does after LLVMFuzzerInitialize. */
+static void alarm_wrap(void)
+{
+    static int done;
+    struct sigaction sa;
+
+    if (done) {
+        return;
+    }
+    done = 1;
+    memset(&sa, 0, sizeof(sa));
+    sa.sa_sigaction = on_alarm;
+    sa.sa_flags = SA_SIGINFO;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGALRM, &sa, &fuzzer_alarm);
+}
 
 int clock_gettime(clockid_t id, struct timespec *ts)
 {
     static int (*next)(clockid_t, struct timespec *);
 
-    if (id == CLOCK_REALTIME && rng_side != SIDE_NONE && fixed_now) {
+    if (id == CLOCK_REALTIME && rng_side != SIDE_NONE && fixed_now && !in_alarm) {
         ts->tv_sec = fixed_now;
         ts->tv_nsec = 0;
         return 0;
@@ -621,6 +655,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     peer_t p;
     size_t n;
 
+    alarm_wrap();
     if (size < 1) {
         return 0;
     }
