@@ -209,7 +209,8 @@ FUZZ_PROFILE  := --config profile.release.lto=false --config profile.release.cod
 	--config profile.release.overflow-checks=true
 FUZZ_MTLS_A   := $(FUZZ)/cargo/$(RUST_HOST)/release/libmtls.a
 FUZZ_CFLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
-	-fno-omit-frame-pointer -Wall -Wextra -Wno-missing-field-initializers -Imtls/include -Ifuzz -DFUZZ_CERTS='"$(FUZZ)/certs"'
+	-fno-omit-frame-pointer -Wall -Wextra -Wno-missing-field-initializers -Imtls/include -Ifuzz \
+	-DFUZZ_CERTS='"$(FUZZ)/certs"'
 FUZZ_APR      := -I$(call APXS_Q,INCLUDEDIR) $(shell apr-1-config --includes --cppflags 2>/dev/null) -Isrc
 FUZZ_LIBS     := -lpthread -ldl -lm
 FUZZ_RUN      := $(PYTHON) fuzz/run.py --build $(FUZZ) --targets '$(FUZZ_TARGETS)' --jobs $(FUZZ_JOBS)
@@ -242,7 +243,7 @@ fuzz-bins: $(FUZZ_TARGETS:%=$(FUZZ)/bin/fuzz_%)
 
 # Certificates, keys and the seeds made from them: anew for every run, never committed.
 fuzz-seeds: fuzz-bins
-	$(PYTHON) fuzz/seeds.py --build $(FUZZ)
+	$(PYTHON) fuzz/seeds.py --build $(FUZZ) --targets '$(FUZZ_TARGETS)'
 
 fuzz: fuzz-seeds
 	$(FUZZ_RUN) --runs $(FUZZ_RUNS)
@@ -252,5 +253,5 @@ fuzz-smoke: fuzz-seeds
 
 # The run's certificates stay: the merge leaves out inputs with lines of its keys.
 fuzz-merge: fuzz-bins
-	@[ -d $(FUZZ)/certs ] || $(PYTHON) fuzz/seeds.py --build $(FUZZ)
+	@[ -d $(FUZZ)/certs ] || $(PYTHON) fuzz/seeds.py --build $(FUZZ) --targets '$(FUZZ_TARGETS)'
 	$(FUZZ_RUN) --merge
