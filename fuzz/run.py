@@ -148,6 +148,7 @@ def main():
     mode.add_argument("--runs", type=int)
     mode.add_argument("--seconds", type=int)
     mode.add_argument("--merge", action="store_true")
+    ap.add_argument("--until", type=int, help="with --runs: stop after this many seconds anyway")
     args = ap.parse_args()
     args.build = os.path.abspath(args.build)
     targets = args.targets.split()
@@ -159,6 +160,8 @@ def main():
     for t in targets:
         if args.runs:
             extra = ["-runs=%d" % math.ceil(args.runs / args.jobs)]
+            if args.until:
+                extra.append("-max_total_time=%d" % args.until)
         else:
             extra = ["-max_total_time=%d" % max(1, args.seconds // len(targets))]
         r = run_target(args.build, t, extra, args.jobs)
