@@ -52,11 +52,13 @@ def make_certs(d):
             "-days", "30", "-addext", "basicConstraints=critical,CA:true",
             "-addext", "keyUsage=keyCertSign,cRLSign", "-out", "ca.pem", cwd=d)
 
+    serials = iter(range(0x1001, 0x2000))
+
     def leaf(name, keygen, subj, section, days="30"):
         openssl(*keygen, "-out", name + ".key", cwd=d)
         openssl("req", "-new", "-key", name + ".key", "-subj", subj, "-out", name + ".csr", cwd=d)
         openssl("x509", "-req", "-in", name + ".csr", "-CA", "ca.pem", "-CAkey", "ca.key",
-                "-set_serial", str(0x1000 + len(name)), "-days", days, "-extfile", ext,
+                "-set_serial", str(next(serials)), "-days", days, "-extfile", ext,
                 "-extensions", section, "-out", name + ".crt", cwd=d)
         write(d, name + ".pem", read(d, name + ".crt") + read(d, "ca.pem"))
 
