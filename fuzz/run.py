@@ -105,15 +105,16 @@ def key_lines(build):
 
 def merge(build, target):
     """libFuzzer's -merge=1 of the committed corpus and what the runs found into a fresh
-    directory (the smallest inputs that keep every feature), which then replaces
-    fuzz/corpus/<target>, less the inputs with a key or a certificate."""
+    directory, which then replaces fuzz/corpus/<target>, less the inputs with a key or a
+    certificate. The smallest inputs that keep every edge (-use_counters=0): keeping every
+    hit count too would commit a few MB where a run finds the counts again in seconds."""
     committed = os.path.join(COMMITTED, target)
     os.makedirs(committed, exist_ok=True)
     merged = os.path.join(build, "merge", target)
     shutil.rmtree(merged, ignore_errors=True)
     os.makedirs(merged)
     found = os.path.join(build, "corpus", target)
-    args = [os.path.join(build, "bin", "fuzz_" + target), "-merge=1",
+    args = [os.path.join(build, "bin", "fuzz_" + target), "-merge=1", "-use_counters=0",
             "-max_len=%d" % MAX_LEN.get(target, 4096), merged, committed] \
         + ([found] if os.path.isdir(found) else [])
     p = subprocess.run(args, env=env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
