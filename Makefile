@@ -161,17 +161,19 @@ demo-stop:
 # The header check, the bridge's lint and its own unit tests first (in debug builds of their
 # own, plain and under ASan), then the suite against real Apache twice, with the module as
 # built and with the ASan build (`make asan`), side by side: the suite mostly waits on its
-# peers, and each run's output is printed whole when it ends.
+# peers, and each run's output is printed whole when it ends. Then a minute of fuzzing.
 test: test-deps all header-check clippy $(ASAN)/mod_tls.so
 	cd mtls && $(CARGO) test $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo-test
 	@$(MAKE) --no-print-directory asan-unit
 	@$(MAKE) --no-print-directory -j2 --output-sync=recurse suite asan-suite
+	@$(MAKE) --no-print-directory fuzz-smoke
 
 suite: test-deps all
 	TLS_TEST_PORTS=20000-25999 $(PYTHON) -m pytest -q test
 
 clean:
-	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE) $(ASAN)
+	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE) $(ASAN) \
+	  $(FUZZ)
 
 # `make soak`: 200 graceful restarts under load (h2load and curl, HTTP/2 and HTTP/1.1) on
 # mod_tls and on mod_ssl side by side (~20 minutes): no more failed requests than mod_ssl,
@@ -204,3 +206,75 @@ loadtest: all $(BUILD)/.deps-loadtest $(BUILD)/loadtest/hsdrive
 
 loadtest-short:
 	@$(MAKE) --no-print-directory loadtest LOADTEST=short
+
+# `make fuzz`: coverage-guided fuzzing with libFuzzer (clang's) of the bridge and of the C
+# parsers: build/fuzz/bin/fuzz_<target>, each run FUZZ_RUNS times from fuzz/corpus/<target>
+# (committed) and build/fuzz/seeds/<target> (made at run time: certificates, keys, recorded
+# handshakes), a crash into build/fuzz/crashes/ failing the run. `make fuzz-smoke` (run by
+# `make test`) gives them FUZZ_SMOKE_SECS in all; `make fuzz-merge` minimises fuzz/corpus/
+# together with what the last runs found (without keys or certificates): commit the result.
+# FUZZ_JOBS=2 runs two processes per target, FUZZ_TARGETS a subset. See docs/reliability.md.
+FUZZ          := $(BUILD)/fuzz
+FUZZ_TARGETS  ?= handshake certs x509 policy
+FUZZ_RUNS     ?= 10000000
+FUZZ_SMOKE_SECS ?= 60
+FUZZ_JOBS     ?= 1
+FUZZ_CC       ?= clang-14
+# The bridge with the coverage instrumentation libFuzzer reads (LLVM's sanitizer coverage,
+# which clang's libFuzzer runtime understands whatever LLVM rustc has), and with ASan when a
+# nightly toolchain can give it. Panics abort, so that a caught one is not passed over as an
+# error code, and integer overflow panics as in debug builds.
+FUZZ_RUSTFLAGS := -Cpasses=sancov-module -Cllvm-args=-sanitizer-coverage-level=4 \
+	-Cllvm-args=-sanitizer-coverage-inline-8bit-counters \
+	-Cllvm-args=-sanitizer-coverage-pc-table -Cllvm-args=-sanitizer-coverage-trace-compares
+FUZZ_PROFILE  := --config profile.release.lto=false --config profile.release.codegen-units=16 \
+	--config 'profile.release.panic="abort"' --config profile.release.debug-assertions=true \
+	--config profile.release.overflow-checks=true
+FUZZ_MTLS_A   := $(FUZZ)/cargo/$(RUST_HOST)/release/libmtls.a
+FUZZ_CFLAGS   := -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined \
+	-fno-omit-frame-pointer -Wall -Wextra -Wno-missing-field-initializers -Imtls/include -Ifuzz \
+	-DFUZZ_CERTS='"$(FUZZ)/certs"'
+FUZZ_APR      := -I$(call APXS_Q,INCLUDEDIR) $(shell apr-1-config --includes --cppflags 2>/dev/null) -Isrc
+FUZZ_LIBS     := -lpthread -ldl -lm
+FUZZ_RUN      := $(PYTHON) fuzz/run.py --build $(FUZZ) --targets '$(FUZZ_TARGETS)' --jobs $(FUZZ_JOBS)
+
+.PHONY: fuzz fuzz-smoke fuzz-merge fuzz-bins fuzz-seeds fuzz-deps
+
+fuzz-deps: $(BUILD)/.deps-fuzz
+
+$(BUILD)/.deps-fuzz: scripts/deps.sh
+	@scripts/deps.sh fuzz && mkdir -p $(BUILD) && touch $@
+
+$(FUZZ_MTLS_A): mtls/Cargo.toml mtls/Cargo.lock mtls/build.rs $(wildcard mtls/src/*.rs) $(CRATES_DEP)
+	@[ -n "$(NIGHTLY)" ] || echo "fuzz: no nightly toolchain ('rustup toolchain install nightly'):" \
+	  "the bridge is fuzzed without ASan (coverage only)" >&2
+	cd mtls && RUSTFLAGS='$(FUZZ_RUSTFLAGS) $(if $(NIGHTLY),$(ASAN_RUSTFLAGS))' $(CARGO) $(NIGHTLY) \
+	  build --release --target $(RUST_HOST) $(CARGO_OFFLINE) $(FUZZ_PROFILE) --target-dir $(FUZZ)/cargo
+
+$(FUZZ)/bin/fuzz_%: fuzz/fuzz_%.c fuzz/fuzz_util.c fuzz/fuzz_util.h mtls/include/mtls.h $(FUZZ_MTLS_A) | $(BUILD)/.deps-fuzz
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -o $@ $< fuzz/fuzz_util.c $(FUZZ_MTLS_A) $(FUZZ_LIBS)
+
+# The policy parsers are the module's own C, linked from src/ with APR.
+$(FUZZ)/bin/fuzz_policy: fuzz/fuzz_policy.c fuzz/httpd_stubs.c fuzz/fuzz_util.c fuzz/fuzz_util.h \
+	  src/tls_conf.c src/tls_cipher.c $(HDR) $(FUZZ_MTLS_A) | $(BUILD)/.deps-fuzz $(BUILD)/.deps-build
+	@mkdir -p $(dir $@)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(FUZZ_APR) -o $@ $< fuzz/httpd_stubs.c fuzz/fuzz_util.c \
+	  src/tls_conf.c src/tls_cipher.c $(FUZZ_MTLS_A) $(shell apr-1-config --link-ld --libs) $(FUZZ_LIBS)
+
+fuzz-bins: $(FUZZ_TARGETS:%=$(FUZZ)/bin/fuzz_%)
+
+# Certificates, keys and the seeds made from them: anew for every run, never committed.
+fuzz-seeds: fuzz-bins
+	$(PYTHON) fuzz/seeds.py --build $(FUZZ) --targets '$(FUZZ_TARGETS)'
+
+fuzz: fuzz-seeds
+	$(FUZZ_RUN) --runs $(FUZZ_RUNS)
+
+fuzz-smoke: fuzz-seeds
+	$(FUZZ_RUN) --seconds $(FUZZ_SMOKE_SECS)
+
+# The run's certificates stay: the merge leaves out inputs with lines of its keys.
+fuzz-merge: fuzz-bins
+	@[ -d $(FUZZ)/certs ] || $(PYTHON) fuzz/seeds.py --build $(FUZZ) --targets '$(FUZZ_TARGETS)'
+	$(FUZZ_RUN) --merge

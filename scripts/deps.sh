@@ -2,19 +2,23 @@
 # Installs the Debian packages a step needs, only those missing. `build`: compiling the
 # module; `test`: the test suite's peers, and cbindgen for the header check; `loadtest`: the
 # load test's generators (h2load, a small C driver built against libssl), its chart
-# (gnuplot) and python3-cryptography for the OCSP responder of its stapling scenario. Needs
-# root (apt) when something is missing.
+# (gnuplot) and python3-cryptography for the OCSP responder of its stapling scenario; `fuzz`:
+# clang with its libFuzzer and sanitizer runtimes, llvm-symbolizer for readable reports and
+# python3-openssl for the corpus check (`make test` runs the fuzzers' smoke, so `test` has
+# them too). Needs root (apt) when something is missing.
 set -eu
 
 build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates curl openssl"
-test="$build curl openssl nghttp2-client python3-pytest python3-openssl python3-websockets redis-server memcached strace cbindgen pebble"
+fuzz="$build clang-14 libclang-rt-14-dev llvm-14 python3-openssl"
+test="$fuzz curl openssl nghttp2-client python3-pytest python3-openssl python3-websockets redis-server memcached strace cbindgen pebble"
 loadtest="$build python3 python3-cryptography nghttp2-client libssl-dev gnuplot-nox"
 
 case "${1:-build}" in
   build) want=$build ;;
   test)  want=$test ;;
   loadtest) want=$loadtest ;;
-  *) echo "usage: $0 build|test|loadtest" >&2; exit 2 ;;
+  fuzz) want=$fuzz ;;
+  *) echo "usage: $0 build|test|loadtest|fuzz" >&2; exit 2 ;;
 esac
 
 # Apt installs only what is missing and leaves what a machine came with as it is. For the

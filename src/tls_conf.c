@@ -257,40 +257,51 @@ static tls_policy_t *policy_of(cmd_parms *cmd, void *dc)
     return cmd->info ? &proxy_of(cmd, dc)->policy : &tls_conf_srv_get(cmd->server)->policy;
 }
 
-static const char *set_protocol(cmd_parms *cmd, void *dc, const char *arg)
+int tls_conf_parse_protocol(const char *arg, int *legacy)
 {
-    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
-    tls_policy_t *policy = policy_of(cmd, dc);
     const char *v = arg;
 
+    *legacy = 0;
     if (!strcasecmp(arg, "default")) {
-        policy->min_version = 0x0303;
-        return NULL;
+        return 0x0303;
     }
     if (!strncasecmp(v, "TLS", 3)) {
         v += 3;
     }
     if (!strcasecmp(v, "v1.2+") || !strcasecmp(v, "v0x0303+")) {
-        policy->min_version = 0x0303;
+        return 0x0303;
     }
-    else if (!strcasecmp(v, "v1.3+") || !strcasecmp(v, "v0x0304+")) {
-        policy->min_version = 0x0304;
+    if (!strcasecmp(v, "v1.3+") || !strcasecmp(v, "v0x0304+")) {
+        return 0x0304;
     }
-    else if (!strcasecmp(v, "v1.0+") || !strcasecmp(v, "v1.1+") || !strcasecmp(v, "v0x0301+")
-             || !strcasecmp(v, "v0x0302+")) {
+    if (!strcasecmp(v, "v1.0+") || !strcasecmp(v, "v1.1+") || !strcasecmp(v, "v0x0301+")
+        || !strcasecmp(v, "v0x0302+")) {
         /* Configurations for the earlier mod_tls may ask for these; it served TLS 1.2 and
          * up instead, and so does this one: asking for less gets no less. */
-        policy->min_version = 0x0303;
+        *legacy = 1;
+        return 0x0303;
+    }
+    return 0;
+}
+
+static const char *set_protocol(cmd_parms *cmd, void *dc, const char *arg)
+{
+    tls_srv_conf_t *sc = tls_conf_srv_get(cmd->server);
+    tls_policy_t *policy = policy_of(cmd, dc);
+    int legacy, version = tls_conf_parse_protocol(arg, &legacy);
+
+    if (!version) {
+        return apr_psprintf(cmd->pool, "%s '%s' is not known or not safe: use "
+                            "'default' (TLS 1.2 and 1.3), 'TLSv1.2+' or 'TLSv1.3+' "
+                            "(TLS 1.0 and 1.1 are not offered)", cmd->cmd->name, arg);
+    }
+    policy->min_version = version;
+    if (legacy) {
         APR_ARRAY_PUSH(sc->global->warnings, const char *) = apr_psprintf(cmd->pool,
             "%s:%d: %s %s: TLS 1.0 and 1.1 are never offered, so TLS 1.2 is the "
             "minimum here; write '%s default' to silence this warning",
             cmd->directive->filename, cmd->directive->line_num, cmd->cmd->name, arg,
             cmd->cmd->name);
-    }
-    else {
-        return apr_psprintf(cmd->pool, "%s '%s' is not known or not safe: use "
-                            "'default' (TLS 1.2 and 1.3), 'TLSv1.2+' or 'TLSv1.3+' "
-                            "(TLS 1.0 and 1.1 are not offered)", cmd->cmd->name, arg);
     }
     return NULL;
 }

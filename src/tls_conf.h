@@ -170,6 +170,10 @@ tls_dir_conf_t *tls_conf_dir_get(request_rec *r);
 int tls_conf_strict_sni(const tls_srv_conf_t *sc);
 int tls_conf_honor_client_order(const tls_srv_conf_t *sc);
 int tls_conf_min_version(const tls_policy_t *policy);
+/* A TLSProtocol / TLSProxyProtocol value: the lowest version it allows (0x0303 or 0x0304), or 0
+ * when it is not one; `*legacy` is set for the TLS 1.0 and 1.1 spellings, which get TLS 1.2
+ * and deserve a warning. Pure, apart from the directive so that the fuzzer reaches it. */
+int tls_conf_parse_protocol(const char *arg, int *legacy);
 int tls_conf_client_mode(const tls_srv_conf_t *sc);
 int tls_conf_cache_timeout(const tls_global_t *g);
 int tls_conf_tickets(const tls_global_t *g);

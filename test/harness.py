@@ -51,7 +51,9 @@ def _httpd_env():
         # Leaks are not reported: apache2 leaves its pools to the process's exit, which
         # LeakSanitizer would count against every module. Memory that grows is what the
         # restart and load checks measure.
-        env['ASAN_OPTIONS'] = f'log_path={SANITIZER_DIR}/asan:detect_leaks=0'
+        # apache2 puts its own handler on SIGSEGV, which would leave a crash without a report.
+        env['ASAN_OPTIONS'] = (f'log_path={SANITIZER_DIR}/asan:detect_leaks=0:'
+                               'allow_user_segv_handler=0')
         # UBSan writes to the child's stderr, the error log, whatever its log_path says.
         env['UBSAN_OPTIONS'] = 'print_stacktrace=1'
     return env

@@ -71,3 +71,23 @@ def test_every_log_message_has_its_own_number():
         assert m.group(1) not in seen, \
             f'{name}:{line}: TLSLOGNO({m.group(1)}) also at {seen[m.group(1)]}'
         seen[m.group(1)] = f'{name}:{line}'
+
+
+def test_fuzz_corpus_holds_no_key_or_certificate():
+    """fuzz/corpus/ is committed: it must hold no private key and no whole certificate (the
+    fuzzers' seeds with those are made at run time, fuzz/seeds.py), and stay small."""
+    import sys
+    sys.path.insert(0, os.path.join(TOP, 'fuzz'))
+    from corpus_check import carries_secret
+
+    root = os.path.join(TOP, 'fuzz', 'corpus')
+    found, total = [], 0
+    for d, _, files in os.walk(root):
+        for name in files:
+            with open(os.path.join(d, name), 'rb') as f:
+                data = f.read()
+            total += len(data)
+            if carries_secret(data):
+                found.append(os.path.relpath(os.path.join(d, name), TOP))
+    assert not found, f'corpus files with a private key or a certificate: {found}'
+    assert total < 2 * 1024 * 1024, f'fuzz/corpus/ holds {total} bytes'

@@ -32,7 +32,7 @@ fn contains(hay: &[u8], needle: &[u8]) -> bool {
 }
 
 /// The sections of a PEM text: (label, the whole section from BEGIN to END, its base64 body).
-fn pem_sections(pem: &[u8]) -> Vec<(&[u8], &[u8], &[u8])> {
+pub(crate) fn pem_sections(pem: &[u8]) -> Vec<(&[u8], &[u8], &[u8])> {
     const BEGIN: &[u8] = b"-----BEGIN ";
     const DASHES: &[u8] = b"-----";
     let mut found = Vec::new();

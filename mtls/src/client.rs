@@ -17,7 +17,7 @@ use rustls::{ClientConfig, RootCertStore, SignatureScheme};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::CertificateDer;
 
-use crate::certkey::{mtls_certkey, tbs_field, TBS_ISSUER};
+use crate::certkey::{mtls_certkey, pem_sections, tbs_field, TBS_ISSUER};
 use crate::config::Policy;
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
@@ -200,15 +200,25 @@ pub extern "C" fn mtls_client_config_builder_add_ca(
             return MTLS_NULL_PARAM;
         };
         let mut found = Vec::new();
-        for c in CertificateDer::pem_slice_iter(pem) {
-            match c {
-                Ok(c) => found.push(c),
-                Err(e) if strict => {
-                    write_cstr(&format!("bad PEM in the CA file: {e}"), err, err_len);
-                    return MTLS_CONFIG;
+        if strict {
+            for c in CertificateDer::pem_slice_iter(pem) {
+                match c {
+                    Ok(c) => found.push(c),
+                    Err(e) => {
+                        write_cstr(&format!("bad PEM in the CA file: {e}"), err, err_len);
+                        return MTLS_CONFIG;
+                    }
                 }
-                Err(_) => {}
             }
+        } else {
+            // Section by section: pki-types' iterator does not move past a section it cannot
+            // read, it yields the same error for ever (fuzz_certs found the bridge looping).
+            found.extend(
+                pem_sections(pem)
+                    .into_iter()
+                    .filter(|(label, _, _)| *label == b"CERTIFICATE")
+                    .filter_map(|(_, section, _)| CertificateDer::from_pem_slice(section).ok()),
+            );
         }
         let mut roots = RootCertStore::empty();
         let n = if strict {
@@ -616,5 +626,28 @@ mod tests {
         }
         assert!(out.is_null());
         mtls_client_config_free(cfg);
+    }
+
+    /// A bundle with a section pki-types cannot read: passed over when not strict (the call
+    /// used to loop for ever on it, found by fuzz_certs), refused when strict. The call runs
+    /// in a thread so that a loop fails the test instead of hanging it.
+    #[test]
+    fn a_broken_pem_section_in_a_ca_bundle_is_passed_over_or_refused() {
+        let ca = &test_issued().ca_pem;
+        let bundle = [ca.as_slice(), b"-----BEGIN CERTIFICATE-----\n!!!!\n-----END CERTIFICATE-----\n", ca].concat();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            let add = |strict: bool| {
+                let b = mtls_client_config_builder_new();
+                let mut added = 0;
+                let rr = mtls_client_config_builder_add_ca(b, bundle.as_ptr(), bundle.len(), strict, &mut added, std::ptr::null_mut(), 0);
+                mtls_client_config_builder_free(b);
+                (rr, added)
+            };
+            tx.send((add(false), add(true))).expect("the test waits");
+        });
+        let (lenient, strict) = rx.recv_timeout(std::time::Duration::from_secs(20)).expect("add_ca returns");
+        assert_eq!(lenient, (MTLS_OK, 2));
+        assert_eq!(strict.0, MTLS_CONFIG);
     }
 }
