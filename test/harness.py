@@ -337,16 +337,20 @@ def test_module():
     older than its source."""
     if (not os.path.exists(TEST_MODULE)
             or os.path.getmtime(TEST_MODULE) < os.path.getmtime(TEST_MODULE_SRC)):
-        out = os.path.dirname(TEST_MODULE)
-        os.makedirs(out, exist_ok=True)
-        # apxs leaves its objects next to the source: build from a copy in build/
+        os.makedirs(os.path.dirname(TEST_MODULE), exist_ok=True)
+        # apxs leaves its objects next to the source: build from a copy in a folder of this
+        # run's own, and put the result in place at once, since make test's two side-by-side
+        # runs may both build it while the other loads it.
+        out = tempfile.mkdtemp(prefix='tlstest-', dir=os.path.dirname(TEST_MODULE))
         shutil.copy(TEST_MODULE_SRC, out)
         p = subprocess.run(['apxs', '-c', '-o', 'mod_tlstest.so', 'mod_tlstest.c'],
                            cwd=out, capture_output=True, text=True, timeout=120)
         built = os.path.join(out, '.libs', 'mod_tlstest.so')
         if p.returncode != 0 or not os.path.exists(built):
             raise RuntimeError(f'apxs could not build mod_tlstest:\n{p.stdout}{p.stderr}')
-        shutil.copy(built, TEST_MODULE)
+        shutil.copy(built, os.path.join(out, 'done.so'))
+        os.replace(os.path.join(out, 'done.so'), TEST_MODULE)
+        shutil.rmtree(out, ignore_errors=True)
     return f'LoadModule tlstest_module {TEST_MODULE}'
 
 
