@@ -19,10 +19,15 @@ Over HTTP/1.1 the old generation answers with `Connection: close` and h2load rec
 In a timed run (-D) h2load's "failed" is only requests that ended without a 2xx (refused or
 reset streams, error statuses): its final arithmetic drops requests lost with their
 connection and connections that never opened. So beside h2load, curl fetches the same files
-one after the other over each protocol through every restart, as a browser would (a request
-refused by a GOAWAY, or sent on a keep-alive connection the server closed at that moment,
-is sent again on a new connection), and every transfer that does not end with a 200 and the
-whole file is a failed request. GracefulShutdownTimeout plays no part: it bounds a graceful
+one after the other over each protocol through every restart, as a browser would, and every
+transfer that does not end with a 200 and the whole file is a failed request. One exception
+is where curl 7.88 falls short of a browser: a request it sends on a kept HTTP/2 connection
+just as the server's GOAWAY comes, with a stream id above the GOAWAY's last stream, fails
+("Error in the HTTP2 framing layer") instead of going again on a new connection, although
+the server says that it did not process it (RFC 9113, 6.8: such a request may be retried).
+Both servers meet this, at the same rate (3 of 40 restarts each, with curl -v): the probe
+sends such a request once more, as a browser would, counts it as "sent again", and a failed
+second try as a failed request. GracefulShutdownTimeout plays no part: it bounds a graceful
 stop, not a graceful restart.
 
 Each restart gets fresh h2load and curl runs started before it and ending after it, so the
@@ -42,17 +47,15 @@ CI_RESTARTS = 7         # per server: two servers, ~45 s in all
 SOAK_RESTARTS = int(os.environ.get('TLS_TEST_RESTARTS') or 0)
 CYCLE, RESTART_AT = 2.5, 1.0            # seconds of load per restart, the restart that far in
 SOAK_CYCLE, SOAK_RESTART_AT = 1.5, 0.6  # 200 restarts on two servers in ~20 minutes
+FLAGS = {'h2': '--http2', 'http/1.1': '--http1.1'}   # curl's, per protocol
 CLIENTS = 4             # connections per h2load run (one run over h2, one over HTTP/1.1)
 STREAMS = 4             # concurrent streams per HTTP/2 connection
 PROBE_RATE = 20         # curl transfers per second, for 80% of each cycle
 BIG = 100 << 10
 FILES = {'/hello.txt': len(b'Hello, TLS!\n'), '/restart-100k.bin': BIG}
-# mod_tls' failures may exceed mod_ssl's by this many. Both servers fail a curl transfer
-# over h2 now and then at a restart ("Error in the HTTP2 framing layer", no byte of an
-# answer): in two 200-restart soaks mod_tls 3 and 3, mod_ssl 8 and 9; in four CI runs of 7
-# restarts mod_tls 1 (against 0), mod_ssl 0. More than two on mod_tls alone in 7 restarts is
-# far outside that rate; a systematic failure (a handshake or a cut-off response at every
-# restart) is not.
+# mod_tls' failures may exceed mod_ssl's by this many, for the odd h2load request lost with
+# its connection. A systematic failure (a handshake or a cut-off response at every restart)
+# is far above it.
 TOLERANCE = 2
 
 H2LOAD_REQUESTS = re.compile(r'requests: (\d+) total, (\d+) started, (\d+) done, '
@@ -69,12 +72,35 @@ H2LOAD_GOAWAY_STOP = 'Process Request Failure:'
 # figures; curl still checks that cycle.
 STUCK_AFTER = 2
 H2LOAD_CONNECT_ERROR = 'client could not connect to host'
+# What curl -v says of a transfer over h2 (curl 7.88 spells "recveived"), and of its failure.
+CURL_STREAM = re.compile(r'^\* Using Stream ID: (\d+)')
+CURL_GOAWAY = re.compile(r'^\* rec\w*ved GOAWAY, error=-?\d+, last_stream=(\d+)')
+CURL_FAILED = re.compile(r'^curl: \((\d+)\)')
+CURLE_HTTP2 = 16
+
+
+def _unprocessed(stderr):
+    """For each transfer that curl -v reports failed, in order: whether it failed with
+    CURLE_HTTP2 on a stream above the last one of a GOAWAY it got meanwhile, which the
+    server did not process."""
+    out, stream, last = [], None, None
+    for line in stderr.splitlines():
+        if m := CURL_STREAM.match(line):
+            stream, last = int(m.group(1)), None
+        elif m := CURL_GOAWAY.match(line):
+            last = int(m.group(1))
+        elif m := CURL_FAILED.match(line):
+            out.append(int(m.group(1)) == CURLE_HTTP2 and None not in (stream, last)
+                       and stream > last)
+            stream, last = None, None
+    return out
 
 
 class Tally:
     """What h2load and curl saw over the runs against one server with one protocol."""
     FIELDS = ('runs', 'succeeded', 'failed', 'unfinished', 'goaway_stops', 'timeout',
-              'connect_errors', 'unexplained', 'h2load_stuck', 'probe_ok', 'probe_failed')
+              'connect_errors', 'unexplained', 'h2load_stuck', 'probe_ok', 'probe_again',
+              'probe_failed')
 
     def __init__(self, streams):
         self.streams = streams
@@ -107,14 +133,20 @@ class Tally:
         self.unexplained += (max(0, failed - timeout - stops * self.streams) + timeout
                              + connect_errors)
 
-    def add_probe(self, result, paths):
-        """A curl run over `paths`, one transfer each (harness.CurlResult)."""
+    def add_probe(self, result, paths, again):
+        """A curl -v run over `paths`, one transfer each (harness.CurlResult); `again(path)`
+        fetches one path anew, on a connection of its own."""
         if len(result.infos) != len(paths):
             self.probe_failed += len(paths)
             self.probe_errors.append(f'curl rc={result.rc} gave {len(result.infos)} of '
                                      f'{len(paths)} transfers: {result.stderr[-300:]}')
             return
+        unprocessed = iter(_unprocessed(result.stderr))
         for path, info in zip(paths, result.infos):
+            if info.get('exitcode') and next(unprocessed, False):
+                self.probe_again += 1
+                retry = again(path)
+                info = retry.infos[0] if len(retry.infos) == 1 else {'exitcode': retry.rc}
             if (info.get('exitcode'), info.get('http_code'), info.get('size_download')) \
                     == (0, 200, FILES[path]):
                 self.probe_ok += 1
@@ -163,11 +195,11 @@ class Site:
         def probe(proto, flag):
             probes[proto] = harness.curl(self.ca, self.port, urls=[
                 f'https://a.test:{self.port}{p}' for p in paths],
-                args=[flag, '--rate', f'{PROBE_RATE}/s'],
+                args=[flag, '--rate', f'{PROBE_RATE}/s', '-v'],
                 timeout=seconds + 30)
 
         threads = [threading.Thread(target=probe, args=a)
-                   for a in (('h2', '--http2'), ('http/1.1', '--http1.1'))]
+                   for a in FLAGS.items()]
         runs = {proto: _h2load(self.port, self.urifile, proto, seconds)
                 for proto in self.tally}
         for t in threads:
@@ -195,7 +227,8 @@ class Site:
             for t in threads:
                 t.join()
         for proto, result in probes.items():
-            self.tally[proto].add_probe(result, paths)
+            self.tally[proto].add_probe(result, paths, lambda path, proto=proto: harness.curl(
+                self.ca, self.port, path, args=[FLAGS[proto]]))
         if sample_rss:
             self._sample_rss()
 
@@ -229,7 +262,7 @@ class Site:
             f'{proto} h2load {t.succeeded} ok, {t.failed} failed ({t.goaway_stops} clients '
             f'stopped by GOAWAY, {t.timeout} timeout, {t.connect_errors} connect errors, '
             f'{t.unexplained} unexplained), {t.unfinished} unfinished, {t.h2load_stuck} runs '
-            f'stuck; curl {t.probe_ok} ok, '
+            f'stuck; curl {t.probe_ok} ok ({t.probe_again} sent again after a GOAWAY), '
             f'{t.probe_failed} failed' for proto, t in self.tally.items())
 
     def probe_errors(self):
