@@ -158,9 +158,13 @@ def log_size(path):
     return os.path.getsize(path) if os.path.exists(path) else 0
 
 
-def assert_secure(response, path):
-    """Chromium's record of a response: 200 over h2 and TLS 1.3, with a certificate for NAME
-    from the test CA that it trusted."""
+def assert_secure(responses, path):
+    """Chromium's record of the response for `path` among `responses` (navigate's): 200 over
+    h2 and TLS 1.3, with a certificate for NAME from the test CA that it trusted."""
+    by_path = {re.sub(r'^https://[^/]+', '', r['response']['url']): r['response']
+               for r in responses}
+    assert path in by_path, (path, sorted(by_path))
+    response = by_path[path]
     where = f'{path}: {json.dumps(response)[:2000]}'
     assert response['status'] == 200, where
     assert response['protocol'] == 'h2', where
@@ -187,7 +191,7 @@ def test_demo_page(server, chromium):
     tab = chromium.new_tab()
     error, responses = chromium.navigate(tab, f'https://{NAME}:{server.port}/')
     assert error is None, error
-    assert_secure(responses[0]['response'], '/')
+    assert_secure(responses, '/')
     rows = chromium.evaluate(tab, 'Object.fromEntries(Array.from(document.querySelectorAll('
                                   '"tr"), r => Array.from(r.cells, c => c.textContent)))')
     assert rows['Protocol'] == 'TLSv1.3', rows
@@ -226,11 +230,8 @@ def test_page_with_resources(server, chromium):
         ('TLSv1.3', 'HTTP/2.0'), report
     for path in RESOURCES + ['/cgi-bin/env.py']:
         assert report['protocols'].get(path) == 'h2', (path, report)
-    by_path = {re.sub(r'^https://[^/]+', '', r['response']['url']): r['response']
-               for r in responses}
     for path in RESOURCES:
-        assert path in by_path, (path, sorted(by_path))
-        assert_secure(by_path[path], path)
+        assert_secure(responses, path)
     shot = chromium.screenshot(tab, os.path.join(OUTPUT, f'browser-page{SUFFIX}.png'))
     assert png_size(shot) == tuple(chromium.evaluate(
         tab, '[innerWidth * devicePixelRatio, innerHeight * devicePixelRatio]'))
@@ -250,6 +251,6 @@ def test_unknown_ca_refused(server, chromium):
     # the browser's own check that the server still serves, on the trusted name
     error, responses = chromium.navigate(tab, f'https://{NAME}:{server.port}/hello.txt')
     assert error is None, error
-    assert_secure(responses[0]['response'], '/hello.txt')
+    assert_secure(responses, '/hello.txt')
     assert_logged(server, offset, ['/hello.txt'])
     assert harness.lines_matching(server.browser_log, re.escape(STRANGER), offset) == []
