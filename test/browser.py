@@ -206,6 +206,21 @@ class Browser:
             return 'no stderr'
         return 'stderr:\n' + ''.join(lines[-n:])
 
+    def _strays(self):
+        """Pids of live processes whose command line names this browser's HOME."""
+        pids = []
+        needle = self.home.encode() + b'/'
+        for d in os.listdir('/proc'):
+            if not d.isdigit():
+                continue
+            try:
+                with open(f'/proc/{d}/cmdline', 'rb') as f:
+                    if needle in f.read() and harness.Apache.pid_alive(int(d)):
+                        pids.append(int(d))
+            except OSError:
+                pass
+        return pids
+
     def close(self, timeout=10):
         """Ask the browser to close, then end what is left of its process group."""
         if self.proc.poll() is None:
@@ -223,6 +238,16 @@ class Browser:
             self.proc.wait(timeout)
         except subprocess.TimeoutExpired:
             pass
+        # Its crash handlers leave the group (a session of their own); they end with the
+        # browser, and are told from others' by the database path in this HOME.
+        deadline = time.time() + timeout
+        while self._strays() and time.time() < deadline:
+            time.sleep(0.1)
+        for pid in self._strays():
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
         for fd in (self._to_chrome, self._from_chrome):
             try:
                 os.close(fd)
