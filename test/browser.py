@@ -72,21 +72,22 @@ class Browser:
             f'--host-resolver-rules={rules}',
             '--no-proxy-server',
             # Nothing but the test's server is reachable, and nothing else is wanted: no
-            # background requests to Google's services, no updates, no sync.
+            # background requests to Google's services, no updates, no sync, no keyring.
             '--no-first-run', '--disable-background-networking', '--disable-component-update',
             '--disable-sync', '--disable-default-apps', '--password-store=basic',
-            '--disable-gpu', '--disable-dev-shm-usage',
+            # no GPU here: pages are drawn in software
+            '--disable-gpu',
             f'--window-size={WINDOW[0]},{WINDOW[1]}',
         ]
         to_chrome_r, self._to_chrome = os.pipe()
         self._from_chrome, from_chrome_w = os.pipe()
         env = dict(os.environ, HOME=self.home)
         with open(self.stderr_path, 'wb') as err:
-            # The protocol's fds must be 3 and 4 in the browser: bash puts them there (dash
+            # The protocol's fds must be 3 and 4 in the browser: bash moves them there (dash
             # takes single-digit fds only).
             self.proc = subprocess.Popen(
-                ['/bin/bash', '-c', f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w}',
-                 CHROMIUM, *flags],
+                ['/bin/bash', '-c', f'exec "$0" "$@" 3<&{to_chrome_r} 4>&{from_chrome_w} '
+                 f'{to_chrome_r}<&- {from_chrome_w}>&-', CHROMIUM, *flags],
                 stdin=subprocess.DEVNULL, stdout=err, stderr=err, env=env,
                 pass_fds=(to_chrome_r, from_chrome_w), start_new_session=True)
         os.close(to_chrome_r)
