@@ -17,6 +17,7 @@ import struct
 import zlib
 
 import pytest
+from cryptography.x509.oid import NameOID
 
 import browser
 import harness
@@ -158,9 +159,9 @@ def log_size(path):
     return os.path.getsize(path) if os.path.exists(path) else 0
 
 
-def assert_secure(responses, path):
+def assert_secure(ca, responses, path):
     """Chromium's record of the response for `path` among `responses` (navigate's): 200 over
-    h2 and TLS 1.3, with a certificate for NAME from the test CA that it trusted."""
+    h2 and TLS 1.3, with a certificate for NAME from `ca` that it trusted."""
     by_path = {re.sub(r'^https://[^/]+', '', r['response']['url']): r['response']
                for r in responses}
     assert path in by_path, (path, sorted(by_path))
@@ -171,8 +172,16 @@ def assert_secure(responses, path):
     assert response['securityState'] == 'secure', where
     details = response['securityDetails']
     assert details['protocol'] == 'TLS 1.3', where
-    assert details['issuer'] == 'mod_tls test CA', where
+    issuer = ca.cert.subject.get_attributes_for_oid(NameOID.COMMON_NAME)[0].value
+    assert details['issuer'] == issuer, where
     assert details['subjectName'] == NAME and NAME in details['sanList'], where
+
+
+def keep_screenshot(chromium, tab, name):
+    """The tab as drawn, into OUTPUT: a whole PNG of the page's size in pixels."""
+    shot = chromium.screenshot(tab, os.path.join(OUTPUT, f'{name}{SUFFIX}.png'))
+    assert png_size(shot) == tuple(chromium.evaluate(
+        tab, '[innerWidth * devicePixelRatio, innerHeight * devicePixelRatio]'))
 
 
 def assert_logged(server, offset, paths):
@@ -185,13 +194,13 @@ def assert_logged(server, offset, paths):
         assert len(lines) == 1, lines
 
 
-def test_demo_page(server, chromium):
+def test_demo_page(ca, server, chromium):
     """The demo's page, as `make demo` serves it, shows TLS 1.3 and HTTP/2 in Chromium."""
     offset = log_size(server.browser_log)
     tab = chromium.new_tab()
     error, responses = chromium.navigate(tab, f'https://{NAME}:{server.port}/')
     assert error is None, error
-    assert_secure(responses, '/')
+    assert_secure(ca, responses, '/')
     rows = chromium.evaluate(tab, 'Object.fromEntries(Array.from(document.querySelectorAll('
                                   '"tr"), r => Array.from(r.cells, c => c.textContent)))')
     assert rows['Protocol'] == 'TLSv1.3', rows
@@ -200,13 +209,11 @@ def test_demo_page(server, chromium):
     assert rows['Cipher'].startswith('TLS_AES_') or rows['Cipher'].startswith('TLS_CHACHA20_'), \
         rows
     assert 'rustls' in rows['TLS library'], rows
-    shot = chromium.screenshot(tab, os.path.join(OUTPUT, f'browser-demo{SUFFIX}.png'))
-    assert png_size(shot) == tuple(chromium.evaluate(
-        tab, '[innerWidth * devicePixelRatio, innerHeight * devicePixelRatio]'))
+    keep_screenshot(chromium, tab, 'browser-demo')
     assert_logged(server, offset, ['/'])
 
 
-def test_page_with_resources(server, chromium):
+def test_page_with_resources(ca, server, chromium):
     """A page with a style sheet, two images, a script and a fetch: every one of them over h2
     and TLS 1.3, as Chromium, the page and the access log tell."""
     offset = log_size(server.browser_log)
@@ -231,14 +238,12 @@ def test_page_with_resources(server, chromium):
     for path in RESOURCES + ['/cgi-bin/env.py']:
         assert report['protocols'].get(path) == 'h2', (path, report)
     for path in RESOURCES:
-        assert_secure(responses, path)
-    shot = chromium.screenshot(tab, os.path.join(OUTPUT, f'browser-page{SUFFIX}.png'))
-    assert png_size(shot) == tuple(chromium.evaluate(
-        tab, '[innerWidth * devicePixelRatio, innerHeight * devicePixelRatio]'))
+        assert_secure(ca, responses, path)
+    keep_screenshot(chromium, tab, 'browser-page')
     assert_logged(server, offset, RESOURCES + ['/cgi-bin/env.py'])
 
 
-def test_unknown_ca_refused(server, chromium):
+def test_unknown_ca_refused(ca, server, chromium):
     """Trust comes from the NSS database: a certificate from another CA stops the page with
     Chromium's alert, and no request reaches the server."""
     offset = log_size(server.browser_log)
@@ -251,6 +256,6 @@ def test_unknown_ca_refused(server, chromium):
     # the browser's own check that the server still serves, on the trusted name
     error, responses = chromium.navigate(tab, f'https://{NAME}:{server.port}/hello.txt')
     assert error is None, error
-    assert_secure(responses, '/hello.txt')
+    assert_secure(ca, responses, '/hello.txt')
     assert_logged(server, offset, ['/hello.txt'])
     assert harness.lines_matching(server.browser_log, re.escape(STRANGER), offset) == []
