@@ -1,6 +1,7 @@
 #!/bin/sh
 # A demo Apache with mod_tls on https://localhost:8443: its own ServerRoot under build/demo,
-# a self-signed certificate made on the spot, a page showing the connection's TLS details.
+# a self-signed certificate made on the spot, a page showing the connection's TLS details
+# (scripts/demo-index.cgi).
 set -eu
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -26,22 +27,7 @@ mkdir -p "$root/htdocs" "$root/cgi"
 openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 365 \
   -subj "/CN=localhost" -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
   -keyout "$root/key.pem" -out "$root/cert.pem" 2>/dev/null
-cat > "$root/cgi/index.cgi" <<'CGI'
-#!/bin/sh
-printf 'Content-Type: text/html\r\n\r\n'
-cat <<HTML
-<!doctype html><title>mod_tls demo</title>
-<h1>Hello from Apache with mod_tls (rustls)</h1>
-<table>
-<tr><td>Protocol</td><td>$SSL_PROTOCOL</td></tr>
-<tr><td>Cipher</td><td>$SSL_CIPHER</td></tr>
-<tr><td>ALPN / HTTP</td><td>$SERVER_PROTOCOL</td></tr>
-<tr><td>SNI</td><td>${SSL_TLS_SNI:-(none sent)}</td></tr>
-<tr><td>Session</td><td>$SSL_SESSION_RESUMED</td></tr>
-<tr><td>TLS library</td><td>$SSL_VERSION_LIBRARY</td></tr>
-</table>
-HTML
-CGI
+cp "$top/scripts/demo-index.cgi" "$root/cgi/index.cgi"
 chmod 755 "$root" "$root/htdocs" "$root/cgi" "$root/cgi/index.cgi"
 mods=/usr/lib/apache2/modules
 cat > "$conf" <<CONF

@@ -1,6 +1,7 @@
 #!/bin/sh
 # Installs the Debian packages a step needs, only those missing. `build`: compiling the
-# module; `test`: the test suite's peers, and cbindgen for the header check; `loadtest`: the
+# module; `test`: the test suite's peers (test_38's browser: chromium, and certutil from
+# libnss3-tools for its NSS database), and cbindgen for the header check; `loadtest`: the
 # load test's generators (h2load, a small C driver built against libssl), its chart
 # (gnuplot) and python3-cryptography for the OCSP responder of its stapling scenario; `fuzz`:
 # clang with its libFuzzer and sanitizer runtimes, llvm-symbolizer for readable reports and
@@ -10,7 +11,7 @@ set -eu
 
 build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates curl openssl"
 fuzz="$build clang-14 libclang-rt-14-dev llvm-14 python3-openssl"
-test="$fuzz curl openssl nghttp2-client python3-pytest python3-openssl python3-websockets redis-server memcached strace cbindgen pebble"
+test="$fuzz curl openssl nghttp2-client python3-pytest python3-openssl python3-websockets redis-server memcached strace cbindgen pebble chromium libnss3-tools"
 loadtest="$build python3 python3-cryptography nghttp2-client libssl-dev gnuplot-nox"
 
 case "${1:-build}" in
