@@ -150,3 +150,18 @@ TLSEngine 127.0.0.1:{port}
     assert body == INDEX_HTML, r.text
     version = _make_var('MOD_TLS_VERSION')
     assert f'x-tls-module: mod_tls/{version}\r\n' in head.lower() + '\r\n', head
+
+
+def test_enabled_without_tls_engine_changes_nothing(deb, unpacked, apache_factory):
+    """Right after `apt install` the module is enabled with the package's tls.conf and no
+    TLSEngine anywhere: Apache starts without a warning and plain http is served as before."""
+    port = harness.free_port()
+    server = apache_factory(f"""
+LoadModule tls_module {unpacked}{MODDIR}/mod_tls.so
+Include {unpacked}/etc/apache2/mods-available/tls.conf
+Listen 127.0.0.1:{port}
+""", tls=False, log_level='warn tls:info', name='deb-idle')
+    server.start()
+    status, body = harness.http_get(port, '/index.html')
+    assert status == 200, (status, body)
+    assert body.decode() == INDEX_HTML
