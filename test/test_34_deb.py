@@ -54,6 +54,20 @@ def unpacked(deb):
     return root
 
 
+def _build_id(path):
+    out = _run('readelf', '-n', path, check=True).stdout
+    m = re.search(r'Build ID: ([0-9a-f]+)', out)
+    assert m, f'{path} has no build id:\n{out}'
+    return m.group(1)
+
+
+def test_holds_the_module_built_here(deb, unpacked):
+    """The package is up to date with build/mod_tls.so: the same link, stripped (the build id
+    survives dh_strip)."""
+    assert _build_id(unpacked + f'{MODDIR}/mod_tls.so') == \
+        _build_id(os.path.join(TOP, 'build', 'mod_tls.so'))
+
+
 def test_files(deb):
     out = _run('dpkg-deb', '-c', deb['path'], check=True).stdout
     entries = {}
