@@ -160,7 +160,7 @@ install: all
 # version. lintian checks the result: an error fails the build. See docs/deploy-debian.md.
 DEB_REVISION ?= 1
 DEB_VERSION  := $(MOD_TLS_VERSION)-$(DEB_REVISION)
-DEB_ARCH      = $(shell dpkg --print-architecture)
+DEB_ARCH     := $(shell dpkg --print-architecture 2>/dev/null)
 DEB          := $(BUILD)/libapache2-mod-tls_$(DEB_VERSION)_$(DEB_ARCH).deb
 DEB_STAGE    := $(BUILD)/deb/libapache2-mod-tls-$(MOD_TLS_VERSION)
 DEB_DOCS     := README.md $(wildcard docs/*.md)
