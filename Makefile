@@ -1,5 +1,6 @@
 # mod_tls: `make` builds build/mod_tls.so, `make demo` starts a demo Apache on
-# https://localhost:8443, `make test` runs the test suite. Missing Debian packages are
+# https://localhost:8443, `make test` runs the test suite, `make deb` builds the Debian
+# package build/libapache2-mod-tls_<version>_<arch>.deb. Missing Debian packages are
 # installed first (apt, as root); Rust crates come from Debian 13 packages, fetched once.
 
 MOD_TLS_VERSION := 0.1.0
@@ -26,7 +27,7 @@ CFLAGS_MOD = $(call APXS_Q,CFLAGS) $(call APXS_Q,CFLAGS_SHLIB) -fPIC \
 	-DMOD_TLS_VERSION='"$(MOD_TLS_VERSION)"' -Wall -Wextra -Wno-missing-field-initializers
 
 .PHONY: all deps test-deps demo demo-stop test suite install clean lock clippy header header-check \
-	asan asan-unit asan-suite
+	asan asan-unit asan-suite deb deb-deps
 
 all: deps $(MODULE)
 
@@ -152,6 +153,42 @@ install: all
 	install -m 644 $(MODULE) $(DESTDIR)$(call APXS_Q,LIBEXECDIR)/mod_tls.so
 	install -m 644 dist/tls.load dist/tls.conf $(DESTDIR)$(call APXS_Q,SYSCONFDIR)/mods-available/
 
+# `make deb`: the package libapache2-mod-tls, made by dpkg-buildpackage and debhelper (with
+# dh_apache2, as Debian's own module packages are) from the packaging in dist/debian/ and
+# the module built here, in a staged tree under build/deb/ (the sources stay untouched).
+# The changelog entry is written from MOD_TLS_VERSION; DEB_REVISION counts packagings of one
+# version. lintian checks the result: an error fails the build. See docs/deploy-debian.md.
+DEB_REVISION ?= 1
+DEB_VERSION  := $(MOD_TLS_VERSION)-$(DEB_REVISION)
+DEB_ARCH     := $(shell dpkg --print-architecture 2>/dev/null)
+DEB          := $(BUILD)/libapache2-mod-tls_$(DEB_VERSION)_$(DEB_ARCH).deb
+DEB_STAGE    := $(BUILD)/deb/libapache2-mod-tls-$(MOD_TLS_VERSION)
+DEB_DOCS     := README.md $(wildcard docs/*.md)
+# The entry's date is the last commit's, so that the same sources give the same package.
+DEB_DATE      = $(shell git log -1 --format=%cD 2>/dev/null || date -R)
+DEB_COMMIT    = $(shell git describe --always --dirty 2>/dev/null || echo unknown)
+DEB_MAINT     = $(shell sed -n 's/^Maintainer: //p' dist/debian/control)
+
+deb: $(DEB)
+deb-deps: $(BUILD)/.deps-deb
+
+$(BUILD)/.deps-deb: scripts/deps.sh
+	@scripts/deps.sh deb && mkdir -p $(BUILD) && touch $@
+
+$(DEB): $(MODULE) dist/tls.load dist/tls.conf $(wildcard dist/debian/*) $(DEB_DOCS) Makefile \
+	  | $(BUILD)/.deps-deb
+	rm -rf $(BUILD)/deb
+	mkdir -p $(DEB_STAGE)/docs
+	cp -R dist/debian $(DEB_STAGE)/debian
+	cp $(MODULE) dist/tls.load dist/tls.conf README.md $(DEB_STAGE)/
+	cp $(filter docs/%,$(DEB_DOCS)) $(DEB_STAGE)/docs/
+	printf '%s\n' "libapache2-mod-tls ($(DEB_VERSION)) UNRELEASED; urgency=medium" '' \
+	  "  * mod_tls $(MOD_TLS_VERSION), packaged by 'make deb' from git $(DEB_COMMIT)." '' \
+	  " -- $(DEB_MAINT)  $(DEB_DATE)" > $(DEB_STAGE)/debian/changelog
+	cd $(DEB_STAGE) && dpkg-buildpackage --build=binary --no-sign
+	mv $(BUILD)/deb/$(notdir $@) $@
+	lintian --fail-on error $@ || { rm -f $@; exit 1; }
+
 demo: all
 	@scripts/demo.sh start
 
@@ -173,7 +210,7 @@ suite: test-deps all
 
 clean:
 	rm -rf $(BUILD)/obj $(BUILD)/cargo $(BUILD)/cargo-test $(BUILD)/cargo-clippy $(MODULE) $(ASAN) \
-	  $(FUZZ)
+	  $(FUZZ) $(BUILD)/deb $(BUILD)/libapache2-mod-tls_*.deb
 
 # `make soak`: 200 graceful restarts under load (h2load and curl, HTTP/2 and HTTP/1.1) on
 # mod_tls and on mod_ssl side by side (~20 minutes): no more failed requests than mod_ssl,

@@ -6,12 +6,16 @@
 # (gnuplot) and python3-cryptography for the OCSP responder of its stapling scenario; `fuzz`:
 # clang with its libFuzzer and sanitizer runtimes, llvm-symbolizer for readable reports and
 # python3-openssl for the corpus check (`make test` runs the fuzzers' smoke, so `test` has
-# them too). Needs root (apt) when something is missing.
+# them too); `deb`: dpkg-buildpackage (dpkg-dev, with build-essential, which it checks for),
+# debhelper (dh_apache2 comes with apache2-dev) and lintian for `make deb` (`make test`
+# builds and checks the package, so `test` has them too). Needs root (apt) when something
+# is missing.
 set -eu
 
 build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates curl openssl"
 fuzz="$build clang-14 libclang-rt-14-dev llvm-14 python3-openssl"
-test="$fuzz curl openssl nghttp2-client python3-pytest python3-openssl python3-websockets redis-server memcached strace cbindgen pebble chromium libnss3-tools"
+deb="$build build-essential dpkg-dev debhelper lintian"
+test="$fuzz $deb curl openssl nghttp2-client python3-pytest python3-openssl python3-websockets redis-server memcached strace cbindgen pebble chromium libnss3-tools"
 loadtest="$build python3 python3-cryptography nghttp2-client libssl-dev gnuplot-nox"
 
 case "${1:-build}" in
@@ -19,7 +23,8 @@ case "${1:-build}" in
   test)  want=$test ;;
   loadtest) want=$loadtest ;;
   fuzz) want=$fuzz ;;
-  *) echo "usage: $0 build|test|loadtest|fuzz" >&2; exit 2 ;;
+  deb) want=$deb ;;
+  *) echo "usage: $0 build|test|loadtest|fuzz|deb" >&2; exit 2 ;;
 esac
 
 # Apt installs only what is missing and leaves what a machine came with as it is. For the
