@@ -595,7 +595,12 @@ mod tests {
         }
         mtls_server_config_free(scfg);
         mtls_client_config_free(cfg);
-        let (server, client) = (keylog_lines(&spath), keylog_lines(&cpath));
+        let (mut server, client) = (keylog_lines(&spath), keylog_lines(&cpath));
+        // On a resumption rustls' server also logs the early data secret of the session,
+        // which a client that sends no early data never works out: once, for the second.
+        let early = server.len();
+        server.retain(|l| !l.starts_with("CLIENT_EARLY_TRAFFIC_SECRET "));
+        assert_eq!(early - server.len(), 1);
         assert_eq!(server, client, "both ends log the same secrets");
         let randoms: Vec<&str> = server.iter().map(|l| l.split(' ').nth(1).expect("a random")).collect();
         let mut labels: Vec<&str> = server.iter().map(|l| l.split(' ').next().expect("a label")).collect();
