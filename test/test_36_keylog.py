@@ -205,6 +205,15 @@ def test_backend_connections_are_logged_by_both_ends(server):
     assert set(c.values()) == {2}, c
 
 
+def test_cgi_programs_do_not_get_the_descriptor(ca, server, docroot):
+    harness.write_file(os.path.join(docroot, 'cgi-bin', 'keylog-fds.cgi'),
+                       '#!/bin/sh\necho "Content-Type: text/plain"\necho\n'
+                       'ls -l /proc/$$/fd\n', mode=0o755)
+    status, _, got = harness.https_get(ca, server.ports['tls'], '/cgi-bin/keylog-fds.cgi')
+    assert status == 200 and b' 0 -> ' in got, got
+    assert server.keylog.encode() not in got, got
+
+
 def test_configtest_makes_no_file(ca, certs, backend_cert, apache_factory):
     ports = {k: harness.free_port() for k in ('tls', 'backend', 'front')}
     keylog = os.path.join(harness.mkdtemp('tls-keylog-t-'), 'keys.log')

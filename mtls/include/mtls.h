@@ -578,8 +578,9 @@ void mtls_client_config_free(const mtls_client_config *c);
  *
  * Each line is `LABEL client_random secret` in hex (the NSS key log format): CLIENT_RANDOM for
  * TLS 1.2, and for TLS 1.3 CLIENT_HANDSHAKE_TRAFFIC_SECRET, SERVER_HANDSHAKE_TRAFFIC_SECRET,
- * CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0 and EXPORTER_SECRET (and
- * CLIENT_EARLY_TRAFFIC_SECRET for early data). Write errors are ignored.
+ * CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0 and EXPORTER_SECRET, plus, on a server's
+ * resumption (and a client's early data), CLIENT_EARLY_TRAFFIC_SECRET. Write errors are
+ * ignored.
  */
 mtls_result mtls_keylog_new(int fd, const mtls_keylog **out);
 

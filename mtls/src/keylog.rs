@@ -71,8 +71,9 @@ pub struct mtls_keylog {
 ///
 /// Each line is `LABEL client_random secret` in hex (the NSS key log format): CLIENT_RANDOM for
 /// TLS 1.2, and for TLS 1.3 CLIENT_HANDSHAKE_TRAFFIC_SECRET, SERVER_HANDSHAKE_TRAFFIC_SECRET,
-/// CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0 and EXPORTER_SECRET (and
-/// CLIENT_EARLY_TRAFFIC_SECRET for early data). Write errors are ignored.
+/// CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0 and EXPORTER_SECRET, plus, on a server's
+/// resumption (and a client's early data), CLIENT_EARLY_TRAFFIC_SECRET. Write errors are
+/// ignored.
 #[no_mangle]
 pub extern "C" fn mtls_keylog_new(fd: c_int, out: *mut *const mtls_keylog) -> mtls_result {
     ffi_guard!(MTLS_PANIC, {
