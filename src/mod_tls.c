@@ -14,6 +14,7 @@
 #include "tls_conf.h"
 #include "tls_conn.h"
 #include "tls_filter.h"
+#include "tls_keylog.h"
 #include "tls_ocsp.h"
 #include "tls_proxy.h"
 #include "tls_setup.h"
@@ -34,6 +35,8 @@ static int tls_check_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *pte
                             server_rec *s)
 {
     (void)plog;
+    /* the key log first: every config built from here on writes to it */
+    tls_keylog_open(tls_conf_srv_get(s)->global, pconf);
     return tls_setup_check(pconf, ptemp, s);
 }
 
@@ -52,6 +55,7 @@ static int tls_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     if (ap_state_query(AP_SQ_MAIN_STATE) != AP_SQ_MS_CREATE_PRE_CONFIG) {
         tls_setup_warn(ptemp, s);
         tls_proxy_warn(g, s);
+        tls_keylog_warn(g, s);
     }
     if (tls_cache_init(g, pconf, s) != APR_SUCCESS || tls_ticket_init(g, pconf, s) != APR_SUCCESS) {
         return !OK;

@@ -106,6 +106,7 @@ typedef struct {
 
 typedef struct tls_cache tls_cache_t;
 typedef struct tls_tickets tls_tickets_t;
+typedef struct tls_keylog tls_keylog_t;
 
 /* Module-wide state, one per configuration cycle, shared by all server configs. */
 typedef struct {
@@ -126,6 +127,7 @@ typedef struct {
     struct tls_proxy_state *proxy;     /* outgoing TLS, private to tls_proxy.c */
     tls_cache_t *cache;                /* NULL: no shared session cache */
     tls_tickets_t *ticket_keys;        /* NULL: no tickets */
+    tls_keylog_t *keylog;              /* NULL: SSLKEYLOGFILE unset (see tls_keylog.c) */
 } tls_global_t;
 
 typedef struct {

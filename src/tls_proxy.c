@@ -20,6 +20,7 @@
 #include "tls_filter.h"
 #include "tls_proxy.h"
 #include "tls_setup.h"
+#include "tls_keylog.h"
 #include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
@@ -163,6 +164,7 @@ static const char *build(tls_global_t *g, tls_proxy_state_t *st, apr_pool_t *poo
     mtls_client_config_builder_set_min_version(b, (uint16_t)tls_conf_min_version(&pc->policy));
     mtls_client_config_builder_set_suites(b, (const uint16_t *)suites->elts,
                                           (size_t)suites->nelts);
+    tls_keylog_configure_client(g, b);
     for (i = 0; pc->machine_certs && i < pc->machine_certs->nelts; ++i) {
         const tls_cert_spec_t *spec = &APR_ARRAY_IDX(pc->machine_certs, i, tls_cert_spec_t);
         err = NULL;

@@ -16,6 +16,7 @@
 #include "tls_proxy.h"
 #include "tls_setup.h"
 #include "tls_ticket.h"
+#include "tls_keylog.h"
 #include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
@@ -188,6 +189,7 @@ static const char *build_settings(apr_pool_t *pconf, apr_pool_t *ptemp, server_r
     mtls_server_config_builder_set_honor_client_order(b, tls_conf_honor_client_order(sc));
     tls_cache_configure(sc->global, b);
     tls_ticket_configure(sc->global, b);
+    tls_keylog_configure_server(sc->global, b);
     if ((err = tls_clientauth_configure(sc, b, ptemp))) {
         mtls_server_config_builder_free(b);
         return err;

@@ -62,11 +62,13 @@ def _httpd_env():
 HTTPD_ENV = _httpd_env()
 
 
-def run_httpd(*args, timeout=60):
+def run_httpd(*args, timeout=60, env=None):
     """apache2 with `args` (`-f conf -k graceful`, ...), in the environment the suite runs it
-    in; returns the CompletedProcess, output as text."""
+    in, changed by `env` (a dict: a value replaces or adds that variable, None removes it);
+    returns the CompletedProcess, output as text."""
+    run_env = {k: v for k, v in {**HTTPD_ENV, **(env or {})}.items() if v is not None}
     return subprocess.run([HTTPD, *args], capture_output=True, text=True, timeout=timeout,
-                          env=HTTPD_ENV)
+                          env=run_env)
 
 
 def sanitizer_reports():
@@ -400,12 +402,14 @@ class Apache:
     regexes for [warn]/[error] lines this instance is known to log; they
     are not reported by the error log check. `modssl=True` serves a mod_tls body with
     mod_ssl instead (modssl_shim), for a side-by-side comparison; by default only in the
-    TLS_TEST_MODSSL self-check.
+    TLS_TEST_MODSSL self-check. `env`: environment variables for this instance alone (e.g.
+    SSLKEYLOGFILE; None removes one), on top of the suite's (harness.HTTPD_ENV, with its
+    sanitizer settings), for every apache2 run of it.
     """
 
     def __init__(self, body, docroot, mpm='event', tls=True, ssl=False,
                  http2=None, cgi=True, log_level=None,
-                 expect=(), name='httpd', modssl=None):
+                 expect=(), name='httpd', modssl=None, env=None):
         self.dir = mkdtemp(f'tls-{name}-')
         self.conf_path = os.path.join(self.dir, 'httpd.conf')
         self.error_log = os.path.join(self.dir, 'error.log')
@@ -414,6 +418,7 @@ class Apache:
         self.docroot = docroot
         self.mpm = mpm
         self.expect = list(expect)
+        self.env = dict(env or {})
         self.checked_offset = 0
         self.pid = None
         if http2 is None:
@@ -498,12 +503,12 @@ class Apache:
         return hits[nth]
 
     def configtest(self):
-        p = run_httpd('-f', self.conf_path, '-t')
+        p = run_httpd('-f', self.conf_path, '-t', env=self.env)
         return p.returncode, p.stdout + p.stderr
 
     def signal(self, how):
         """`apache2 -k how` (graceful, restart, ...) for this instance; a refusal fails."""
-        p = run_httpd('-f', self.conf_path, '-k', how, timeout=30)
+        p = run_httpd('-f', self.conf_path, '-k', how, timeout=30, env=self.env)
         assert p.returncode == 0, p.stdout + p.stderr
 
     # -- lifecycle
@@ -514,7 +519,7 @@ class Apache:
         INSTANCES.append(self)
         if self not in STARTED:
             STARTED.append(self)
-        p = run_httpd('-f', self.conf_path, '-k', 'start')
+        p = run_httpd('-f', self.conf_path, '-k', 'start', env=self.env)
         out = p.stdout + p.stderr
         ok = p.returncode == 0
         if ok:

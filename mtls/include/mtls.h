@@ -207,6 +207,12 @@ typedef struct mtls_client_config_builder mtls_client_config_builder;
 typedef struct mtls_conn mtls_conn;
 
 /**
+ * Where the secrets of the connections made with a config go. Opaque. Shared by the configs
+ * it is given to, which keep their own reference; C frees its own handle once.
+ */
+typedef struct mtls_keylog mtls_keylog;
+
+/**
  * A server config: immutable once built, shared by every connection started with it. Opaque.
  * From mtls_server_config_builder_build or mtls_server_config_with_alpn, freed with
  * mtls_server_config_free; connections keep what they need of it alive on their own.
@@ -393,6 +399,14 @@ mtls_result mtls_server_config_builder_set_ticketer(mtls_server_config_builder *
                                                     const mtls_ticketer *t);
 
 /**
+ * Writes the secrets of every connection made with the config to `k` (SSLKEYLOGFILE). The
+ * config keeps its own reference to the log, so C may free its handle whenever it likes.
+ * Without this call nothing is logged.
+ */
+mtls_result mtls_server_config_builder_set_keylog(mtls_server_config_builder *b,
+                                                  const mtls_keylog *k);
+
+/**
  * Asks clients for a certificate, verified for the whole chain against the CAs in `ca_pem`
  * (`ca_len` bytes of PEM certificates, at least one) and the revocation lists in `crl_pem`
  * (`crl_len` bytes of PEM CRLs; may be empty, and NULL when empty). A certificate that no
@@ -508,6 +522,14 @@ mtls_result mtls_client_config_builder_add_certkey(mtls_client_config_builder *b
                                                    const mtls_certkey *ck);
 
 /**
+ * Writes the secrets of every connection made with the config to `k` (SSLKEYLOGFILE). The
+ * config keeps its own reference to the log, so C may free its handle whenever it likes.
+ * Without this call nothing is logged.
+ */
+mtls_result mtls_client_config_builder_set_keylog(mtls_client_config_builder *b,
+                                                  const mtls_keylog *k);
+
+/**
  * Frees a builder that is never built (mtls_client_config_builder_build frees its own); NULL
  * is allowed, twice is not.
  */
@@ -546,6 +568,27 @@ mtls_result mtls_client_config_with_alpn(const mtls_client_config *base,
  * gone.
  */
 void mtls_client_config_free(const mtls_client_config *c);
+
+/**
+ * A key log writing to `fd`, an open descriptor of a file opened for writing with O_APPEND
+ * (each line goes out in one write(), whole at the file's end even with several processes
+ * and threads writing). This call takes `fd` over: it is closed when the handle and every
+ * config given the log are freed, never by C. On MTLS_OK, `*out` is a new handle C owns
+ * (mtls_keylog_free). MTLS_INVALID: `fd` is negative (and nothing was taken).
+ *
+ * Each line is `LABEL client_random secret` in hex (the NSS key log format): CLIENT_RANDOM for
+ * TLS 1.2, and for TLS 1.3 CLIENT_HANDSHAKE_TRAFFIC_SECRET, SERVER_HANDSHAKE_TRAFFIC_SECRET,
+ * CLIENT_TRAFFIC_SECRET_0, SERVER_TRAFFIC_SECRET_0 and EXPORTER_SECRET, plus, on a server's
+ * resumption (and a client's early data), CLIENT_EARLY_TRAFFIC_SECRET. Write errors are
+ * ignored.
+ */
+mtls_result mtls_keylog_new(int fd, const mtls_keylog **out);
+
+/**
+ * Frees a handle; configs given the log keep it (and its file) open. NULL is allowed, twice
+ * is not.
+ */
+void mtls_keylog_free(const mtls_keylog *k);
 
 /**
  * A ticketer without keys (generation 0: it seals nothing until mtls_ticketer_set_keys);

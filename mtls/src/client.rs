@@ -19,6 +19,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::certkey::{mtls_certkey, pem_sections, tbs_field, TBS_ISSUER};
 use crate::config::Policy;
+use crate::keylog::{mtls_keylog, FileKeyLog};
 use crate::result::mtls_result::{self, *};
 use crate::{ffi_guard, slice_from, try_mut, try_ref, write_cstr};
 
@@ -160,6 +161,7 @@ pub struct mtls_client_config_builder {
     roots: RootCertStore,
     certs: Vec<MachineCert>,
     policy: Policy,
+    key_log: Option<Arc<FileKeyLog>>,
 }
 
 /// A new builder, owned by C: TLS 1.2 and 1.3, every supported suite in rustls' order, no
@@ -172,6 +174,7 @@ pub extern "C" fn mtls_client_config_builder_new() -> *mut mtls_client_config_bu
             roots: RootCertStore::empty(),
             certs: Vec::new(),
             policy: Policy::default(),
+            key_log: None,
         }))
     })
 }
@@ -290,6 +293,21 @@ pub extern "C" fn mtls_client_config_builder_add_certkey(
     })
 }
 
+/// Writes the secrets of every connection made with the config to `k` (SSLKEYLOGFILE). The
+/// config keeps its own reference to the log, so C may free its handle whenever it likes.
+/// Without this call nothing is logged.
+#[no_mangle]
+pub extern "C" fn mtls_client_config_builder_set_keylog(
+    b: *mut mtls_client_config_builder,
+    k: *const mtls_keylog,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        b.key_log = Some(try_ref!(k).inner.clone());
+        MTLS_OK
+    })
+}
+
 /// Frees a builder that is never built (mtls_client_config_builder_build frees its own); NULL
 /// is allowed, twice is not.
 #[no_mangle]
@@ -318,6 +336,9 @@ fn build(b: mtls_client_config_builder) -> Result<mtls_client_config, String> {
     } else {
         with_verifier.with_client_cert_resolver(Arc::new(ByIssuer { certs: b.certs }))
     };
+    if let Some(k) = b.key_log {
+        config.key_log = k;
+    }
     config.resumption = Resumption::store(Arc::new(PerPort { inner: ClientSessionMemoryCache::new(SESSIONS_KEPT) }));
     Ok(mtls_client_config { config: Arc::new(config) })
 }
@@ -426,9 +447,17 @@ mod tests {
     /// A server for a.test/b.test that requires a client certificate from the test CA and
     /// agrees on h2. Server and client present the same certificate.
     fn server_config() -> *const mtls_server_config {
+        server_config_logging(std::ptr::null())
+    }
+
+    /// server_config(), with its secrets written to `k` unless that is NULL.
+    fn server_config_logging(k: *const mtls_keylog) -> *const mtls_server_config {
         let ca = &test_issued().ca_pem;
         let ck = certkey();
         let b = mtls_server_config_builder_new();
+        if !k.is_null() {
+            assert_eq!(mtls_server_config_builder_set_keylog(b, k), MTLS_OK);
+        }
         assert_eq!(mtls_server_config_builder_add_certkey(b, ck), MTLS_OK);
         let rr = mtls_server_config_builder_set_client_auth(
             b,
@@ -450,8 +479,16 @@ mod tests {
     }
 
     fn client_config(with_cert: bool, alpn: &[u8]) -> *const mtls_client_config {
+        client_config_logging(with_cert, alpn, std::ptr::null())
+    }
+
+    /// client_config(), with its secrets written to `k` unless that is NULL.
+    fn client_config_logging(with_cert: bool, alpn: &[u8], k: *const mtls_keylog) -> *const mtls_client_config {
         let ca = &test_issued().ca_pem;
         let b = mtls_client_config_builder_new();
+        if !k.is_null() {
+            assert_eq!(mtls_client_config_builder_set_keylog(b, k), MTLS_OK);
+        }
         let mut added = 0;
         let rr = mtls_client_config_builder_add_ca(
             b,
@@ -530,6 +567,60 @@ mod tests {
         let r = handshake_with(cfg, scfg, name, 443);
         mtls_server_config_free(scfg);
         r
+    }
+
+    /// The lines of a key log file, sorted, and the file removed.
+    fn keylog_lines(path: &std::path::Path) -> Vec<String> {
+        let text = std::fs::read_to_string(path).expect("the key log");
+        std::fs::remove_file(path).expect("removed");
+        let mut lines: Vec<String> = text.lines().map(str::to_owned).collect();
+        lines.sort();
+        lines
+    }
+
+    #[test]
+    fn both_sides_log_the_same_tls13_secrets_once_per_handshake() {
+        let (spath, sk) = crate::keylog::tests::temp_keylog("server");
+        let (cpath, ck) = crate::keylog::tests::temp_keylog("client");
+        let scfg = server_config_logging(sk);
+        let cfg = client_config_logging(true, b"\x02h2", ck);
+        // the configs keep the logs open
+        mtls_keylog_free(sk);
+        mtls_keylog_free(ck);
+        for resumed in [false, true] {
+            let (cr, sr, client, server) = handshake_with(cfg, scfg, "a.test", 443);
+            assert_eq!((cr, sr, mtls_conn_is_resumed(client)), (MTLS_OK, MTLS_OK, resumed));
+            mtls_conn_free(client);
+            mtls_conn_free(server);
+        }
+        mtls_server_config_free(scfg);
+        mtls_client_config_free(cfg);
+        let (mut server, client) = (keylog_lines(&spath), keylog_lines(&cpath));
+        // On a resumption rustls' server also logs the early data secret of the session,
+        // which a client that sends no early data never works out: once, for the second.
+        let early = server.len();
+        server.retain(|l| !l.starts_with("CLIENT_EARLY_TRAFFIC_SECRET "));
+        assert_eq!(early - server.len(), 1);
+        assert_eq!(server, client, "both ends log the same secrets");
+        let randoms: Vec<&str> = server.iter().map(|l| l.split(' ').nth(1).expect("a random")).collect();
+        let mut labels: Vec<&str> = server.iter().map(|l| l.split(' ').next().expect("a label")).collect();
+        labels.dedup();
+        assert_eq!(
+            labels,
+            [
+                "CLIENT_HANDSHAKE_TRAFFIC_SECRET",
+                "CLIENT_TRAFFIC_SECRET_0",
+                "EXPORTER_SECRET",
+                "SERVER_HANDSHAKE_TRAFFIC_SECRET",
+                "SERVER_TRAFFIC_SECRET_0"
+            ]
+        );
+        assert_eq!(server.len(), 10, "five secrets for each of two handshakes: {server:?}");
+        let mut distinct = randoms.clone();
+        distinct.sort();
+        distinct.dedup();
+        assert_eq!(distinct.len(), 2, "two client randoms: {server:?}");
+        assert!(randoms.iter().all(|r| r.len() == 64));
     }
 
     #[test]

@@ -15,6 +15,7 @@ use x509_parser::asn1_rs::{Any, FromDer, Tag};
 use x509_parser::time::ASN1Time;
 
 use crate::certkey::mtls_certkey;
+use crate::keylog::{mtls_keylog, FileKeyLog};
 use crate::ocsp::Served;
 use crate::session::{
     mtls_session_get_cb, mtls_session_put_cb, mtls_session_remove_cb, mtls_ticketer, CallbackStore, Ticketer,
@@ -72,6 +73,7 @@ pub struct mtls_server_config_builder {
     store: Option<Option<Arc<CallbackStore>>>,
     ticketer: Option<Arc<Ticketer>>,
     client_auth: Option<ClientAuth>,
+    key_log: Option<Arc<FileKeyLog>>,
 }
 
 /// Trust anchors and revocation lists for client certificates.
@@ -167,6 +169,7 @@ pub extern "C" fn mtls_server_config_builder_new() -> *mut mtls_server_config_bu
             store: None,
             ticketer: None,
             client_auth: None,
+            key_log: None,
         }))
     })
 }
@@ -260,6 +263,21 @@ pub extern "C" fn mtls_server_config_builder_set_ticketer(
     ffi_guard!(MTLS_PANIC, {
         let b = try_mut!(b);
         b.ticketer = Some(try_ref!(t).inner.clone());
+        MTLS_OK
+    })
+}
+
+/// Writes the secrets of every connection made with the config to `k` (SSLKEYLOGFILE). The
+/// config keeps its own reference to the log, so C may free its handle whenever it likes.
+/// Without this call nothing is logged.
+#[no_mangle]
+pub extern "C" fn mtls_server_config_builder_set_keylog(
+    b: *mut mtls_server_config_builder,
+    k: *const mtls_keylog,
+) -> mtls_result {
+    ffi_guard!(MTLS_PANIC, {
+        let b = try_mut!(b);
+        b.key_log = Some(try_ref!(k).inner.clone());
         MTLS_OK
     })
 }
@@ -425,6 +443,9 @@ fn build(b: mtls_server_config_builder) -> Result<mtls_server_config, String> {
     }
     if let Some(t) = b.ticketer {
         config.ticketer = t;
+    }
+    if let Some(k) = b.key_log {
+        config.key_log = k;
     }
     Ok(mtls_server_config { config: Arc::new(config) })
 }

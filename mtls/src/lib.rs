@@ -20,6 +20,7 @@ mod result;
 mod certkey;
 mod config;
 mod client;
+mod keylog;
 mod session;
 mod conn;
 mod ocsp;
@@ -32,6 +33,7 @@ pub use certkey::*;
 pub use client::*;
 pub use config::*;
 pub use conn::*;
+pub use keylog::*;
 pub use result::*;
 pub use session::*;
 pub use x509::*;
@@ -234,6 +236,7 @@ mod tests {
         ("client.rs", include_str!("client.rs")),
         ("config.rs", include_str!("config.rs")),
         ("conn.rs", include_str!("conn.rs")),
+        ("keylog.rs", include_str!("keylog.rs")),
         ("result.rs", include_str!("result.rs")),
         ("session.rs", include_str!("session.rs")),
         ("x509.rs", include_str!("x509.rs")),
