@@ -78,7 +78,7 @@ def directives(text):
 # the mapping, table-driven
 
 @pytest.mark.parametrize('args,line,note', [
-    (['all', '-SSLv3'], 'TLSProtocol TLSv1.2+', r'TLSV1, TLSV1\.1: never offered'),
+    (['all', '-SSLv3'], 'TLSProtocol TLSv1.2+', r'TLSv1, TLSv1\.1: never offered'),
     (['-all', '+TLSv1.2', '+TLSv1.3'], 'TLSProtocol TLSv1.2+', None),
     (['TLSv1.2'], 'TLSProtocol TLSv1.2+', 'TLS 1.3 is offered as well'),
     (['-all', '+TLSv1.3'], 'TLSProtocol TLSv1.3+', None),
