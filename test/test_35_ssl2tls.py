@@ -13,7 +13,9 @@ import json
 import os
 import re
 import shutil
+import signal
 import subprocess
+import time
 
 import pytest
 
@@ -208,6 +210,17 @@ def test_directive_mapping(tmp_path, source, present, absent):
     assert not re.search(r'^\s*SSL\w+', active, re.M | re.I), out
     assert re.search(r'\d+ converted, \d+ commented \(no equivalent\), \d+ need attention',
                      err), err
+
+
+def test_no_servername(tmp_path):
+    """A TLS vhost without a name served every SNI under mod_ssl; under strict SNI it does
+    not, which the converted file and the summary say."""
+    conf = tmp_path / 'in.conf'
+    conf.write_text('<VirtualHost *:8443>\nSSLEngine on\n</VirtualHost>\n'
+                    '<VirtualHost *:8444>\nServerAlias x.test\nSSLEngine on\n</VirtualHost>\n')
+    out, err = convert(str(conf))
+    assert out.count('no ServerName here') == 1, out
+    assert re.search(r'in\.conf:1: a TLS <VirtualHost> without ServerName', err), err
 
 
 def test_engine_once_per_address(tmp_path):
@@ -484,3 +497,84 @@ def test_includes_combined_and_split(apache_factory, tmp_path, ca):
     main = main.replace(f'Include {root}/sites', f'Include {split}/sites')
     check_conf(apache_factory, f'ServerRoot "{split}"\n' + main)
     shutil.rmtree(split)
+
+
+# the modules a fresh Debian install enables, and those a2enmod ssl adds
+DEBIAN_MODS = ['access_compat', 'alias', 'auth_basic', 'authn_core', 'authn_file',
+               'authz_core', 'authz_host', 'authz_user', 'autoindex', 'deflate', 'dir', 'env',
+               'filter', 'mime', 'mpm_event', 'negotiation', 'reqtimeout', 'setenvif',
+               'socache_shmcb', 'ssl']
+
+
+def test_debian_tree(tmp_path, ca, docroot):
+    """Debian's whole /etc/apache2 as the package ships it, with default-ssl enabled by
+    links as a2enmod/a2ensite make them: converted one file per input file (links kept),
+    checked and started as apache2ctl would, with the folder as ServerRoot."""
+    port, plain = harness.free_port(), harness.free_port()
+    cert, key = ca.issue(['localhost'])
+    root = tmp_path / 'apache2'
+    shutil.copytree(os.path.dirname(debian_file('apache2.conf')), root, symlinks=True)
+    # the name clients use (Debian's default-ssl.conf inherits it; see test_no_servername)
+    main = root / 'apache2.conf'
+    main.write_text(main.read_text() + f'\nServerName localhost\n<Directory {docroot}>\n'
+                    '    Require all granted\n</Directory>\n')
+    site = root / 'sites-available/default-ssl.conf'
+    site.write_text(site.read_text()
+                    .replace('/etc/ssl/certs/ssl-cert-snakeoil.pem', cert)
+                    .replace('/etc/ssl/private/ssl-cert-snakeoil.key', key)
+                    .replace('*:443', f'*:{port}').replace('/var/www/html', docroot))
+    ports = root / 'ports.conf'
+    ports.write_text(ports.read_text().replace('Listen 443', f'Listen 127.0.0.1:{port}')
+                     .replace('Listen 80', f'Listen 127.0.0.1:{plain}'))
+    for m in DEBIAN_MODS:
+        for ext in ('load', 'conf'):
+            if (root / f'mods-available/{m}.{ext}').exists():
+                os.symlink(f'../mods-available/{m}.{ext}', root / f'mods-enabled/{m}.{ext}')
+    os.symlink('../sites-available/default-ssl.conf', root / 'sites-enabled/default-ssl.conf')
+    run = tmp_path / 'run'
+    for d in ('run', 'lock', 'log'):
+        (run / d).mkdir(parents=True)
+    env = dict(harness.HTTPD_ENV, APACHE_RUN_USER='www-data', APACHE_RUN_GROUP='www-data',
+               APACHE_PID_FILE=str(run / 'run/apache2.pid'), APACHE_RUN_DIR=str(run / 'run'),
+               APACHE_LOCK_DIR=str(run / 'lock'), APACHE_LOG_DIR=str(run / 'log'))
+    before = digest(str(root))
+    out = tmp_path / 'converted'
+    p = run_tool('-O', str(out), '--module-path', harness.MODULE_PATH, str(root / 'apache2.conf'))
+    assert p.returncode == 0, p.stderr
+    assert digest(str(root)) == before
+    # links stay links, to the converted files
+    assert os.readlink(out / 'sites-enabled/default-ssl.conf') == \
+        '../sites-available/default-ssl.conf'
+    assert os.readlink(out / 'mods-enabled/ssl.load') == '../mods-available/ssl.load'
+    text = (out / 'sites-available/default-ssl.conf').read_text()
+    assert f'TLSEngine {port}' in directives(text) and 'SSLEngine on' not in directives(text)
+    assert 'LoadModule tls_module' in (out / 'mods-available/ssl.load').read_text()
+    assert '<IfModule tls_module>' in (out / 'ports.conf').read_text()
+    assert not [line for f in digest(str(out)) for line in directives(open(f).read())
+                if line.startswith('SSL')]
+    cmd = [harness.HTTPD, '-d', str(out), '-f', str(out / 'apache2.conf')]
+    t = subprocess.run(cmd + ['-t'], capture_output=True, text=True, env=env, timeout=60)
+    assert t.returncode == 0, t.stderr
+    t = subprocess.run(cmd + ['-k', 'start'], capture_output=True, text=True, env=env,
+                       timeout=60)
+    assert t.returncode == 0, t.stderr
+    pid = None
+    try:
+        for _ in range(100):
+            if (run / 'run/apache2.pid').exists():
+                pid = int((run / 'run/apache2.pid').read_text())
+                break
+            time.sleep(0.1)
+        assert pid and harness.wait_port('127.0.0.1', port, 10), \
+            (run / 'log/error.log').read_text()
+        r = harness.curl(ca, port, '/index.html', host='localhost')
+        assert (r.rc, r.status) == (0, 200) and b'mod_tls test index' in r.body, r
+    finally:
+        if pid:
+            os.kill(pid, signal.SIGTERM)
+            for _ in range(100):
+                if not harness.Apache.pid_alive(pid):
+                    break
+                time.sleep(0.1)
+    log = (run / 'log/error.log').read_text()
+    assert not re.search(r'\[(\w+:)?(warn|error|crit|alert|emerg)\]', log), log
