@@ -141,8 +141,26 @@ SNIPPETS = [
     ('SSLVerifyClient optional_no_ca', ['# ssl2tls: no equivalent: optional_no_ca'],
      ['TLSClientCertificate']),
     ('<Location /x>\nSSLVerifyClient require\n</Location>',
-     ["# ssl2tls: no equivalent: client certificates are per virtual host"],
+     ["# ssl2tls: no equivalent: mod_tls sets this per virtual host", 'Require expr'],
      ['TLSClientCertificate']),
+    ('<Directory /x>\nSSLCipherSuite HIGH\nSSLHonorCipherOrder on\n</Directory>',
+     ['per virtual host'], ['TLSCiphers', 'TLSHonorClientOrder']),
+    ('<Proxy https://be/>\nSSLProxyCipherSuite HIGH:!CHACHA20\n</Proxy>',
+     ['TLSProxyCiphersSuppress ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305'], []),
+    # both of mod_ssl's strings make one list; a vhost's replaces the server's, so a vhost
+    # that allows all undoes the server's list
+    ('SSLCipherSuite HIGH:!CHACHA20\n'
+     'SSLCipherSuite TLSv1.3 TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n'
+     '<VirtualHost *:8443>\nSSLCipherSuite HIGH\n</VirtualHost>',
+     ['TLSCiphersPrefer TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n'
+      'TLSCiphersSuppress ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-CHACHA20-POLY1305:'
+      'TLS_AES_128_GCM_SHA256',
+      # the vhost keeps the server's TLS 1.3 string, as in mod_ssl
+      'TLSCiphersPrefer TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256\n'
+      'TLSCiphersSuppress TLS_AES_128_GCM_SHA256\n</VirtualHost>'], []),
+    ('SSLCipherSuite ECDHE-RSA-AES128-GCM-SHA256:HIGH\n'
+     '<VirtualHost *:8443>\nSSLCipherSuite HIGH:!aNULL\n</VirtualHost>',
+     ['TLSCiphersPrefer default\n</VirtualHost>'], ['TLSCiphersSuppress']),
     ('SSLCACertificateFile /c/ca.pem', ['TLSClientCA /c/ca.pem'], []),
     ('SSLCARevocationFile /c/crl.pem', ['TLSClientCRL /c/crl.pem'], []),
     ('SSLUserName SSL_CLIENT_S_DN_CN', ['TLSUserName SSL_CLIENT_S_DN_CN'], []),
