@@ -103,7 +103,9 @@ def test_protocol_mapping(args, line, note):
     'ECDHE-ECDSA-CHACHA20-POLY1305:ECDHE-RSA-AES256-GCM-SHA384:!AES128',
     'ALL:!CHACHA20:@STRENGTH', 'AES128+EECDH:AES256+EECDH', 'HIGH:-aECDSA:+AES128',
     'DEFAULT:!aRSA', 'kEECDH+ECDSA+AES128:kEECDH+ECDSA+AES256:kEECDH+AES128',
-    'RC4-SHA:DES-CBC3-SHA', 'AES128-SHA:AES256-SHA', 'ECDH:!AES256:ALL', 'FIPS', 'ECDHE+AES:!SHA1:!SHA256:!SHA384',
+    'RC4-SHA:DES-CBC3-SHA', 'AES128-SHA:AES256-SHA', 'ECDH:!AES256:ALL', 'FIPS',
+    'ECDHE+AES:!SHA1:!SHA256:!SHA384', 'ECDHE-ECDSA-AES128-GCM-SHA256:+ECDSA:-AES128:AES',
+    'HIGH:-aECDSA:-CHACHA20:ALL:+AES256', 'ALL:!aRSA:aRSA:CHACHA20:@STRENGTH',
 ])
 def test_cipher_strings_as_openssl_reads_them(spec):
     """The evaluator picks, in order, the suites of mod_tls that OpenSSL itself picks."""
@@ -557,7 +559,8 @@ def test_debian_tree(tmp_path, ca, docroot):
                APACHE_LOCK_DIR=str(run / 'lock'), APACHE_LOG_DIR=str(run / 'log'))
     before = digest(str(root))
     out = tmp_path / 'converted'
-    p = run_tool('-O', str(out), '--module-path', harness.MODULE_PATH, str(root / 'apache2.conf'))
+    p = run_tool('-O', str(out), '--module-path', harness.MODULE_PATH,
+                 str(root / 'apache2.conf'))
     assert p.returncode == 0, p.stderr
     assert digest(str(root)) == before
     # links stay links, to the converted files
