@@ -203,6 +203,8 @@ SNIPPETS = [
     ('<IfModule !ssl_module>\nListen 80\n</IfModule>', ['<IfModule !tls_module>'], []),
     ('LoadModule ssl_module /usr/lib/apache2/modules/mod_ssl.so',
      [f'LoadModule tls_module {harness.MODULE_PATH}'], ['LoadModule ssl_module']),
+    ('LoadModule ssl_module modules/mod_ssl.so\nLoadModule tls_module modules/mod_tls.so',
+     ['mod_tls is loaded elsewhere'], ['LoadModule ssl_module', f'{harness.MODULE_PATH}']),
     ('SSLEngine off', ['no equivalent'], ['TLSEngine']),
     ('SSLEngine optional', ['RFC 2817'], ['TLSEngine']),
     ('<VirtualHost 192.0.2.1:8443 [2001:db8::1]:8443>\nSSLEngine on\n</VirtualHost>',
@@ -458,7 +460,8 @@ def make_tree(root, cert, key, port):
     folder, ServerRoot-relative and absolute paths, a vhost split across files."""
     files = {
         'main.conf': f"""Listen 127.0.0.1:{port}
-Include conf.d/*.conf
+Define CONFD conf.d
+Include ${{CONFD}}/*.conf
 IncludeOptional optional/*.conf
 IncludeOptional nothing-here/*.conf
 Include {root}/sites
@@ -512,7 +515,7 @@ def test_includes_combined_and_split(apache_factory, tmp_path, ca):
     assert 'TLSProtocol TLSv1.2+' in (split / 'conf.d/10-ssl.conf').read_text()
     assert 'TLSCertificate' in (split / 'snippets/cert.conf').read_text()
     main = (split / 'main.conf').read_text()
-    assert 'Include conf.d/*.conf' in main
+    assert 'Include ${CONFD}/*.conf' in main
     # the absolute Include points into the original tree: point it at the copy for the test
     main = main.replace(f'Include {root}/sites', f'Include {split}/sites')
     check_conf(apache_factory, f'ServerRoot "{split}"\n' + main)
