@@ -416,17 +416,22 @@ Listen 127.0.0.1:{back}
 
 
 def test_protocols_ciphers_and_sni(apache_factory, tmp_path, ca):
-    """Three name-based vhosts on one port, each with its own certificate, one of them with
-    protocol and cipher settings: converted, each name is served with its certificate, and
-    the restricted one negotiates what its SSLCipherSuite allowed."""
+    """Three name-based vhosts on one port, each with its own certificate (one with RSA and
+    ECDSA), one with protocol and cipher settings, below server-wide session, stapling and
+    other settings: converted, each name is served with its certificate, and the restricted
+    one negotiates what its SSLProtocol and SSLCipherSuite lines allowed, in its order."""
     port = harness.free_port()
     certs = {n: ca.issue([n]) for n in ('a.test', 'b.test', 'c.test')}
+    ec_cert, ec_key = ca.issue(['a.test'], key_type='ec')
     vhosts = []
     for n, (cert, key) in certs.items():
         extra = ''
+        if n == 'a.test':
+            extra = f'    SSLCertificateFile {ec_cert}\n    SSLCertificateKeyFile {ec_key}\n'
         if n == 'c.test':
-            extra = """    SSLProtocol -all +TLSv1.2
+            extra = """    SSLProtocol -all +TLSv1.2 +TLSv1.3
     SSLCipherSuite ECDHE-RSA-CHACHA20-POLY1305:ECDHE-RSA-AES128-GCM-SHA256
+    SSLCipherSuite TLSv1.3 TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256
     SSLHonorCipherOrder on
 """
         vhosts.append(f"""<VirtualHost *:{port}>
@@ -437,22 +442,48 @@ def test_protocols_ciphers_and_sni(apache_factory, tmp_path, ca):
 {extra}</VirtualHost>
 """)
     conf = tmp_path / 'sni.conf'
-    conf.write_text(f'Listen 127.0.0.1:{port}\nSSLProtocol all -SSLv3\n'
-                    'SSLCipherSuite HIGH:!aNULL\n' + ''.join(vhosts))
+    conf.write_text(f"""Listen 127.0.0.1:{port}
+SSLProtocol all -SSLv3
+SSLCipherSuite HIGH:!aNULL
+SSLRandomSeed startup builtin
+SSLPassPhraseDialog builtin
+SSLSessionCache shmcb:{tmp_path}/ssl_scache(512000)
+SSLSessionCacheTimeout 600
+SSLStrictSNIVHostCheck off
+SSLCompression off
+SSLInsecureRenegotiation off
+SSLUseStapling on
+SSLStaplingCache shmcb:{tmp_path}/ssl_stapling(32768)
+""" + ''.join(vhosts))
     out, _ = convert(str(conf))
     active = directives(out)
     assert active.count(f'TLSEngine {port}') == 1, out
     assert 'TLSHonorClientOrder off' in active
+    assert f'TLSSessionCache shmcb:{tmp_path}/tls_scache(512000)' in active
+    assert 'MDStapling on' in active
     a = check_conf(apache_factory, out)
     a.start()
     for n in certs:
         r = harness.curl(ca, port, '/index.html', host=n)
         assert (r.rc, r.status) == (0, 200), r
         assert harness.s_client(ca, port, n).names[1] == [n]
+    # a.test has both keys: a client for ECDSA only gets the ECDSA certificate
+    r = harness.s_client(ca, port, 'a.test',
+                         ['-tls1_2', '-cipher', 'ECDHE-ECDSA-AES128-GCM-SHA256'])
+    assert r.cipher == 'ECDHE-ECDSA-AES128-GCM-SHA256', r
+    # c.test: the server's order (SSLHonorCipherOrder on), only what the strings allowed
     r = harness.s_client(ca, port, 'c.test', ['-tls1_2'])
     assert r.protocol == 'TLSv1.2' and r.cipher == 'ECDHE-RSA-CHACHA20-POLY1305', r
-    r = harness.s_client(ca, port, 'c.test', ['-tls1_2', '-cipher', 'ECDHE-RSA-AES256-GCM-SHA384'])
-    assert not r.handshake_ok, r
+    r = harness.s_client(ca, port, 'c.test', ['-tls1_3'])
+    assert r.protocol == 'TLSv1.3' and r.cipher == 'TLS_CHACHA20_POLY1305_SHA256', r
+    for args in (['-tls1_2', '-cipher', 'ECDHE-RSA-AES256-GCM-SHA384'],
+                 ['-tls1_3', '-ciphersuites', 'TLS_AES_256_GCM_SHA384']):
+        r = harness.s_client(ca, port, 'c.test', args)
+        assert not r.handshake_ok, r
+    # the other names still get what mod_ssl's server-wide HIGH:!aNULL allowed: everything
+    r = harness.s_client(ca, port, 'b.test', ['-tls1_3', '-ciphersuites',
+                                              'TLS_AES_256_GCM_SHA384'])
+    assert r.cipher == 'TLS_AES_256_GCM_SHA384', r
 
 
 def make_tree(root, cert, key, port):
