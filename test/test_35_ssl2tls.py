@@ -264,6 +264,14 @@ def test_usage_and_executable():
     assert p.returncode == 2 and 'usage: ssl2tls' in p.stderr, p
     p = subprocess.run([TOOL, '--help'], capture_output=True, text=True, timeout=30)
     assert p.returncode == 0 and '-O DIR' in p.stdout, p
+    conf = os.path.join(harness.mkdtemp('tls-ssl2tls-'), 'in.conf')
+    harness.write_file(conf, 'SSLHonorCipherOrder on\nSSLRandomSeed startup builtin\n')
+    p = run_tool('-v', conf)
+    assert p.returncode == 0 and re.search(r'converted:\n  .*in\.conf:1: SSLHonorCipherOrder on\n'
+                                           r'ssl2tls: commented:\n  .*in\.conf:2: SSLRandom',
+                                           p.stderr), p.stderr
+    p = run_tool('-q', conf)
+    assert p.returncode == 0 and not p.stderr and 'TLSHonorClientOrder off' in p.stdout, p
     p = run_tool('/no/such/file.conf')
     assert p.returncode == 1 and 'cannot read /no/such/file.conf' in p.stderr, p
 
