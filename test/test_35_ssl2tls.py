@@ -245,6 +245,24 @@ def test_no_servername(tmp_path):
     assert re.search(r'in\.conf:1: a TLS <VirtualHost> without ServerName', err), err
 
 
+@pytest.mark.parametrize('around,flagged', [
+    ('', True),
+    ('SSLProxyCACertificateFile /c/ca.pem\n', True),
+    ('SSLProxyVerify optional\n', True),
+    # settings inherited from the server config count
+    ('SSLProxyVerify require\n', False),
+    ('SSLProxyCACertificateFile /c/ca.pem\nSSLProxyVerify require\n', False),
+])
+def test_proxy_verification_flagged(tmp_path, around, flagged):
+    """mod_ssl verified no backend by default, mod_tls always does: an SSLProxyEngine
+    where mod_ssl did not verify needs attention."""
+    conf = tmp_path / 'in.conf'
+    conf.write_text(around + '<VirtualHost *:80>\nSSLProxyEngine on\n</VirtualHost>\n')
+    out, err = convert(str(conf))
+    assert ('against the system CAs' in out) == flagged, out
+    assert ('check TLSProxyCA' in err) == flagged, err
+
+
 def test_engine_once_per_address(tmp_path):
     conf = tmp_path / 'in.conf'
     conf.write_text(''.join(f'<VirtualHost *:8443>\nServerName {n}\nSSLEngine on\n'
