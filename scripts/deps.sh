@@ -9,7 +9,8 @@
 # them too); `deb`: dpkg-buildpackage (dpkg-dev, with build-essential, which it checks for),
 # debhelper (dh_apache2 comes with apache2-dev) and lintian for `make deb` (`make test`
 # builds and checks the package, so `test` has them too). Needs root (apt) when something
-# is missing.
+# is missing. `test` also unpacks (never installs) Debian's apache2 package for its mod_ssl
+# configuration files, see the end.
 set -eu
 
 build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates curl openssl"
@@ -76,4 +77,21 @@ if [ -z "$minor" ] || [ "$minor" -lt 78 ]; then
   echo "deps: the rustls bridge needs cargo 1.78 or newer (found: $("$cargo" --version 2>/dev/null ||
     echo none)); Debian 12's own cargo is too old for rustls 0.23: install a newer toolchain" >&2
   exit 1
+fi
+
+# test_35 converts Debian's own mod_ssl files (default-ssl.conf, ssl.conf, ports.conf), which
+# come with the `apache2` package. Installing that would enable a system service, so unless
+# the machine has them in /etc/apache2 the package is only unpacked into build/debian-apache2.
+debian_apache2="$(dirname "$0")/../build/debian-apache2"
+if [ "${1:-build}" = test ] && [ ! -f /etc/apache2/sites-available/default-ssl.conf ] &&
+   [ ! -f "$debian_apache2/etc/apache2/sites-available/default-ssl.conf" ]; then
+  mkdir -p "$debian_apache2"
+  # A machine that had every package needed no `apt-get update` above, and its lists may be
+  # empty (a fresh container) or stale: one update, then the download once more.
+  fetch_apache2() {
+    ( cd "$debian_apache2" && apt-get download -q apache2 >/dev/null 2>&1 &&
+      dpkg-deb -x apache2_*.deb . && rm -f apache2_*.deb )
+  }
+  fetch_apache2 || { [ "$(id -u)" = 0 ] && apt-get update -q >/dev/null && fetch_apache2; } ||
+    { echo "deps: cannot fetch Debian's apache2 package (for test_35's default-ssl.conf)" >&2; exit 1; }
 fi
