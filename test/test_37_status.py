@@ -1,0 +1,196 @@
+"""TLS statistics in mod_status: exactly the handshakes, resumptions and failures clients
+made show up in server-status?auto, added up over several child processes, kept across a
+graceful restart; the HTML page has the section (docs/status.md)."""
+import re
+import socket
+import ssl
+import time
+
+import pytest
+
+import harness
+import sessionlib as sl
+
+
+def _body(tls_port, plain_port, certs, log_path):
+    a_cert, a_key = certs['a']
+    b_cert, b_key = certs['b']
+    return f"""
+LoadModule status_module {harness.MODULES_DIR}/mod_status.so
+Listen 127.0.0.1:{tls_port}
+Listen 127.0.0.1:{plain_port}
+TLSEngine 127.0.0.1:{tls_port}
+{sl.PREFORK_4}
+{sl.LOG_FORMAT}
+<VirtualHost 127.0.0.1:{tls_port}>
+  ServerName a.test
+  TLSCertificate {a_cert} {a_key}
+  CustomLog "{log_path}" sessfmt
+</VirtualHost>
+<VirtualHost 127.0.0.1:{tls_port}>
+  ServerName b.test
+  TLSCertificate {b_cert} {b_key}
+  TLSProtocol TLSv1.3+
+</VirtualHost>
+# the status page on plain HTTP: reading it makes no handshake of its own
+<VirtualHost 127.0.0.1:{plain_port}>
+  ServerName localhost
+  <Location /server-status>
+    SetHandler server-status
+  </Location>
+</VirtualHost>
+"""
+
+
+@pytest.fixture(scope='module')
+def server(docroot, module_path, certs):
+    tls_port, plain_port = harness.free_port(), harness.free_port()
+    log_path = harness.mkdtemp('tls-status-log-') + '/sess.log'
+    a = harness.Apache(_body(tls_port, plain_port, certs, log_path), docroot,
+                       mpm='prefork', name='status')
+    a.port, a.plain_port, a.sess_log = tls_port, plain_port, log_path
+    a.start()
+    # the harness' check that the port is open, a connection that never sends a byte, is
+    # counted (as unused) once a child reads its end: let that settle first
+    deadline = time.time() + 5
+    while auto(a).get('TLSConnectionsUnused', 0) < 1 and time.time() < deadline:
+        time.sleep(0.1)
+    yield a
+    a.stop()
+
+
+def auto(server):
+    """server-status?auto as {key: value}, the values that are numbers as ints."""
+    status, body = harness.http_get(server.plain_port, '/server-status?auto')
+    assert status == 200, body[:300]
+    values = {}
+    for line in body.decode().splitlines():
+        key, sep, value = line.partition(': ')
+        if key.startswith('TLS'):
+            assert sep and key not in values, f'bad or repeated line {line!r}'
+        if sep:
+            values[key] = int(value) if re.fullmatch(r'\d+', value) else value
+    assert 'TLSHandshakesFullTLS13' in values, body.decode()
+    return values
+
+
+def tls_keys(values):
+    return {k: v for k, v in values.items() if k.startswith('TLS') and isinstance(v, int)
+            and k != 'TLSStatisticsSince' and not k.startswith('TLSTicketKey')
+            and not k.startswith('TLSCertificate')}
+
+
+def delta(before, after):
+    """What changed between two readings, only the counters that did."""
+    return {k: after[k] - before.get(k, 0) for k in tls_keys(after)
+            if after[k] != before.get(k, 0)}
+
+
+def wait_delta(server, before, want, timeout=5.0):
+    """The counters' change since `before` once it is `want` (the server counts a client's
+    close when it reads it, a moment after the client is gone), or when time is up."""
+    deadline = time.time() + timeout
+    while True:
+        got = delta(before, auto(server))
+        if got == want or time.time() > deadline:
+            return got
+        time.sleep(0.1)
+
+
+def py_get(ca, port, tag, proto, session=None, servername='a.test', alpn=None):
+    v = sl.PROTOS[proto][1]
+    ctx = harness.ssl_context(ca, min_version=v, max_version=v, alpn=alpn)
+    hit = sl.py_request(ctx, port, tag, session=session, servername=servername)
+    assert hit.status == 200, hit
+    return hit
+
+
+def test_handshakes_and_failures_counted_exactly(server, ca):
+    before = auto(server)
+    # TLS 1.3: 2 full (one with ALPN http/1.1), 3 resumed
+    v = sl.PROTOS['tls13'][1]
+    ctx13 = harness.ssl_context(ca, min_version=v, max_version=v)
+    hits = [sl.py_request(ctx13, server.port, 'f13-0')]
+    for i in range(3):
+        hits.append(sl.py_request(ctx13, server.port, f'r13-{i}', session=hits[-1].session))
+    hits.append(py_get(ca, server.port, 'f13-1', 'tls13', alpn=['http/1.1']))
+    assert [h.reused for h in hits] == [False, True, True, True, False], hits
+    # TLS 1.2: 1 full, 1 resumed (s_client, -sess_out/-sess_in)
+    workdir = harness.mkdtemp('tls-status-sess-')
+    chain = sl.sclient_chain(ca, [server.port] * 2, 'tls12', workdir, 's12')
+    sl.assert_resumed(chain, 'tls12')
+    want = {
+        'TLSHandshakesFullTLS13': 2, 'TLSHandshakesResumedTLS13': 3,
+        'TLSHandshakesFullTLS12': 1, 'TLSHandshakesResumedTLS12': 1,
+        'TLSALPNNone': 6, 'TLSALPNHTTP11': 1,
+        # TLS 1.3 resumptions exchange a key too, TLS 1.2 ones do not
+        'TLSGroupX25519': 6, 'TLSGroupNone': 1,
+    }
+    got = wait_delta(server, before, want, timeout=1.0)
+    suites = {k: v for k, v in got.items() if k.startswith('TLSCipher_')}
+    assert sum(suites.values()) == 7, got
+    assert all(k.startswith('TLSCipher_TLS_') for k in suites), suites
+    # the session cache and tickets moved too; what they show is checked elsewhere
+    got = {k: v for k, v in got.items()
+           if not k.startswith('TLSCipher_') and not k.startswith('TLSSessionCache')}
+    assert got == want
+
+    # failures of known kinds
+    before = auto(server)
+    # a TLS 1.2-only client to the TLS 1.3-only vhost
+    with pytest.raises(ssl.SSLError):
+        harness.tls_connect(ca, server.port, 'b.test', max_version=ssl.TLSVersion.TLSv1_2)
+    # an unknown name, strict SNI (the default)
+    with pytest.raises(ssl.SSLError) as e:
+        harness.tls_connect(ca, server.port, 'nowhere.test', check_hostname=False)
+    assert 'UNRECOGNIZED_NAME' in str(e.value).upper(), e.value
+    # a client that sends its hello, reads the server's first flight and closes
+    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as s:
+        s.sendall(harness.client_hello(ca))
+        assert s.recv(5)[:1] == b'\x16', 'no handshake record from the server'
+    # a connection that sends nothing (a probe, a browser's unused preconnection): no failure
+    socket.create_connection(('127.0.0.1', server.port), timeout=10).close()
+    # plain HTTP to the TLS port: answered with a 400, no handshake failure
+    with socket.create_connection(('127.0.0.1', server.port), timeout=10) as s:
+        s.sendall(b'GET / HTTP/1.1\r\nHost: a.test\r\n\r\n')
+        assert s.recv(12).startswith(b'HTTP/1.1 400'), 'no 400 for plain HTTP'
+    want = {'TLSHandshakeFailuresIncompatible': 1, 'TLSHandshakeFailuresUnknownSNI': 1,
+            'TLSHandshakeFailuresClosed': 1, 'TLSConnectionsUnused': 1,
+            'TLSPlainHTTPRefused': 1}
+    assert wait_delta(server, before, want) == want
+
+
+def test_counts_add_up_over_children_and_survive_graceful(server, ca):
+    before = auto(server)
+    n = 12
+    hits = [py_get(ca, server.port, f'kids-{i}', 'tls13') for i in range(n)]
+    entries = sl.read_sess_log(server.sess_log, [h.tag for h in hits])
+    pids = {entries[h.tag][0] for h in hits}
+    assert len(pids) >= 2, f'all {n} connections went to child(ren) {pids}'
+    want = {'TLSHandshakesFullTLS13': n}
+    got = wait_delta(server, before, want, timeout=1.0)
+    assert {k: v for k, v in got.items() if k.startswith('TLSHandshakes')} == want, pids
+
+    counted = auto(server)
+    old_children = set(server.children())
+    server.signal('graceful')
+    deadline = time.time() + 15
+    while time.time() < deadline and not (set(server.children()) - old_children):
+        time.sleep(0.1)
+    assert set(server.children()) - old_children, 'no new generation of children'
+    after = auto(server)
+    assert after['TLSStatisticsSince'] == counted['TLSStatisticsSince']
+    assert delta(counted, after) == {}, 'counters changed over a graceful restart'
+    py_get(ca, server.port, 'after-graceful', 'tls13')
+    got = wait_delta(server, after, {}, timeout=0)
+    assert {k: v for k, v in got.items() if k.startswith('TLSHandshakes')} \
+        == {'TLSHandshakesFullTLS13': 1}, got
+
+
+def test_html_section(server):
+    status, body = harness.http_get(server.plain_port, '/server-status')
+    assert status == 200
+    html = body.decode()
+    assert '<h2>TLS (mod_tls)</h2>' in html, html[-2000:]
+    assert re.search(r'<td>full, TLS 1\.3</td><td>\d+</td>', html), html[-3000:]
+    assert re.search(r'<td>TLS_AES_\w+</td><td>\d+</td>', html), html[-3000:]
