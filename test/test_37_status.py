@@ -1,13 +1,16 @@
 """TLS statistics in mod_status: exactly the handshakes, resumptions and failures clients
 made show up in server-status?auto, added up over several child processes, kept across a
 graceful restart; the HTML page has the section (docs/status.md)."""
+import datetime
 import re
 import socket
+import subprocess
 import ssl
 import time
 
 import pytest
 
+import clientcerts as cc
 import harness
 import sessionlib as sl
 
@@ -194,3 +197,152 @@ def test_html_section(server):
     assert '<h2>TLS (mod_tls)</h2>' in html, html[-2000:]
     assert re.search(r'<td>full, TLS 1\.3</td><td>\d+</td>', html), html[-3000:]
     assert re.search(r'<td>TLS_AES_\w+</td><td>\d+</td>', html), html[-3000:]
+
+
+# --------------------------------------------------------------------------
+# Session cache, ticket keys, client certificates, certificate expiry
+
+@pytest.fixture(scope='module')
+def pki():
+    root = cc.Authority(cc.dn(O='Example Org', CN='Status Client Root'), 'ec', label='sroot')
+    return {'root': root, 'alice': root.issue(cc.dn(CN='alice'), label='salice')}
+
+
+@pytest.fixture(scope='module')
+def cache_server(docroot, module_path, ca, pki):
+    """Sessions in the shared cache only (no tickets); a vhost asking for client
+    certificates, one requiring them; a certificate that expires in 20 days."""
+    tls_port, plain_port = harness.free_port(), harness.free_port()
+    cert, key = ca.issue(['opt.test', 'req.test'])
+    soon, soon_key = ca.issue(['soon.test'], days=20)
+    a = harness.Apache(f"""
+LoadModule status_module {harness.MODULES_DIR}/mod_status.so
+Listen 127.0.0.1:{tls_port}
+Listen 127.0.0.1:{plain_port}
+TLSEngine 127.0.0.1:{tls_port}
+TLSSessionCache shmcb
+TLSSessionTickets off
+<VirtualHost 127.0.0.1:{tls_port}>
+  ServerName opt.test
+  TLSCertificate {cert} {key}
+  TLSClientCertificate optional
+  TLSClientCA {pki['root'].cert_path}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{tls_port}>
+  ServerName req.test
+  TLSCertificate {cert} {key}
+  TLSClientCertificate required
+  TLSClientCA {pki['root'].cert_path}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{tls_port}>
+  ServerName soon.test
+  TLSCertificate {soon} {soon_key}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{plain_port}>
+  ServerName localhost
+  <Location /server-status>
+    SetHandler server-status
+  </Location>
+</VirtualHost>
+""", docroot, name='status-cache',
+                       # the certificate that expires within 30 days is warned about
+                       expect=[r'MTLS\d+: .*soon\.test.*expires'])
+    a.port, a.plain_port, a.soon = tls_port, plain_port, soon
+    a.start()
+    yield a
+    a.stop()
+
+
+def test_session_cache_counted(cache_server, ca):
+    before = auto(cache_server)
+    ctx = sl.client_context(ca, 'tls12')
+    hits = [sl.py_request(ctx, cache_server.port, 'c0', servername='soon.test')]
+    hits.append(sl.py_request(ctx, cache_server.port, 'c1', session=hits[0].session,
+                              servername='soon.test'))
+    assert [(h.status, h.reused) for h in hits] == [(200, False), (200, True)], hits
+    got = wait_delta(cache_server, before, {'TLSSessionCacheStores': 1,
+                                            'TLSSessionCacheHits': 1}, timeout=1.0)
+    assert {k: v for k, v in got.items() if k.startswith('TLSSessionCache')} \
+        == {'TLSSessionCacheStores': 1, 'TLSSessionCacheHits': 1}, got
+    assert got['TLSHandshakesFullTLS12'] == 1 and got['TLSHandshakesResumedTLS12'] == 1, got
+    assert auto(cache_server)['TLSTicketKeyMode'] == 'off'
+
+
+def test_client_certificates_counted(cache_server, ca, pki):
+    before = auto(cache_server)
+    outcomes = [
+        cc.py_get(ca, cache_server.port, sni='opt.test', client=pki['alice'], tls='tls13'),
+        cc.py_get(ca, cache_server.port, sni='opt.test', tls='tls13'),
+        cc.py_get(ca, cache_server.port, sni='req.test', client=pki['alice'], tls='tls12'),
+    ]
+    assert [(o.ok, o.status) for o in outcomes] == [(True, 200)] * 3, outcomes
+    # required, and none sent: TLS 1.2 refuses it in the handshake
+    refused = cc.py_get(ca, cache_server.port, sni='req.test', tls='tls12')
+    assert not refused.ok, refused
+    want = {'TLSClientCertsVerified': 2, 'TLSClientCertsNone': 1,
+            'TLSHandshakeFailuresClientCert': 1}
+    got = wait_delta(cache_server, before, want)
+    assert {k: v for k, v in got.items() if k.startswith('TLSClientCerts')
+            or k.startswith('TLSHandshakeFailures')} == want, got
+
+
+def not_after(cert_path):
+    p = subprocess.run(['openssl', 'x509', '-noout', '-enddate', '-dateopt', 'iso_8601',
+                        '-in', cert_path], capture_output=True, text=True, check=True)
+    when = p.stdout.strip().split('=', 1)[1]
+    return int(datetime.datetime.strptime(when, '%Y-%m-%d %H:%M:%SZ')
+               .replace(tzinfo=datetime.timezone.utc).timestamp())
+
+
+def test_certificates_with_expiry(cache_server):
+    values = auto(cache_server)
+    port = cache_server.port
+    certs = {k: v for k, v in values.items() if k.startswith('TLSCertificateNotAfter_')}
+    assert set(certs) == {f'TLSCertificateNotAfter_{n}.test_{port}_0'
+                          for n in ('opt', 'req', 'soon')}, certs
+    assert certs[f'TLSCertificateNotAfter_soon.test_{port}_0'] == not_after(cache_server.soon)
+    status, body = harness.http_get(cache_server.plain_port, '/server-status')
+    assert status == 200
+    row = re.search(r'<tr><td>soon\.test:%d</td><td>([^<]+)</td><td>[^<]+</td>'
+                    r'<td>(\d+)</td></tr>' % port, body.decode())
+    assert row, body.decode()[-2000:]
+    assert row.group(1) == cache_server.soon
+    assert int(row.group(2)) in (19, 20), row.group(0)
+
+
+def test_ticket_key_rotations_counted(apache_factory, certs):
+    tls_port, plain_port = harness.free_port(), harness.free_port()
+    cert, key = certs['a']
+    a = apache_factory(f"""
+LoadModule status_module {harness.MODULES_DIR}/mod_status.so
+Listen 127.0.0.1:{tls_port}
+Listen 127.0.0.1:{plain_port}
+TLSEngine 127.0.0.1:{tls_port}
+TLSSessionTicketKeyRotation 1
+<VirtualHost 127.0.0.1:{tls_port}>
+  ServerName a.test
+  TLSCertificate {cert} {key}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{plain_port}>
+  ServerName localhost
+  <Location /server-status>
+    SetHandler server-status
+  </Location>
+</VirtualHost>
+""", name='status-tickets')
+    a.plain_port = plain_port
+    a.start()
+    first = auto(a)
+    assert first['TLSTicketKeyMode'] == 'on', first
+    # rotated by the watchdog task every second; wait for two (not a timing check: only
+    # that they are counted, however long they take)
+    deadline = time.time() + 30
+    while True:
+        now = auto(a)
+        if now['TLSTicketKeyRotations'] - first['TLSTicketKeyRotations'] >= 2 \
+                or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    rotated = now['TLSTicketKeyRotations'] - first['TLSTicketKeyRotations']
+    assert rotated >= 2, (first, now)
+    assert now['TLSTicketKeyGeneration'] - first['TLSTicketKeyGeneration'] == rotated, now
