@@ -211,7 +211,8 @@ def pki():
 @pytest.fixture(scope='module')
 def cache_server(docroot, module_path, ca, pki):
     """Sessions in the shared cache only (no tickets); a vhost asking for client
-    certificates, one requiring them; a certificate that expires in 20 days."""
+    certificates, one requiring them; a certificate that expires in 20 days; a second for
+    the handshake."""
     tls_port, plain_port = harness.free_port(), harness.free_port()
     cert, key = ca.issue(['opt.test', 'req.test'])
     soon, soon_key = ca.issue(['soon.test'], days=20)
@@ -222,6 +223,10 @@ Listen 127.0.0.1:{plain_port}
 TLSEngine 127.0.0.1:{tls_port}
 TLSSessionCache shmcb
 TLSSessionTickets off
+RequestReadTimeout handshake=1
+# without this Linux's TCP_DEFER_ACCEPT hides a silent client from Apache
+AcceptFilter http none
+AcceptFilter https none
 <VirtualHost 127.0.0.1:{tls_port}>
   ServerName opt.test
   TLSCertificate {cert} {key}
@@ -284,6 +289,20 @@ def test_client_certificates_counted(cache_server, ca, pki):
     got = wait_delta(cache_server, before, want)
     assert {k: v for k, v in got.items() if k.startswith('TLSClientCerts')
             or k.startswith('TLSHandshakeFailures')} == want, got
+
+
+def test_timeouts_counted(cache_server, ca):
+    """A client that stalls in its hello is a timeout; one that never sends a byte is no
+    failure, whoever closes."""
+    before = auto(cache_server)
+    for data in (harness.client_hello(ca, 'opt.test')[:30], b''):
+        with socket.create_connection(('127.0.0.1', cache_server.port), timeout=15) as s:
+            if data:
+                s.sendall(data)
+            got = harness.read_until_close(s, 15)
+            assert got.data == b'', got
+    want = {'TLSHandshakeFailuresTimeout': 1, 'TLSConnectionsUnused': 1}
+    assert wait_delta(cache_server, before, want) == want
 
 
 def not_after(cert_path):
