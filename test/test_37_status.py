@@ -163,7 +163,7 @@ def test_handshakes_and_failures_counted_exactly(server, ca):
     assert wait_delta(server, before, want) == want
 
 
-def test_counts_add_up_over_children_and_survive_graceful(server, ca):
+def test_counts_add_up_over_children_and_survive_restarts(server, ca):
     before = auto(server)
     n = 12
     hits = [py_get(ca, server.port, f'kids-{i}', 'tls13') for i in range(n)]
@@ -188,6 +188,25 @@ def test_counts_add_up_over_children_and_survive_graceful(server, ca):
     got = wait_delta(server, after, {}, timeout=0)
     assert {k: v for k, v in got.items() if k.startswith('TLSHandshakes')} \
         == {'TLSHandshakesFullTLS13': 1}, got
+
+    # a full restart (SIGHUP) keeps the parent, and the counters with it
+    counted = auto(server)
+    old_children = set(server.children())
+    server.signal('restart')
+    deadline = time.time() + 15
+    while time.time() < deadline and (not server.children()
+                                      or set(server.children()) & old_children):
+        time.sleep(0.1)
+    assert server.children() and not set(server.children()) & old_children
+    status = None
+    while time.time() < deadline and status != 200:
+        try:
+            status, _ = harness.http_get(server.plain_port, '/server-status?auto')
+        except OSError:
+            time.sleep(0.1)
+    after = auto(server)
+    assert after['TLSStatisticsSince'] == counted['TLSStatisticsSince']
+    assert delta(counted, after) == {}, 'counters changed over a restart'
 
 
 def test_html_section(server):
