@@ -363,6 +363,7 @@ static tls_handshake_t *snapshot(tls_conn_t *tc)
 
     hs->version = mtls_conn_protocol_version(tc->rc);
     hs->suite = mtls_conn_cipher_suite(tc->rc);
+    hs->kx_group = mtls_conn_kx_group(tc->rc);
     hs->resumed = mtls_conn_is_resumed(tc->rc);
     hs->certkey_index = mtls_conn_certkey_index(tc->rc);
     if (hs->certkey_index < 0 && tc->settings && tc->settings->certkeys->nelts == 1) {

@@ -32,6 +32,7 @@ typedef struct {
 typedef struct {
     uint16_t version;
     uint16_t suite;
+    uint16_t kx_group;                 /* TLS NamedGroup id; 0: none (resumed TLS 1.2) */
     int resumed;
     int certkey_index;                 /* served certificate, in settings->certkeys; -1: not
                                         * known (resumed, several certificates) */

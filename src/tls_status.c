@@ -162,7 +162,6 @@ void tls_status_handshake_done(const tls_conn_t *tc)
     tls_counters_t *ct = counters;
     const tls_handshake_t *hs = tc->hs;
     int v = hs->version == 0x0304 ? TLS_V13 : TLS_V12;
-    uint16_t group = mtls_conn_kx_group(tc->rc);
     size_t i;
 
     if (!ct) {
@@ -172,7 +171,7 @@ void tls_status_handshake_done(const tls_conn_t *tc)
     for (i = 0; i < TLS_STATUS_SUITES && ct->suite_ids[i] && ct->suite_ids[i] != hs->suite; ++i)
         ;
     add(&ct->suites[i < TLS_STATUS_SUITES && ct->suite_ids[i] ? i : TLS_STATUS_SUITES]);
-    for (i = 0; i < GROUPS_N && GROUPS[i].id != group; ++i)
+    for (i = 0; i < GROUPS_N && GROUPS[i].id != hs->kx_group; ++i)
         ;
     add(&ct->groups[i]);
     add(&ct->alpn[alpn_index(tc->alpn)]);
