@@ -384,3 +384,46 @@ TLSSessionTicketKeyRotation 1
     rotated = now['TLSTicketKeyRotations'] - first['TLSTicketKeyRotations']
     assert rotated >= 2, (first, now)
     assert now['TLSTicketKeyGeneration'] - first['TLSTicketKeyGeneration'] == rotated, now
+
+
+def test_fleet_keys_without_their_cache(apache_factory, certs, allow_log):
+    """TLSSessionTickets shared with the shared cache out of reach (nothing listens where it
+    should be): the failed polls are counted, and the server says it rotates alone."""
+    # mod_tls warns about the cache once a minute; the redis provider logs its own errors
+    allow_log(r'\[(?:tls:)?warn\].*TLSSessionCache', r'\[socache_redis:(?:crit|error|warn)\]')
+    tls_port, plain_port, nobody = (harness.free_port() for _ in range(3))
+    cert, key = certs['a']
+    a = apache_factory(f"""
+LoadModule status_module {harness.MODULES_DIR}/mod_status.so
+{sl.load_module('socache_redis')}
+Listen 127.0.0.1:{tls_port}
+Listen 127.0.0.1:{plain_port}
+TLSEngine 127.0.0.1:{tls_port}
+TLSSessionCache redis:127.0.0.1:{nobody}
+TLSSessionTickets shared
+TLSSessionTicketKeyRotation 1
+<VirtualHost 127.0.0.1:{tls_port}>
+  ServerName a.test
+  TLSCertificate {cert} {key}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{plain_port}>
+  ServerName localhost
+  <Location /server-status>
+    SetHandler server-status
+  </Location>
+</VirtualHost>
+""", name='status-fleet')
+    a.plain_port = plain_port
+    a.start()
+    deadline = time.time() + 30
+    while True:
+        now = auto(a)
+        if (now['TLSTicketKeysAlone'] == 1 and now['TLSTicketKeyFleetErrors'] >= 2
+                and now['TLSTicketKeyRotations'] >= 1) or time.time() > deadline:
+            break
+        time.sleep(0.2)
+    assert now['TLSTicketKeyMode'] == 'shared', now
+    assert now['TLSTicketKeysAlone'] == 1, now
+    assert now['TLSTicketKeyFleetErrors'] >= 2, now
+    assert now['TLSTicketKeyRotations'] >= 1, now
+    assert now['TLSTicketKeyFleetUpdates'] == 0, now
