@@ -427,3 +427,45 @@ TLSSessionTicketKeyRotation 1
     assert now['TLSTicketKeyFleetErrors'] >= 2, now
     assert now['TLSTicketKeyRotations'] >= 1, now
     assert now['TLSTicketKeyFleetUpdates'] == 0, now
+
+
+def test_event_mpm_h2_counted(apache_factory, ca, certs):
+    """The event MPM with two processes: HTTP/2 through ALPN and plain HTTP/1.1 both land
+    in the counters, wherever they were served."""
+    tls_port, plain_port = harness.free_port(), harness.free_port()
+    cert, key = certs['a']
+    a = apache_factory(f"""
+LoadModule status_module {harness.MODULES_DIR}/mod_status.so
+Listen 127.0.0.1:{tls_port}
+Listen 127.0.0.1:{plain_port}
+TLSEngine 127.0.0.1:{tls_port}
+StartServers 2
+ServerLimit 2
+ThreadsPerChild 4
+MinSpareThreads 4
+MaxSpareThreads 8
+MaxRequestWorkers 8
+<VirtualHost 127.0.0.1:{tls_port}>
+  ServerName a.test
+  Protocols h2 http/1.1
+  TLSCertificate {cert} {key}
+</VirtualHost>
+<VirtualHost 127.0.0.1:{plain_port}>
+  ServerName localhost
+  <Location /server-status>
+    SetHandler server-status
+  </Location>
+</VirtualHost>
+""", name='status-event', mpm='event')
+    a.plain_port = plain_port
+    a.start()
+    wait_delta(a, {}, {'TLSConnectionsUnused': 1})   # the harness' port check
+    before = auto(a)
+    for args in (['--http2'], ['--http2'], ['--http1.1']):
+        r = harness.curl(ca, tls_port, '/hello.txt', args=args)
+        assert (r.rc, r.status) == (0, 200), r
+    assert harness.curl(ca, tls_port, '/hello.txt', args=['--http2']).http_version == '2'
+    want = {'TLSALPNH2': 3, 'TLSALPNHTTP11': 1}
+    got = wait_delta(a, before, want, timeout=1.0)
+    assert {k: v for k, v in got.items() if k.startswith('TLSALPN')} == want, got
+    assert got['TLSHandshakesFullTLS13'] == 4, got
