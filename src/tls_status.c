@@ -25,11 +25,12 @@
 #include "tls_log.h"
 #include "tls_status.h"
 #include "tls_ticket.h"
-#include "tls_ticket.h"
 
 APLOG_USE_MODULE(tls);
 
 #define TLS_STATUS_KEY    "mod_tls-status-counters"
+/* The layout's stamp, with its size: a change that keeps the size (a slot that counts
+ * something else) takes a new magic. */
 #define TLS_STATUS_MAGIC  0x4d544c53u          /* "MTLS" */
 #define TLS_STATUS_SUITES 24                   /* room for the suites the bridge offers */
 
