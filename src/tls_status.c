@@ -324,7 +324,9 @@ static void out_tickets(out_t *o, const tls_global_t *g)
 static void out_certificates(out_t *o)
 {
     request_rec *r = o->r;
+    apr_hash_t *keys = apr_hash_make(r->pool);
     const tls_settings_t *st;
+    const char *key;
     char date[APR_RFC822_DATE_LEN];
     apr_port_t port;
     server_rec *s;
@@ -347,8 +349,14 @@ static void out_certificates(out_t *o)
                 continue;
             }
             if (o->autos) {
-                ap_rprintf(r, "TLSCertificateNotAfter_%s_%u_%d: %" APR_INT64_T_FMT "\n",
-                           s->server_hostname, (unsigned)port, i, (apr_int64_t)secs);
+                /* a key once: vhosts of one name and port on several addresses (IPv4 and
+                 * IPv6) would repeat it */
+                key = apr_psprintf(r->pool, "TLSCertificateNotAfter_%s_%u_%d",
+                                   s->server_hostname, (unsigned)port, i);
+                if (!apr_hash_get(keys, key, APR_HASH_KEY_STRING)) {
+                    apr_hash_set(keys, key, APR_HASH_KEY_STRING, key);
+                    ap_rprintf(r, "%s: %" APR_INT64_T_FMT "\n", key, (apr_int64_t)secs);
+                }
                 continue;
             }
             apr_rfc822_date(date, apr_time_from_sec(secs));
