@@ -38,8 +38,8 @@ enum { TLS_V12 = 0, TLS_V13, TLS_V_N };
 
 /* ALPN results; the numbers index the counters. */
 enum { ALPN_NONE = 0, ALPN_HTTP11, ALPN_H2, ALPN_ACME, ALPN_OTHER, ALPN_N };
-static const char *const ALPN_KEYS[ALPN_N] = { "None", "HTTP11", "H2", "ACME", "Other" };
-static const char *const ALPN_NAMES[ALPN_N] = { "(none)", "http/1.1", "h2", "acme-tls/1",
+static const char *const ALPN_KEYS[] = { "None", "HTTP11", "H2", "ACME", "Other" };
+static const char *const ALPN_NAMES[] = { "(none)", "http/1.1", "h2", "acme-tls/1",
                                                 "(other)" };
 
 /* Key exchange groups (TLS NamedGroup ids); "none" is a resumed TLS 1.2 session, which
@@ -58,19 +58,27 @@ static const struct {
 };
 #define GROUPS_N (sizeof(GROUPS) / sizeof(GROUPS[0]))
 
-static const char *const FAIL_KEYS[TLS_FAIL_N] = {
+static const char *const FAIL_KEYS[] = {
     "TLSHandshakeFailuresOther", "TLSHandshakeFailuresIncompatible",
     "TLSHandshakeFailuresUnknownSNI", "TLSHandshakeFailuresClientCert",
     "TLSHandshakeFailuresProtocol", "TLSHandshakeFailuresAlert", "TLSHandshakeFailuresClosed",
     "TLSHandshakeFailuresTimeout", "TLSConnectionsUnused"
 };
 
-static const char *const STAT_KEYS[TLS_STAT_N] = {
+static const char *const STAT_KEYS[] = {
     "TLSSessionCacheHits", "TLSSessionCacheMisses", "TLSSessionCacheStores",
     "TLSSessionCacheErrors", "TLSTicketKeyRotations", "TLSTicketKeyFleetUpdates",
     "TLSTicketKeyFleetErrors", "TLSClientCertsVerified", "TLSClientCertsNone",
     "TLSPlainHTTPRefused"
 };
+
+/* A name for every slot: an enum that grows without its name fails the build. */
+#define TLS_NAMES_FOR(names, n) \
+    _Static_assert(sizeof(names) / sizeof(names[0]) == (n), #names " misses a name")
+TLS_NAMES_FOR(ALPN_KEYS, ALPN_N);
+TLS_NAMES_FOR(ALPN_NAMES, ALPN_N);
+TLS_NAMES_FOR(FAIL_KEYS, TLS_FAIL_N);
+TLS_NAMES_FOR(STAT_KEYS, TLS_STAT_N);
 
 /* The shared block. Only the parent writes anything but the counters, and only before it
  * forks: the layout fields and the suite ids are read-only for the children. */
