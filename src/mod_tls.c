@@ -8,6 +8,7 @@
 #include <http_request.h>
 #include <mod_auth.h>
 #include <http_ssl.h>
+#include <mod_status.h>
 
 #include "tls_cache.h"
 #include "tls_clientauth.h"
@@ -18,6 +19,7 @@
 #include "tls_ocsp.h"
 #include "tls_proxy.h"
 #include "tls_setup.h"
+#include "tls_status.h"
 #include "tls_ticket.h"
 #include "tls_var.h"
 
@@ -46,6 +48,7 @@ static int tls_post_config(apr_pool_t *pconf, apr_pool_t *plog, apr_pool_t *ptem
     tls_global_t *g = tls_conf_srv_get(s)->global;
 
     (void)plog;
+    tls_status_init(s);
     if (tls_setup_given(pconf, ptemp, s) != OK) {
         return !OK;
     }
@@ -123,6 +126,9 @@ static void tls_register_hooks(apr_pool_t *p)
                         AP_AUTH_INTERNAL_PER_CONF);
     ap_hook_check_access(tls_clientauth_access, NULL, NULL, APR_HOOK_FIRST,
                          AP_AUTH_INTERNAL_PER_CONF);
+
+    /* statistics in server-status, when mod_status is loaded */
+    APR_OPTIONAL_HOOK(ap, status_hook, tls_status_hook, NULL, NULL, APR_HOOK_MIDDLE);
 }
 
 AP_DECLARE_MODULE(tls) = {

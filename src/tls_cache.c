@@ -13,6 +13,7 @@
 #include "tls_cache.h"
 #include "tls_conn.h"
 #include "tls_log.h"
+#include "tls_status.h"
 
 APLOG_USE_MODULE(tls);
 
@@ -272,6 +273,8 @@ static int session_get(void *userdata, const uint8_t *key, size_t key_len, uint8
     }
     rv = cache_retrieve(cache, tc->c->base_server, key, (unsigned int)key_len, buf, &len,
                         tc->c->pool, "looking up a session");
+    tls_status_count(rv == APR_SUCCESS ? TLS_STAT_CACHE_HIT
+                     : APR_STATUS_IS_NOTFOUND(rv) ? TLS_STAT_CACHE_MISS : TLS_STAT_CACHE_ERROR);
     if (rv != APR_SUCCESS) {
         return -1;
     }
@@ -292,6 +295,7 @@ static int session_put(void *userdata, const uint8_t *key, size_t key_len, const
     rv = cache_store(cache, tc->c->base_server, key, (unsigned int)key_len, val,
                      (unsigned int)val_len, apr_time_now() + cache->timeout, tc->c->pool,
                      "storing a session");
+    tls_status_count(rv == APR_SUCCESS ? TLS_STAT_CACHE_STORE : TLS_STAT_CACHE_ERROR);
     return rv == APR_SUCCESS ? 0 : -1;
 }
 

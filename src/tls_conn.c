@@ -14,6 +14,7 @@
 #include "tls_ocsp.h"
 #include "tls_proxy.h"
 #include "tls_setup.h"
+#include "tls_status.h"
 #include "tls_ticket.h"
 #include "tls_log.h"
 
@@ -41,6 +42,13 @@ void tls_conn_transit(tls_conn_t *tc, tls_state_e state)
 {
     ap_log_cerror(APLOG_MARK, APLOG_TRACE2, 0, tc->c, "tls: %s -> %s",
                   STATE_NAMES[tc->state], STATE_NAMES[state]);
+    /* FAILED is final, so a failure is counted once whichever of its places got there. */
+    if (!tc->outgoing && state == TLS_ST_FAILED && tc->state <= TLS_ST_HANDSHAKE) {
+        tls_status_handshake_failed(tc->fail_reason);
+    }
+    else if (state == TLS_ST_PLAIN_HTTP) {
+        tls_status_count(TLS_STAT_PLAIN_HTTP);
+    }
     tc->state = state;
 }
 
@@ -97,6 +105,9 @@ apr_status_t tls_conn_fail(tls_conn_t *tc, mtls_result rr, const char *during)
         return tls_proxy_fail(tc, APR_ECONNABORTED, during,
                               detail[0] ? apr_psprintf(tc->c->pool, "%s (%s)", text, detail)
                                         : text);
+    }
+    if (tc->state != TLS_ST_FAILED) {
+        tc->fail_reason = tls_status_fail_reason(rr);
     }
     if (tc->state != TLS_ST_FAILED && rr == MTLS_PEER_BAD_SNI) {
         log_bad_sni(tc);
@@ -188,6 +199,14 @@ int tls_conn_process_connection(conn_rec *c)
         return DONE;
     }
     if (rv != APR_SUCCESS) {
+        if (tc->state <= TLS_ST_HANDSHAKE) {
+            /* The network read failed under the handshake: the client reset the connection,
+             * or took longer than Timeout or mod_reqtimeout's handshake stage allow. */
+            tc->fail_reason = !tls_filter_in_started(tc) ? TLS_FAIL_UNUSED
+                              : APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_ETIMEDOUT(rv)
+                              ? TLS_FAIL_TIMEOUT : TLS_FAIL_CLOSED;
+            tls_conn_transit(tc, TLS_ST_FAILED);
+        }
         c->aborted = 1;
         return DONE;
     }
@@ -299,6 +318,7 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc)
                           "no virtual host for SNI name '%s' (TLSStrictSNI on)",
                           c->client_ip, tc->sni);
             mtls_conn_refuse(tc->rc, TLS_ALERT_UNRECOGNIZED_NAME);
+            tc->fail_reason = TLS_FAIL_UNKNOWN_SNI;
             tls_conn_transit(tc, TLS_ST_FAILED);
             return APR_ECONNABORTED;
         }
@@ -343,6 +363,7 @@ static tls_handshake_t *snapshot(tls_conn_t *tc)
 
     hs->version = mtls_conn_protocol_version(tc->rc);
     hs->suite = mtls_conn_cipher_suite(tc->rc);
+    hs->kx_group = mtls_conn_kx_group(tc->rc);
     hs->resumed = mtls_conn_is_resumed(tc->rc);
     hs->certkey_index = mtls_conn_certkey_index(tc->rc);
     if (hs->certkey_index < 0 && tc->settings && tc->settings->certkeys->nelts == 1) {
@@ -378,6 +399,7 @@ apr_status_t tls_conn_on_handshake_done(tls_conn_t *tc)
     if (tc->outgoing) {
         return APR_SUCCESS;
     }
+    tls_status_handshake_done(tc);
     if (tc->alpn && strcmp(tc->alpn, ap_get_protocol(c))
         && (rv = ap_switch_protocol(c, NULL, tc->server, tc->alpn)) != APR_SUCCESS) {
         /* The client will speak what ALPN agreed, and nothing here can answer it. */

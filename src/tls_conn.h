@@ -32,6 +32,7 @@ typedef struct {
 typedef struct {
     uint16_t version;
     uint16_t suite;
+    uint16_t kx_group;                 /* TLS NamedGroup id; 0: none (resumed TLS 1.2) */
     int resumed;
     int certkey_index;                 /* served certificate, in settings->certkeys; -1: not
                                         * known (resumed, several certificates) */
@@ -62,6 +63,9 @@ typedef struct {
                                         * is answered but with 503 */
     const tls_handshake_t *hs;         /* NULL until the handshake completed */
     struct tls_filter *filter;         /* the filters' state, set by tls_filter_add */
+    int fail_reason;                   /* incoming: tls_fail_e (tls_status.h), why the
+                                        * handshake failed; set before the move to FAILED,
+                                        * which counts it */
 } tls_conn_t;
 
 /* The TLS state of c, or of the connection c runs on (HTTP/2 streams); NULL: no TLS. */
@@ -86,7 +90,8 @@ apr_status_t tls_conn_on_hello(tls_conn_t *tc);
  * Fails (state FAILED) when that switch fails. */
 apr_status_t tls_conn_on_handshake_done(tls_conn_t *tc);
 
-/* Moves to a new state, logging the step at trace level. */
+/* Moves to a new state, logging the step at trace level. An incoming handshake that moves
+ * to FAILED is counted there, once, for tc->fail_reason. */
 void tls_conn_transit(tls_conn_t *tc, tls_state_e state);
 
 /* A TLS error: logged once (info when the peer is at fault), state FAILED. Returns the

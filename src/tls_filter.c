@@ -13,6 +13,7 @@
 #include "tls_filter.h"
 #include "tls_plain.h"
 #include "tls_proxy.h"
+#include "tls_status.h"
 #include "tls_log.h"
 
 APLOG_USE_MODULE(tls);
@@ -182,6 +183,9 @@ static apr_status_t out_fail(tls_filter_t *fc, apr_status_t rv)
                       tc->c, TLSLOGNO(00014) "tls: sending to %s failed, nothing more goes out",
                       tc->c->client_ip);
         if (tc->state != TLS_ST_FAILED) {
+            if (out_client_gone(tc->c, rv)) {
+                tc->fail_reason = TLS_FAIL_CLOSED;
+            }
             tls_conn_transit(tc, TLS_ST_FAILED);
         }
     }
@@ -757,6 +761,7 @@ static apr_status_t in_handshake(tls_filter_t *fc, apr_read_type_e block)
             ap_log_cerror(APLOG_MARK, APLOG_INFO, 0, tc->c,
                           TLSLOGNO(00019) "tls: %s closed the connection "
                           "during the handshake", tc->c->client_ip);
+            tc->fail_reason = fc->in_started ? TLS_FAIL_CLOSED : TLS_FAIL_UNUSED;
             tls_conn_transit(tc, TLS_ST_FAILED);
         }
     }
@@ -1052,6 +1057,11 @@ void tls_filter_register(void)
     ap_register_output_filter("TLS_OUT", tls_filter_out, NULL, AP_FTYPE_CONNECTION + 5);
     response_filter = ap_register_output_filter("TLS_RESPONSE", tls_filter_response, NULL,
                                                 AP_FTYPE_CONNECTION - 1);
+}
+
+int tls_filter_in_started(const tls_conn_t *tc)
+{
+    return tc->filter && tc->filter->in_started;
 }
 
 void tls_filter_add(tls_conn_t *tc)

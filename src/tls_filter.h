@@ -12,4 +12,7 @@ int tls_filter_create_request(request_rec *r);
 /* Puts our input and output filters on the connection of tc. */
 void tls_filter_add(tls_conn_t *tc);
 
+/* Whether the peer has sent any byte yet. */
+int tls_filter_in_started(const tls_conn_t *tc);
+
 #endif

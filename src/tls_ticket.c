@@ -30,6 +30,7 @@
 
 #include "tls_cache.h"
 #include "tls_log.h"
+#include "tls_status.h"
 #include "tls_ticket.h"
 
 APLOG_USE_MODULE(tls);
@@ -303,6 +304,7 @@ static void rotate_local(tls_tickets_t *tk, apr_time_t now)
                         (now - sh->rotated_at) / tk->rotation) == APR_SUCCESS) {
         sh->rotated_at = now;
         apr_atomic_inc32(&sh->generation);
+        tls_status_count(TLS_STAT_TICKET_ROTATION);
         ap_log_error(APLOG_MARK, APLOG_DEBUG, 0, tk->s,
                      TLSLOGNO(00028) "TLSSessionTickets: new ticket key "
                      "(generation %u)", apr_atomic_read32(&sh->generation));
@@ -362,6 +364,7 @@ static apr_status_t sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
         if (rv != APR_SUCCESS) {
             goto leave;                /* not published: keys only we know are no fleet's */
         }
+        tls_status_count(TLS_STAT_TICKET_ROTATION);
     }
     if ((rv = apr_global_mutex_lock(tk->mutex)) == APR_SUCCESS) {
         if (!apr_atomic_read32(&sh->retired)
@@ -370,6 +373,7 @@ static apr_status_t sync_cache(tls_tickets_t *tk, apr_time_t now, apr_pool_t *p)
             sh->nkeys = n;
             sh->rotated_at = rotated_at;
             apr_atomic_inc32(&sh->generation);
+            tls_status_count(TLS_STAT_FLEET_UPDATE);
             if (sh->local) {
                 sh->local = 0;
                 ap_log_error(APLOG_MARK, APLOG_NOTICE, 0, tk->s,
@@ -399,6 +403,9 @@ static apr_status_t ticket_watchdog(int state, void *baton, apr_pool_t *ptemp)
     if (tk->mode == TLS_TICKETS_SHARED && now >= tk->wd.next_poll) {
         tk->wd.next_poll = now + tk->poll;
         tk->wd.cache_ok = sync_cache(tk, now, ptemp) == APR_SUCCESS;
+        if (!tk->wd.cache_ok) {
+            tls_status_count(TLS_STAT_FLEET_ERROR);
+        }
     }
     if (tk->mode == TLS_TICKETS_ON || !tk->wd.cache_ok) {
         rotate_local(tk, now);
@@ -476,5 +483,22 @@ void tls_ticket_update(tls_global_t *g)
 {
     if (g->ticket_keys) {
         install_shared(g->ticket_keys);
+    }
+}
+
+void tls_ticket_state(const tls_global_t *g, tls_ticket_state_t *st)
+{
+    const tls_tickets_t *tk = g ? g->ticket_keys : NULL;
+    tls_ticket_shm_t *sh = tk ? tk->shared : NULL;
+
+    memset(st, 0, sizeof(*st));
+    st->mode = !tk ? "off" : !sh ? "file" : tk->mode == TLS_TICKETS_SHARED ? "shared" : "on";
+    if (sh) {
+        st->generation = apr_atomic_read32(&sh->generation);
+        st->rotated_at = sh->rotated_at;
+        st->alone = tk->mode == TLS_TICKETS_SHARED && sh->local;
+    }
+    else if (tk) {
+        st->generation = mtls_ticketer_generation(tk->ticketer);
     }
 }

@@ -30,4 +30,15 @@ void tls_ticket_child_init(tls_global_t *g, apr_pool_t *p, server_rec *s);
  * trip, which the mod_watchdog task does. */
 void tls_ticket_update(tls_global_t *g);
 
+/* The ticket keys as the status page shows them. Read without the mutex: a page may show a
+ * rotation half done, never wrong keys, since it shows none. */
+typedef struct {
+    const char *mode;          /* "off", "on", "shared", or "file" (TLSSessionTicketKeyFile) */
+    apr_uint32_t generation;   /* of the keys in use; 0: none */
+    apr_time_t rotated_at;     /* when the current key became current; 0: not known (file) */
+    int alone;                 /* shared: the cache is out of reach, this server rotates alone */
+} tls_ticket_state_t;
+
+void tls_ticket_state(const tls_global_t *g, tls_ticket_state_t *st);
+
 #endif

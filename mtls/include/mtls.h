@@ -797,6 +797,13 @@ uint16_t mtls_conn_cipher_suite(const mtls_conn *conn);
 mtls_result mtls_conn_alpn(const mtls_conn *conn, const uint8_t **proto, size_t *len);
 
 /**
+ * The IANA id (TLS NamedGroup) of the key exchange group the handshake used: 0x001d x25519,
+ * 0x0017 secp256r1, 0x0018 secp384r1, ... 0 before the handshake completed, for NULL, and
+ * for a resumed TLS 1.2 session, which exchanges no key.
+ */
+uint16_t mtls_conn_kx_group(const mtls_conn *conn);
+
+/**
  * Whether the handshake resumed an earlier session (known once it completed); false before,
  * and for NULL.
  */

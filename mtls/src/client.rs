@@ -631,6 +631,8 @@ mod tests {
             let (cr, sr, client, server) = handshake_with(cfg, scfg, name, port);
             assert_eq!((cr, sr), (MTLS_OK, MTLS_OK), "{name}:{port}");
             assert_eq!(mtls_conn_is_resumed(client), resumed, "{name}:{port}");
+            // TLS 1.3 exchanges a key in resumptions too; x25519 is rustls' first choice
+            assert_eq!(mtls_conn_kx_group(server), 0x001d, "{name}:{port}");
             mtls_conn_free(client);
             mtls_conn_free(server);
         }
@@ -644,6 +646,7 @@ mod tests {
         let (cr, sr, client, server) = handshake(cfg, "a.test");
         assert_eq!((cr, sr), (MTLS_OK, MTLS_OK));
         assert!(!mtls_conn_is_handshaking(client));
+        assert_eq!(mtls_conn_kx_group(std::ptr::null()), 0);
         let (mut p, mut len) = (std::ptr::null(), 0);
         assert_eq!(mtls_conn_alpn(client, &mut p, &mut len), MTLS_OK);
         // SAFETY: mtls_conn_alpn lent `len` bytes at `p`, valid while `client` lives.

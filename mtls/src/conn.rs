@@ -661,6 +661,20 @@ pub extern "C" fn mtls_conn_alpn(conn: *const mtls_conn, proto: *mut *const u8, 
     })
 }
 
+/// The IANA id (TLS NamedGroup) of the key exchange group the handshake used: 0x001d x25519,
+/// 0x0017 secp256r1, 0x0018 secp384r1, ... 0 before the handshake completed, for NULL, and
+/// for a resumed TLS 1.2 session, which exchanges no key.
+#[no_mangle]
+pub extern "C" fn mtls_conn_kx_group(conn: *const mtls_conn) -> u16 {
+    ffi_guard!(0, {
+        try_ref!(conn, 0)
+            .traffic_ref()
+            .and_then(|t| t.negotiated_key_exchange_group())
+            .map(|g| u16::from(g.name()))
+            .unwrap_or(0)
+    })
+}
+
 /// Whether the handshake resumed an earlier session (known once it completed); false before,
 /// and for NULL.
 #[no_mangle]
