@@ -15,14 +15,28 @@ import harness
 import sessionlib as sl
 
 
-def _body(tls_port, plain_port, certs, log_path):
-    a_cert, a_key = certs['a']
-    b_cert, b_key = certs['b']
+def status_config(tls_port, plain_port, body):
+    """A config with mod_status: TLS on tls_port, `body` (server lines, the TLS vhosts), and
+    the status page on plain HTTP at plain_port, so that reading it makes no handshake."""
     return f"""
 LoadModule status_module {harness.MODULES_DIR}/mod_status.so
 Listen 127.0.0.1:{tls_port}
 Listen 127.0.0.1:{plain_port}
 TLSEngine 127.0.0.1:{tls_port}
+{body.strip()}
+<VirtualHost 127.0.0.1:{plain_port}>
+  ServerName localhost
+  <Location /server-status>
+    SetHandler server-status
+  </Location>
+</VirtualHost>
+"""
+
+
+def _body(tls_port, plain_port, certs, log_path):
+    a_cert, a_key = certs['a']
+    b_cert, b_key = certs['b']
+    return status_config(tls_port, plain_port, f"""
 {sl.PREFORK_4}
 {sl.LOG_FORMAT}
 <VirtualHost 127.0.0.1:{tls_port}>
@@ -35,14 +49,7 @@ TLSEngine 127.0.0.1:{tls_port}
   TLSCertificate {b_cert} {b_key}
   TLSProtocol TLSv1.3+
 </VirtualHost>
-# the status page on plain HTTP: reading it makes no handshake of its own
-<VirtualHost 127.0.0.1:{plain_port}>
-  ServerName localhost
-  <Location /server-status>
-    SetHandler server-status
-  </Location>
-</VirtualHost>
-"""
+""")
 
 
 @pytest.fixture(scope='module')
@@ -235,11 +242,7 @@ def cache_server(docroot, module_path, ca, pki):
     tls_port, plain_port = harness.free_port(), harness.free_port()
     cert, key = ca.issue(['opt.test', 'req.test'])
     soon, soon_key = ca.issue(['soon.test'], days=20)
-    a = harness.Apache(f"""
-LoadModule status_module {harness.MODULES_DIR}/mod_status.so
-Listen 127.0.0.1:{tls_port}
-Listen 127.0.0.1:{plain_port}
-TLSEngine 127.0.0.1:{tls_port}
+    a = harness.Apache(status_config(tls_port, plain_port, f"""
 TLSSessionCache shmcb
 TLSSessionTickets off
 RequestReadTimeout handshake=1
@@ -262,13 +265,7 @@ AcceptFilter https none
   ServerName soon.test
   TLSCertificate {soon} {soon_key}
 </VirtualHost>
-<VirtualHost 127.0.0.1:{plain_port}>
-  ServerName localhost
-  <Location /server-status>
-    SetHandler server-status
-  </Location>
-</VirtualHost>
-""", docroot, name='status-cache',
+"""), docroot, name='status-cache',
                        # the certificate that expires within 30 days is warned about
                        expect=[r'MTLS\d+: .*soon\.test.*expires'])
     a.port, a.plain_port, a.soon = tls_port, plain_port, soon
@@ -351,23 +348,13 @@ def test_certificates_with_expiry(cache_server):
 def test_ticket_key_rotations_counted(apache_factory, certs):
     tls_port, plain_port = harness.free_port(), harness.free_port()
     cert, key = certs['a']
-    a = apache_factory(f"""
-LoadModule status_module {harness.MODULES_DIR}/mod_status.so
-Listen 127.0.0.1:{tls_port}
-Listen 127.0.0.1:{plain_port}
-TLSEngine 127.0.0.1:{tls_port}
+    a = apache_factory(status_config(tls_port, plain_port, f"""
 TLSSessionTicketKeyRotation 1
 <VirtualHost 127.0.0.1:{tls_port}>
   ServerName a.test
   TLSCertificate {cert} {key}
 </VirtualHost>
-<VirtualHost 127.0.0.1:{plain_port}>
-  ServerName localhost
-  <Location /server-status>
-    SetHandler server-status
-  </Location>
-</VirtualHost>
-""", name='status-tickets')
+"""), name='status-tickets')
     a.plain_port = plain_port
     a.start()
     first = auto(a)
@@ -393,12 +380,8 @@ def test_fleet_keys_without_their_cache(apache_factory, certs, allow_log):
     allow_log(r'\[(?:tls:)?warn\].*TLSSessionCache', r'\[socache_redis:(?:crit|error|warn)\]')
     tls_port, plain_port, nobody = (harness.free_port() for _ in range(3))
     cert, key = certs['a']
-    a = apache_factory(f"""
-LoadModule status_module {harness.MODULES_DIR}/mod_status.so
+    a = apache_factory(status_config(tls_port, plain_port, f"""
 {sl.load_module('socache_redis')}
-Listen 127.0.0.1:{tls_port}
-Listen 127.0.0.1:{plain_port}
-TLSEngine 127.0.0.1:{tls_port}
 TLSSessionCache redis:127.0.0.1:{nobody}
 TLSSessionTickets shared
 TLSSessionTicketKeyRotation 1
@@ -406,13 +389,7 @@ TLSSessionTicketKeyRotation 1
   ServerName a.test
   TLSCertificate {cert} {key}
 </VirtualHost>
-<VirtualHost 127.0.0.1:{plain_port}>
-  ServerName localhost
-  <Location /server-status>
-    SetHandler server-status
-  </Location>
-</VirtualHost>
-""", name='status-fleet')
+"""), name='status-fleet')
     a.plain_port = plain_port
     a.start()
     deadline = time.time() + 30
@@ -434,11 +411,7 @@ def test_event_mpm_h2_counted(apache_factory, ca, certs):
     in the counters, wherever they were served."""
     tls_port, plain_port = harness.free_port(), harness.free_port()
     cert, key = certs['a']
-    a = apache_factory(f"""
-LoadModule status_module {harness.MODULES_DIR}/mod_status.so
-Listen 127.0.0.1:{tls_port}
-Listen 127.0.0.1:{plain_port}
-TLSEngine 127.0.0.1:{tls_port}
+    a = apache_factory(status_config(tls_port, plain_port, f"""
 StartServers 2
 ServerLimit 2
 ThreadsPerChild 4
@@ -450,13 +423,7 @@ MaxRequestWorkers 8
   Protocols h2 http/1.1
   TLSCertificate {cert} {key}
 </VirtualHost>
-<VirtualHost 127.0.0.1:{plain_port}>
-  ServerName localhost
-  <Location /server-status>
-    SetHandler server-status
-  </Location>
-</VirtualHost>
-""", name='status-event', mpm='event')
+"""), name='status-event', mpm='event')
     a.plain_port = plain_port
     a.start()
     wait_delta(a, {}, {'TLSConnectionsUnused': 1})   # the harness' port check
