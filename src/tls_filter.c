@@ -183,7 +183,10 @@ static apr_status_t out_fail(tls_filter_t *fc, apr_status_t rv)
                       tc->c, TLSLOGNO(00014) "tls: sending to %s failed, nothing more goes out",
                       tc->c->client_ip);
         if (tc->state != TLS_ST_FAILED) {
-            if (out_client_gone(tc->c, rv)) {
+            if (APR_STATUS_IS_TIMEUP(rv) || APR_STATUS_IS_ETIMEDOUT(rv)) {
+                tc->fail_reason = TLS_FAIL_TIMEOUT;     /* it stopped reading our handshake */
+            }
+            else if (out_client_gone(tc->c, rv)) {
                 tc->fail_reason = TLS_FAIL_CLOSED;
             }
             tls_conn_transit(tc, TLS_ST_FAILED);

@@ -45,16 +45,21 @@ static apr_status_t keylog_cleanup(void *data)
     return APR_SUCCESS;
 }
 
-/* The file opened for appending, or -1 with the reason in *why. */
+/* The file opened for appending, or -1 with the reason in *why. Opened as root, before
+ * anything is known of what the name is: O_NONBLOCK keeps a FIFO without a reader from
+ * holding the parent (and the restart) up, O_NOCTTY a terminal from becoming Apache's. */
 static int open_file(apr_pool_t *p, const char *path, const char **why)
 {
-    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, S_IRUSR | S_IWUSR);
+    int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK
+                  | O_NOCTTY, S_IRUSR | S_IWUSR);
     apr_status_t rv = errno;
     struct stat st;
+    int flags;
 
     if (fd < 0) {
         *why = rv == ELOOP ? "it is a symbolic link, which is not followed"
-                           : apr_psprintf(p, "it cannot be opened (%pm)", &rv);
+               : rv == ENXIO ? "it is not a regular file"
+               : apr_psprintf(p, "it cannot be opened (%pm)", &rv);
         return -1;
     }
     if (fstat(fd, &st) != 0) {
@@ -63,6 +68,10 @@ static int open_file(apr_pool_t *p, const char *path, const char **why)
     }
     else if (!S_ISREG(st.st_mode)) {
         *why = "it is not a regular file";
+    }
+    else if (st.st_nlink != 1) {
+        /* another name for the same file, perhaps one somebody else made for a file of ours */
+        *why = "it has other names (hard links); remove it, and it is made anew with mode 0600";
     }
     else if (st.st_uid != geteuid()) {
         *why = apr_psprintf(p, "it belongs to uid %ld, not to the user Apache starts as (uid "
@@ -73,6 +82,10 @@ static int open_file(apr_pool_t *p, const char *path, const char **why)
         *why = apr_psprintf(p, "its mode %04o lets every user at it; 'chmod o-rwx' it, or "
                             "remove it, and it is made anew with mode 0600",
                             (unsigned)(st.st_mode & 07777));
+    }
+    else if ((flags = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, flags & ~O_NONBLOCK) != 0) {
+        rv = errno;
+        *why = apr_psprintf(p, "it cannot be set to blocking writes (%pm)", &rv);
     }
     else {
         return fd;

@@ -100,6 +100,19 @@ typedef struct {
  * NULL: not counting. */
 static tls_counters_t *counters;
 
+/* Whether the block's suite lines are this build's suites, in the same order. */
+static int same_suites(const tls_counters_t *ct)
+{
+    size_t i, n = mtls_suites_count();
+
+    for (i = 0; i < TLS_STATUS_SUITES; ++i) {
+        if (ct->suite_ids[i] != (i < n ? mtls_suite_id(i) : 0)) {
+            return 0;
+        }
+    }
+    return 1;
+}
+
 static tls_counters_t *counters_make(server_rec *s, apr_pool_t *pp)
 {
     tls_counters_t *ct;
@@ -138,9 +151,9 @@ void tls_status_init(server_rec *s)
     apr_pool_userdata_get((void **)&shm, TLS_STATUS_KEY, pp);
     if (shm) {
         ct = apr_shm_baseaddr_get(shm);
-        if (ct->magic != TLS_STATUS_MAGIC || ct->size != sizeof(*ct)) {
-            /* another build's layout; its children may still write to it, so it stays
-             * mapped until the parent exits */
+        if (ct->magic != TLS_STATUS_MAGIC || ct->size != sizeof(*ct) || !same_suites(ct)) {
+            /* another build's layout or suites (an upgrade before a graceful restart); its
+             * children may still write to it, so it stays mapped until the parent exits */
             ct = NULL;
         }
     }

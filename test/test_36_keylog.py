@@ -225,18 +225,22 @@ def test_configtest_makes_no_file(ca, certs, backend_cert, apache_factory):
     assert not os.path.exists(keylog)
 
 
-@pytest.mark.parametrize('kind', ['readable-by-all', 'symlink'])
+@pytest.mark.parametrize('kind', ['readable-by-all', 'symlink', 'hard-link', 'fifo'])
 def test_a_file_open_to_others_is_refused(ca, certs, backend_cert, apache_factory, kind):
-    """An existing key log that every user may read (or a symbolic link, which could point
-    anywhere) gets no secrets: the start says why, at error level, and serves as usual; the
-    file is left as it was."""
+    """An existing key log that every user may read, a symbolic link (which could point
+    anywhere), a second name of a file (which could be anybody's) or a FIFO (which would hold
+    the start until somebody reads it) gets no secrets: the start says why, at error level,
+    and serves as usual; the file is left as it was."""
     ports = {k: harness.free_port() for k in ('tls', 'backend', 'front')}
     d = harness.mkdtemp('tls-keylog-refused-')
     keylog = os.path.join(d, 'keys.log')
-    if kind == 'symlink':
+    if kind in ('symlink', 'hard-link'):
         target = harness.write_file(os.path.join(d, 'target.log'), '', mode=0o600)
-        os.symlink(target, keylog)
-        why = 'symbolic link'
+        (os.symlink if kind == 'symlink' else os.link)(target, keylog)
+        why = 'symbolic link' if kind == 'symlink' else 'hard links'
+    elif kind == 'fifo':
+        os.mkfifo(keylog, 0o600)
+        target, why = None, 'not a regular file'
     else:
         target = harness.write_file(keylog, '', mode=0o644)
         why = 'mode 0644'
@@ -248,8 +252,10 @@ def test_a_file_open_to_others_is_refused(ca, certs, backend_cert, apache_factor
     assert not re.search(WARNED, a.read_log())
     status, _, got = harness.https_get(ca, ports['tls'], '/hello.txt')
     assert (status, got) == (200, b'Hello, TLS!\n')
-    assert os.path.getsize(target) == 0
-    assert stat.S_IMODE(os.stat(target).st_mode) == (0o600 if kind == 'symlink' else 0o644)
+    if target:
+        assert os.path.getsize(target) == 0
+        assert stat.S_IMODE(os.stat(target).st_mode) == (0o644 if kind == 'readable-by-all'
+                                                         else 0o600)
 
 
 def test_off_without_sslkeylogfile(ca, certs, backend_cert, server, apache_factory):

@@ -572,9 +572,10 @@ void mtls_client_config_free(const mtls_client_config *c);
 /**
  * A key log writing to `fd`, an open descriptor of a file opened for writing with O_APPEND
  * (each line goes out in one write(), whole at the file's end even with several processes
- * and threads writing). This call takes `fd` over: it is closed when the handle and every
- * config given the log are freed, never by C. On MTLS_OK, `*out` is a new handle C owns
- * (mtls_keylog_free). MTLS_INVALID: `fd` is negative (and nothing was taken).
+ * and threads writing). This call takes `fd` over, also when it fails (but for a negative
+ * `fd`): it is closed when the handle and every config given the log are freed, never by
+ * C. On MTLS_OK, `*out` is a new handle C owns (mtls_keylog_free). MTLS_INVALID: `fd` is
+ * negative (and nothing was taken).
  *
  * Each line is `LABEL client_random secret` in hex (the NSS key log format): CLIENT_RANDOM for
  * TLS 1.2, and for TLS 1.3 CLIENT_HANDSHAKE_TRAFFIC_SECRET, SERVER_HANDSHAKE_TRAFFIC_SECRET,

@@ -65,9 +65,10 @@ pub struct mtls_keylog {
 
 /// A key log writing to `fd`, an open descriptor of a file opened for writing with O_APPEND
 /// (each line goes out in one write(), whole at the file's end even with several processes
-/// and threads writing). This call takes `fd` over: it is closed when the handle and every
-/// config given the log are freed, never by C. On MTLS_OK, `*out` is a new handle C owns
-/// (mtls_keylog_free). MTLS_INVALID: `fd` is negative (and nothing was taken).
+/// and threads writing). This call takes `fd` over, also when it fails (but for a negative
+/// `fd`): it is closed when the handle and every config given the log are freed, never by
+/// C. On MTLS_OK, `*out` is a new handle C owns (mtls_keylog_free). MTLS_INVALID: `fd` is
+/// negative (and nothing was taken).
 ///
 /// Each line is `LABEL client_random secret` in hex (the NSS key log format): CLIENT_RANDOM for
 /// TLS 1.2, and for TLS 1.3 CLIENT_HANDSHAKE_TRAFFIC_SECRET, SERVER_HANDSHAKE_TRAFFIC_SECRET,
@@ -80,10 +81,11 @@ pub extern "C" fn mtls_keylog_new(fd: c_int, out: *mut *const mtls_keylog) -> mt
         if fd < 0 {
             return MTLS_INVALID;
         }
-        let out = try_mut!(out);
         // SAFETY: mtls.h: `fd` is an open descriptor that C gives over for good and never
-        // closes or uses again, so this is its only owner.
+        // closes or uses again, so this is its only owner. Taken before anything can fail,
+        // so that a failure closes it too.
         let file = File::from(unsafe { OwnedFd::from_raw_fd(fd) });
+        let out = try_mut!(out);
         *out = Box::into_raw(Box::new(mtls_keylog { inner: Arc::new(FileKeyLog { file }) }));
         MTLS_OK
     })
@@ -118,6 +120,20 @@ pub(crate) mod tests {
         assert_eq!(mtls_keylog_new(-1, &mut out), MTLS_INVALID);
         assert!(out.is_null());
         mtls_keylog_free(std::ptr::null());
+    }
+
+    #[test]
+    fn the_descriptor_is_closed_when_the_call_fails() {
+        let path = std::env::temp_dir().join(format!("mtls-keylog-{}-fails", std::process::id()));
+        let file = std::fs::OpenOptions::new().create(true).append(true).open(&path).expect("temp file");
+        assert_ne!(mtls_keylog_new(file.into_raw_fd(), std::ptr::null_mut()), MTLS_OK);
+        // by its file, not its number: other tests open and close descriptors meanwhile
+        let still_open = std::fs::read_dir("/proc/self/fd")
+            .expect("/proc/self/fd")
+            .filter_map(|e| std::fs::read_link(e.ok()?.path()).ok())
+            .any(|target| target == path);
+        let _ = std::fs::remove_file(&path);
+        assert!(!still_open);
     }
 
     /// A fresh file under the temp dir, and a key log appending to it.
