@@ -31,6 +31,11 @@ RequestReadTimeout handshake=2 header=20-40,MinRate=500 body=20,MinRate=500
     a.stop()
 
 
+# Which limit closed a connection, not how fast: the handshake stage's 2 s, never at once and
+# well before the header stage's 20 s or Timeout's 60 (however loaded the machine).
+CLOSED_BY_HANDSHAKE_STAGE = (1.5, 20)
+
+
 def _closed_after(server, data=b''):
     """Seconds until the server closes a connection that sent `data`, once mod_reqtimeout
     logged that it timed the handshake out."""
@@ -46,13 +51,13 @@ def _closed_after(server, data=b''):
 
 def test_silent_client_closed(server):
     elapsed = _closed_after(server)
-    assert 1.5 <= elapsed <= 6, elapsed
+    assert CLOSED_BY_HANDSHAKE_STAGE[0] <= elapsed < CLOSED_BY_HANDSHAKE_STAGE[1], elapsed
 
 
 def test_stalled_handshake_closed(server, ca):
     hello = harness.client_hello(ca)
     elapsed = _closed_after(server, hello[:30])
-    assert 1.5 <= elapsed <= 6, elapsed
+    assert CLOSED_BY_HANDSHAKE_STAGE[0] <= elapsed < CLOSED_BY_HANDSHAKE_STAGE[1], elapsed
 
 
 def test_normal_request_unaffected(ca, server):
@@ -77,6 +82,7 @@ def test_stalled_plain_http_closed(server):
             got += chunk
     finally:
         s.close()
-    assert 1.5 <= time.time() - start <= 6, time.time() - start
+    elapsed = time.time() - start
+    assert CLOSED_BY_HANDSHAKE_STAGE[0] <= elapsed < CLOSED_BY_HANDSHAKE_STAGE[1], elapsed
     assert got.startswith(b'HTTP/1.1 400 Bad Request\r\n'), got
     assert f'https://a.test:{server.port}/slow\n'.encode() in got, got
