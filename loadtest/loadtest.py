@@ -1642,6 +1642,10 @@ def rustls_note(evals, alone):
             out.append(f'- {e["row"].label}: -')
             continue
         glue = e['mod_tls_med'] - e['floor']
+        if glue < 0:
+            out.append(f'- {e["row"].label}: {glue:,.0f} µs, below the floor: within the noise'
+                       ' of this run and of the benchmark\'s')
+            continue
         out.append(f'- {e["row"].label}: {glue:,.0f} µs'
                    + (f' ({glue / e["mod_tls_med"] * 100:.0f}% of mod_tls\'s)'
                       if e['mod_tls_med'] > 0 else ''))

@@ -10,7 +10,8 @@
 //!
 //! `make bench-rustls` runs it (see docs/performance.md). Arguments: `--json PATH` also
 //! writes the figures there, `--iterations N` timed runs per measurement (default 300; the
-//! 1 KiB response is timed 10 × N times, the 10 MiB one N / 10 times, at least 10).
+//! 1 KiB response is timed 10 × N times, the 10 MiB one N / 10 times, at least 5), spread
+//! over rounds that take the figures in turn.
 //! Certificates and keys are made for the run with the openssl command and deleted after.
 
 use std::io::{self, Read, Write};
@@ -37,11 +38,11 @@ const MIB: usize = 1024 * 1024;
 
 /// Time spent in the server's calls, summed over one measured unit.
 #[derive(Default)]
-struct Server {
+struct ServerTime {
     spent: Duration,
 }
 
-impl Server {
+impl ServerTime {
     fn time<R>(&mut self, f: impl FnOnce() -> R) -> R {
         let t = Instant::now();
         let r = f();
@@ -75,14 +76,14 @@ fn hello(c2s: &mut Vec<u8>) -> rustls::server::Accepted {
     }
 }
 
-/// Reads what plaintext there is into `out`; true once the peer closed.
-fn drain_plain(mut reader: rustls::Reader<'_>, out: &mut Vec<u8>) -> bool {
+/// Reads what plaintext there is into `out`, up to the peer's close_notify if it came.
+fn drain_plain(mut reader: rustls::Reader<'_>, out: &mut Vec<u8>) {
     let mut chunk = [0u8; 16 * KIB];
     loop {
         match reader.read(&mut chunk) {
-            Ok(0) => return true,
+            Ok(0) => return,
             Ok(n) => out.extend_from_slice(&chunk[..n]),
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return,
             Err(e) => panic!("reading plaintext: {e}"),
         }
     }
@@ -125,7 +126,7 @@ fn connection(client_cfg: &Arc<ClientConfig>, server_cfg: &Arc<ServerConfig>, re
     let mut client = ClientConnection::new(client_cfg.clone(), name).expect("a client connection");
     client.writer().write_all(REQUEST).expect("the request is queued");
     let (mut c2s, mut s2c, mut got, mut request) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
-    let mut srv = Server::default();
+    let mut srv = ServerTime::default();
 
     client_send(&mut client, &mut c2s);
     let accepted = srv.time(|| hello(&mut c2s));
@@ -175,7 +176,7 @@ fn encrypt(client_cfg: &Arc<ClientConfig>, server_cfg: &Arc<ServerConfig>, body:
     let mut out = Vec::with_capacity(n);
     let mut sent = 0usize;
     for _ in 0..n {
-        let mut srv = Server::default();
+        let mut srv = ServerTime::default();
         srv.time(|| {
             let mut off = 0;
             while off < body.len() {
@@ -340,18 +341,62 @@ fn client_config(ca: &CertificateDer<'static>, v13: bool, resumption: Resumption
 // --------------------------------------------------------------------------
 // Figures
 
+/// Each figure is measured in this many rounds, the figures in turn, so that a spell of
+/// other load on the machine spreads over all of them instead of falling on one.
+const ROUNDS: usize = 5;
+
+/// What one figure's samples are.
+enum Work {
+    /// Connections (handshake, request, 1 KiB response), each timed one checked to be of
+    /// this kind. The untimed ones before give a resuming client a session to resume, also
+    /// when the server's cache dropped it during the other figures' rounds.
+    Connections(Arc<ClientConfig>, Arc<ServerConfig>, HandshakeKind),
+    /// Sends of these bytes on one established TLS 1.3 connection per round.
+    Encrypt(Arc<ClientConfig>, Arc<ServerConfig>, Vec<u8>),
+}
+
 struct Figure {
     id: &'static str,
     label: String,
-    /// microseconds, sorted
+    work: Work,
+    /// timed samples per round, after per_round / 10 + 1 untimed ones
+    per_round: usize,
+    spent: Vec<Duration>,
+    /// microseconds, sorted, once all rounds are done
     us: Vec<f64>,
 }
 
 impl Figure {
-    fn new(id: &'static str, label: String, spent: &[Duration]) -> Self {
-        let mut us: Vec<f64> = spent.iter().map(|d| d.as_secs_f64() * 1e6).collect();
-        us.sort_by(f64::total_cmp);
-        Figure { id, label, us }
+    fn new(id: &'static str, label: String, work: Work, samples: usize) -> Self {
+        let per_round = samples.div_ceil(ROUNDS);
+        Figure { id, label, work, per_round, spent: Vec::new(), us: Vec::new() }
+    }
+
+    /// One round's samples; the suite agreed on when the work encrypts.
+    fn round(&mut self, resp: &[u8]) -> Option<String> {
+        let warm = self.per_round / 10 + 1;
+        match &self.work {
+            Work::Connections(client, server, want) => {
+                for i in 0..warm + self.per_round {
+                    let (spent, kind) = connection(client, server, resp);
+                    if i >= warm {
+                        assert_eq!(kind, *want, "{}: connection {i}", self.id);
+                        self.spent.push(spent);
+                    }
+                }
+                None
+            }
+            Work::Encrypt(client, server, body) => {
+                let (spent, suite) = encrypt(client, server, body, warm + self.per_round);
+                self.spent.extend_from_slice(&spent[warm..]);
+                Some(suite)
+            }
+        }
+    }
+
+    fn finish(&mut self) {
+        self.us = self.spent.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+        self.us.sort_by(f64::total_cmp);
     }
 
     /// The p-quantile, linear between the samples around it.
@@ -374,25 +419,6 @@ impl Figure {
     }
 }
 
-/// `n` timed connections after `n / 10` untimed ones, each checked to be `want`.
-fn connections(
-    client: &Arc<ClientConfig>,
-    server: &Arc<ServerConfig>,
-    resp: &[u8],
-    want: HandshakeKind,
-    n: usize,
-) -> Vec<Duration> {
-    let mut out = Vec::with_capacity(n);
-    for i in 0..n + n / 10 + 1 {
-        let (spent, kind) = connection(client, server, resp);
-        assert_eq!(kind, want, "connection {i}");
-        if i > n / 10 {
-            out.push(spent);
-        }
-    }
-    out
-}
-
 fn main() {
     let mut json: Option<PathBuf> = None;
     let mut n = 300usize;
@@ -408,39 +434,45 @@ fn main() {
     let certs = make_certs();
     let ticketer = Arc::new(Ticketer::new());
     let servers = [
-        ("ecdsa", "ECDSA P-256", server_config(&certs.ecdsa.0, &certs.ecdsa.1, &ticketer)),
-        ("rsa", "RSA 2048", server_config(&certs.rsa.0, &certs.rsa.1, &ticketer)),
+        ("ECDSA P-256", server_config(&certs.ecdsa.0, &certs.ecdsa.1, &ticketer)),
+        ("RSA 2048", server_config(&certs.rsa.0, &certs.rsa.1, &ticketer)),
     ];
     let resp = response();
     let mut figures = Vec::new();
-    let full_ids = [("full-13-ecdsa", "full-13-rsa"), ("full-12-ecdsa", "full-12-rsa")];
-    for (v13, ids) in [(true, full_ids[0]), (false, full_ids[1])] {
+    for (v13, ids) in [(true, ["full-13-ecdsa", "full-13-rsa"]), (false, ["full-12-ecdsa", "full-12-rsa"])] {
         let client = client_config(&certs.ca, v13, Resumption::disabled());
-        for (id, (_, label, server)) in [ids.0, ids.1].into_iter().zip(&servers) {
+        for (id, (label, server)) in ids.into_iter().zip(&servers) {
             let version = if v13 { "1.3" } else { "1.2" };
-            let spent = connections(&client, server, &resp, HandshakeKind::Full, n);
-            figures.push(Figure::new(id, format!("full TLS {version} handshake, {label}, and a 1 KiB response"), &spent));
+            let work = Work::Connections(client.clone(), server.clone(), HandshakeKind::Full);
+            figures.push(Figure::new(id, format!("full TLS {version} handshake, {label}, and a 1 KiB response"), work, n));
         }
     }
-    let ecdsa = &servers[0].2;
+    let ecdsa = &servers[0].1;
     for (id, v13, tls12, label) in [
         ("resume-13-ticket", true, Tls12Resumption::SessionIdOrTickets, "TLS 1.3, ticket"),
         ("resume-12-ticket", false, Tls12Resumption::SessionIdOrTickets, "TLS 1.2, ticket"),
         ("resume-12-id", false, Tls12Resumption::SessionIdOnly, "TLS 1.2, session id"),
     ] {
         let client = client_config(&certs.ca, v13, Resumption::in_memory_sessions(256).tls12_resumption(tls12));
-        connection(&client, ecdsa, &resp); // the session to resume
-        let spent = connections(&client, ecdsa, &resp, HandshakeKind::Resumed, n);
-        figures.push(Figure::new(id, format!("resumed handshake, {label}, ECDSA P-256, and a 1 KiB response"), &spent));
+        let work = Work::Connections(client, ecdsa.clone(), HandshakeKind::Resumed);
+        figures.push(Figure::new(id, format!("resumed handshake, {label}, ECDSA P-256, and a 1 KiB response"), work, n));
     }
     let client = client_config(&certs.ca, true, Resumption::disabled());
-    let small: Vec<u8> = (0..KIB).map(|i| (i % 251) as u8).collect();
-    let big: Vec<u8> = (0..10 * MIB).map(|i| (i % 251) as u8).collect();
-    let (spent, suite) = encrypt(&client, ecdsa, &small, 10 * n + n);
-    figures.push(Figure::new("encrypt-1k", "encrypting 1 KiB of response (TLS 1.3)".into(), &spent[n..]));
-    let nb = (n / 10).max(10);
-    let (spent, _) = encrypt(&client, ecdsa, &big, nb + 2);
-    figures.push(Figure::new("encrypt-10m", "encrypting 10 MiB of response (TLS 1.3)".into(), &spent[2..]));
+    let data = |len: usize| (0..len).map(|i| (i % 251) as u8).collect::<Vec<u8>>();
+    let work = Work::Encrypt(client.clone(), ecdsa.clone(), data(KIB));
+    figures.push(Figure::new("encrypt-1k", "encrypting 1 KiB of response (TLS 1.3)".into(), work, 10 * n));
+    let work = Work::Encrypt(client, ecdsa.clone(), data(10 * MIB));
+    figures.push(Figure::new("encrypt-10m", "encrypting 10 MiB of response (TLS 1.3)".into(), work, (n / 10).max(ROUNDS)));
+
+    let mut suite = String::new();
+    for _ in 0..ROUNDS {
+        for f in &mut figures {
+            if let Some(s) = f.round(&resp) {
+                suite = s;
+            }
+        }
+    }
+    figures.iter_mut().for_each(Figure::finish);
 
     println!("rustls alone, server side only, in memory (ring provider; median, quartiles, in µs):");
     for f in &figures {
@@ -454,13 +486,14 @@ fn main() {
             f.label
         );
     }
-    println!("  (responses encrypted with {suite}, which client and server agreed on)");
+    println!("  (responses encrypted with {suite}, which client and server agreed on; {ROUNDS} rounds)");
     if let Some(path) = json {
         let when = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
         let body: Vec<String> = figures.iter().map(Figure::json).collect();
         let text = format!(
             "{{\n  \"what\": \"rustls alone, server side CPU time, in memory\",\n  \"provider\": \"ring\",\n  \
-             \"suite\": \"{suite}\",\n  \"unix_time\": {when},\n  \"iterations\": {n},\n  \"results\": {{\n{}\n  }}\n}}\n",
+             \"suite\": \"{suite}\",\n  \"unix_time\": {when},\n  \"iterations\": {n},\n  \"rounds\": {ROUNDS},\n  \
+             \"results\": {{\n{}\n  }}\n}}\n",
             body.join(",\n")
         );
         std::fs::write(&path, text).unwrap_or_else(|e| panic!("writing {}: {e}", path.display()));
