@@ -1,6 +1,7 @@
 # mod_tls: `make` builds build/mod_tls.so, `make demo` starts a demo Apache on
 # https://localhost:8443, `make test` runs the test suite, `make deb` builds the Debian
-# package build/libapache2-mod-tls_<version>_<arch>.deb. Missing Debian packages are
+# package build/libapache2-mod-tls_<version>_<arch>.deb, `make bench-rustls` measures what
+# rustls alone costs a server (build/loadtest/rustls-alone.json). Missing Debian packages are
 # installed first (apt, as root); Rust crates come from Debian 13 packages, fetched once.
 
 MOD_TLS_VERSION := 0.1.0
@@ -27,7 +28,7 @@ CFLAGS_MOD = $(call APXS_Q,CFLAGS) $(call APXS_Q,CFLAGS_SHLIB) -fPIC \
 	-DMOD_TLS_VERSION='"$(MOD_TLS_VERSION)"' -Wall -Wextra -Wno-missing-field-initializers
 
 .PHONY: all deps test-deps demo demo-stop test suite install clean lock clippy header header-check \
-	asan asan-unit asan-suite deb deb-deps
+	asan asan-unit asan-suite deb deb-deps bench-rustls
 
 all: deps $(MODULE)
 
@@ -238,7 +239,23 @@ $(BUILD)/loadtest/hsdrive: loadtest/hsdrive.c | $(BUILD)/.deps-loadtest
 	@mkdir -p $(dir $@)
 	$(CC) -O2 -Wall -Wextra -pthread -o $@ $< -lssl -lcrypto
 
+# `make bench-rustls`: rustls alone, the server side of handshakes and responses in memory
+# with the bridge's rustls and ring build (mtls/benches/rustls_alone.rs, built like the
+# module), printed and written to $(RUSTLS_ALONE) for the load test's report (see
+# docs/performance.md). BENCH_ITERATIONS sets the timed runs per measurement.
+RUSTLS_ALONE := $(BUILD)/loadtest/rustls-alone.json
+BENCH_ITERATIONS ?= 300
+
+bench-rustls: $(CRATES_DEP)
+	@mkdir -p $(dir $(RUSTLS_ALONE)) && rm -f $(RUSTLS_ALONE)
+	cd mtls && $(CARGO) bench --bench rustls_alone $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo \
+	  -- --iterations $(BENCH_ITERATIONS) --json $(RUSTLS_ALONE)
+
+# The benchmark runs first, before the servers start; when it fails, the load test still
+# runs and its report says the figures are missing.
 loadtest: all $(BUILD)/.deps-loadtest $(BUILD)/loadtest/hsdrive
+	@$(MAKE) --no-print-directory bench-rustls || echo "loadtest: the rustls benchmark failed;" \
+	  "the report goes without its figures" >&2
 	$(PYTHON) loadtest/loadtest.py --mode $(LOADTEST) $(LOADTEST_ARGS)
 
 loadtest-short:

@@ -21,6 +21,10 @@ docs/performance.md.
 Load generators: h2load (keep-alive, big files, the mix) and loadtest/hsdrive.c (one
 request per connection, with or without resumption: h2load keeps its connections alive).
 Memory is measured with an asyncio client in this file.
+
+Scenarios 7 and 8 also get a column "rustls alone + plain HTTP": the server-side cost of
+rustls by itself (build/loadtest/rustls-alone.json, written by `make bench-rustls`, which
+`make loadtest` runs first) added to plain HTTP's, the floor for any Apache module on rustls.
 """
 import argparse
 import asyncio
@@ -48,6 +52,7 @@ DRIVER_SRC = os.path.join(HERE, 'hsdrive.c')
 DRIVER = os.path.join(OUT, 'hsdrive')
 DOCROOT = os.path.join(OUT, 'docroot')
 DOCS = os.path.join(TOP, 'docs', 'performance.md')
+RUSTLS_ALONE = os.path.join(OUT, 'rustls-alone.json')
 HTTPD = '/usr/sbin/apache2'
 MODDIR = '/usr/lib/apache2/modules'
 H2LOAD = 'h2load'
@@ -1155,7 +1160,8 @@ class Case:
 
 class Row:
     def __init__(self, case, metric, label, unit, higher=True, targets=(), plain_case=None,
-                 plain_metric=None, chart=None, gen_matters=True, ref_name=None, names=None):
+                 plain_metric=None, chart=None, gen_matters=True, ref_name=None, names=None,
+                 rustls=None):
         self.case, self.metric, self.label, self.unit = case, metric, label, unit
         self.higher = higher
         self.scenario = None
@@ -1169,6 +1175,8 @@ class Row:
         # what the mod_ssl column holds, for the targets' text, when not mod_ssl (scenario 10)
         self.ref_name = ref_name
         self.names = names or {}        # the servers' names in the notes, when not the column's
+        # the figure of the rustls-alone benchmark that, with plain HTTP's, is this row's floor
+        self.rustls = rustls
 
 
 SCENARIOS = {
@@ -1207,7 +1215,7 @@ def plan(opt, sizes, urilist):
             rows.append(Row(cid, 'cpu_us', f'Apache CPU per full handshake, {vnames[ver]}, '
                             f'{KEY_LABEL[key]}', 'us', False, [('mod_ssl', '<=', 0.7)],
                             'conn-plain', chart=f'CPU/full hs {vnames[ver]} {key} (lower=better)',
-                            gen_matters=False))
+                            gen_matters=False, rustls=cid))
     for cid, ver, mode, label in (('resume-13-ticket', 13, 'ticket', 'TLS 1.3, ticket'),
                                   ('resume-12-ticket', 12, 'ticket', 'TLS 1.2, ticket'),
                                   ('resume-12-id', 12, 'id', 'TLS 1.2, session id (cache)')):
@@ -1219,7 +1227,7 @@ def plan(opt, sizes, urilist):
         rows.append(Row(cid, 'cpu_us', f'Apache CPU per resumed handshake, {label}', 'us', False,
                         plain_case='conn-plain',
                         chart=f'CPU/resumed hs {label.split(" (")[0]} (lower=better)',
-                        gen_matters=False))
+                        gen_matters=False, rustls=cid))
     for h1 in (True, False):
         for c in opt['ka_conns']:
             proto = 'HTTP/1.1' if h1 else 'HTTP/2'
@@ -1240,7 +1248,8 @@ def plan(opt, sizes, urilist):
         rows.append(Row(cid, 'mibps', f'10 MiB file, {proto}, {opt["big_conns"]} conn', 'MiB/s',
                         True, [('mod_ssl', '>=', 2.6)], chart=f'10 MiB {proto}'))
         rows.append(Row(cid, 'cpu_us_req', f'Apache CPU per 10 MiB response, {proto}', 'us', False,
-                        chart=f'CPU/10 MiB {proto} (lower=better)', gen_matters=False))
+                        chart=f'CPU/10 MiB {proto} (lower=better)', gen_matters=False,
+                        rustls='encrypt-10m'))
     per_client = opt['mix_requests'] // opt['mix_conns']
     mix_bytes = opt['mix_conns'] * sum(sizes[i % len(sizes)] for i in range(per_client))
     for h1 in (True, False):
@@ -1336,10 +1345,43 @@ def spread(v):
     return f'±{pct:.0f}%' if pct <= 100 else '±>100%'
 
 
-def evaluate(rows, results):
+def load_rustls_alone():
+    """The figures of `make bench-rustls` ({'data': ...}), or why there are none
+    ({'error': ...})."""
+    try:
+        with open(RUSTLS_ALONE) as f:
+            data = json.load(f)
+        if not isinstance(data, dict) or not isinstance(data.get('results'), dict):
+            raise ValueError('no "results" in it')
+        return {'data': data}
+    except OSError as e:
+        return {'error': f'{RUSTLS_ALONE}: {e.strerror}'}
+    except ValueError as e:            # json.JSONDecodeError included
+        return {'error': f'{RUSTLS_ALONE}: {e}'}
+
+
+def rustls_floor(e, alone):
+    """The column "rustls alone + plain HTTP" of a row: (text, value or None). Empty for the
+    rows the benchmark has nothing for."""
+    r = e['row']
+    if not r.rustls:
+        return '', None
+    if not alone or 'data' not in alone:
+        return 'no benchmark', None
+    fig = alone['data']['results'].get(r.rustls)
+    if not isinstance(fig, dict) or not isinstance(fig.get('median_us'), (int, float)):
+        return 'not in the benchmark', None
+    if e['plain_med'] is None:
+        return f'{fig["median_us"]:,.0f} µs + plain: -', None
+    total = fig['median_us'] + e['plain_med']
+    return f'{fmt(total, "us")} ({fig["median_us"]:,.0f} + {e["plain_med"]:,.0f})', total
+
+
+def evaluate(rows, results, alone=None):
     """Per row: each server's values, median and spread; the ratios of the medians (and
     the range of the per-round ratios); each target met or missed; the problems seen in
-    the runs behind the numbers: errors ('?') and a limiting load generator ('g')."""
+    the runs behind the numbers: errors ('?') and a limiting load generator ('g'); with
+    `alone` (load_rustls_alone), rustls alone + plain HTTP where the benchmark measured it."""
     out = []
     for r in rows:
         e = {'row': r, 'marks': {}, 'notes': []}
@@ -1370,6 +1412,7 @@ def evaluate(rows, results):
             ratio = e['ratio'] if ref == 'mod_ssl' else e['ratio_plain']
             ok = None if ratio is None else (ratio >= thr if op == '>=' else ratio <= thr)
             e['verdicts'].append((ref, op, thr, ratio, ok))
+        e['floor_text'], e['floor'] = rustls_floor(e, alone)
         out.append(e)
     return out
 
@@ -1571,6 +1614,44 @@ def proxy_note(evals):
             ' every column) and for mod_proxy, the same in every column.', ''] + out
 
 
+def rustls_note(evals, alone):
+    """What the column "rustls alone + plain HTTP" holds, and what mod_tls costs beyond it
+    (the glue between Apache and rustls), or why the column is empty."""
+    rows = [e for e in evals if e['row'].rustls]
+    if not rows:
+        return []
+    if not alone or 'data' not in alone:
+        why = alone.get('error', '') if alone else 'not looked for'
+        return ['The column "rustls alone + plain HTTP" (scenarios 7 and 8) has no figures:'
+                f' the benchmark\'s were missing ({why}). `make bench-rustls` writes them;'
+                ' `make loadtest` runs it first.', '']
+    d = alone['data']
+    when = (datetime.datetime.fromtimestamp(d['unix_time']).strftime('%Y-%m-%d %H:%M')
+            if isinstance(d.get('unix_time'), (int, float)) else 'at an unknown time')
+    out = ['The column "rustls alone + plain HTTP" (scenarios 7 and 8): the median CPU time'
+           ' rustls by itself costs a server (`make bench-rustls`: the same rustls and ring'
+           ' build, a rustls client in memory, the server\'s calls timed alone; a handshake'
+           ' with a 1 KiB response, or the encryption of 10 MiB; run'
+           f' {when}, {d.get("iterations", "?")} timed runs per handshake figure, see'
+           ' docs/performance.md) plus plain HTTP\'s median in this run, the two in brackets:'
+           ' about the least any Apache module on rustls can cost. What mod_tls costs beyond it'
+           ' (mod_tls − rustls alone − plain HTTP, medians), the glue between Apache and'
+           ' rustls:', '']
+    for e in rows:
+        if e['floor'] is None or e['mod_tls_med'] is None:
+            out.append(f'- {e["row"].label}: -')
+            continue
+        glue = e['mod_tls_med'] - e['floor']
+        if glue < 0:
+            out.append(f'- {e["row"].label}: {glue:,.0f} µs, below the floor: within the noise'
+                       ' of this run and of the benchmark\'s')
+            continue
+        out.append(f'- {e["row"].label}: {glue:,.0f} µs'
+                   + (f' ({glue / e["mod_tls_med"] * 100:.0f}% of mod_tls\'s)'
+                      if e['mod_tls_med'] > 0 else ''))
+    return out + ['']
+
+
 def report_md(meta, evals, results, cases, level=1):
     h = '#' * level
     opt = meta['profile']
@@ -1610,15 +1691,15 @@ def report_md(meta, evals, results, cases, level=1):
         ' processes on the machine took CPU time during a run; all explained under'
         ' "Numbers to doubt".',
         '',
-        '| # | Measurement | mod_tls | mod_ssl | plain | mod_tls / mod_ssl | target | '
-        'mod_tls / plain |',
-        '|---|---|---:|---:|---:|---:|---|---:|',
+        '| # | Measurement | mod_tls | mod_ssl | plain | rustls alone + plain HTTP |'
+        ' mod_tls / mod_ssl | target | mod_tls / plain |',
+        '|---|---|---:|---:|---:|---:|---:|---|---:|',
     ]
     for e in evals:
         r = e['row']
         rp = f'{e["ratio_plain"]:.2f}' if e['ratio_plain'] is not None and r.higher else '-'
         lines.append(f'| {r.scenario} | {r.label} | {cell(e, "mod_tls")} | {cell(e, "mod_ssl")} |'
-                     f' {cell(e, "plain")} | {ratio_text(e)} | '
+                     f' {cell(e, "plain")} | {e["floor_text"]} | {ratio_text(e)} | '
                      f'{verdict_text(e["verdicts"], md=True, ref_name=r.ref_name) or "-"} |'
                      f' {rp} |')
     met = sum(1 for e in evals for v in e['verdicts'] if v[4])
@@ -1627,6 +1708,7 @@ def report_md(meta, evals, results, cases, level=1):
               '; '.join(f'{n}. {t}' for n, t in SCENARIOS.items()) + '.', '',
               '```', ascii_bars(evals), '```', '',
               '(`build/loadtest/ratios.png` has the same as a chart.)', '']
+    lines += rustls_note(evals, meta.get('rustls_alone'))
     lines += [f'{h}# Numbers to doubt', '']
     noted = False
     for e in evals:
@@ -1815,15 +1897,16 @@ handshakes/s ≥ 0.95× and Apache CPU per handshake ≤ 1.05×."""
 
 
 def terminal_table(evals):
-    head = ['#', 'Measurement', 'mod_tls', 'mod_ssl', 'plain', 'tls/ssl', 'target']
+    head = ['#', 'Measurement', 'mod_tls', 'mod_ssl', 'plain', 'rustls+plain', 'tls/ssl',
+            'target']
     body = []
     for e in evals:
         r = e['row']
         body.append([str(r.scenario), r.label, cell(e, 'mod_tls'), cell(e, 'mod_ssl'),
-                     cell(e, 'plain'), ratio_text(e),
+                     cell(e, 'plain'), e['floor_text'] or '-', ratio_text(e),
                      verdict_text(e['verdicts'], ref_name=r.ref_name) or '-'])
     widths = [max(len(x[i]) for x in [head] + body) for i in range(len(head))]
-    lines = ['  '.join(c.ljust(w) if i in (1, 6) else c.rjust(w)
+    lines = ['  '.join(c.ljust(w) if i in (1, 7) else c.rjust(w)
                        for i, (c, w) in enumerate(zip(row, widths))).rstrip()
              for row in [head] + body]
     lines.insert(1, '-' * max(len(x) for x in lines))
@@ -1916,6 +1999,9 @@ def main():
         meta = data['meta']
         # results of a run from before scenario 9
         meta['profile'].setdefault('proxy_conns', PROFILES['full']['proxy_conns'])
+        # results of a run from before the rustls-alone benchmark: today's figures, if any
+        # (the report gives the benchmark's date)
+        meta.setdefault('rustls_alone', load_rustls_alone())
         results = {tuple(k.rsplit('/', 1)): [Sample.from_dict(d) for d in ss]
                    for k, ss in data['results'].items()}
         cases, rows = select(*plan(meta['profile'], mix_sizes(), ''), meta.get('only'))
@@ -1962,6 +2048,10 @@ def main():
                 'machine': machine_info(),
                 'probe': {v: probe(servers[v]) for v in TLS_ONLY}}
         meta['only'] = args.only
+        meta['rustls_alone'] = load_rustls_alone()
+        if 'error' in meta['rustls_alone']:
+            log(f'loadtest: no rustls-alone figures ({meta["rustls_alone"]["error"]}):'
+                ' `make bench-rustls` makes them')
         cases, rows = select(*plan(opt, sizes, urilist), args.only)
         if any(c.group == 'proxy' for c in cases):
             backend = servers['proxy-backend'] = ProxyBackend(root, certs, ca_of(root))
@@ -2031,7 +2121,7 @@ def select(cases, rows, only):
 
 def finish(meta, cases, rows, results, docs):
     """Report, chart and terminal table (and the docs) from the results."""
-    evals = evaluate(rows, results)
+    evals = evaluate(rows, results, meta.get('rustls_alone'))
     with open(os.path.join(OUT, 'report.md'), 'w') as f:
         f.write(report_md(meta, evals, results, cases) + '\n')
     png = os.path.join(OUT, 'ratios.png')
