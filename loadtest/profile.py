@@ -171,7 +171,8 @@ def drive(srv, opt, kind, tool=None):
     bad = {k: res[k] for k in ('conn_err', 'io_err', 'bad_status', 'bad_len') if res[k]}
     if bad or not res['done']:
         raise RuntimeError(f'hsdrive: failures {bad} ({res.get("first_error")})')
-    if resume != 'none' and srv.tls and res['resumed'] < 0.99 * res['done']:
+    # each thread's first connection has no session yet
+    if resume != 'none' and srv.tls and res['resumed'] < 0.99 * res['done'] - opt.threads:
         raise RuntimeError(f'only {res["resumed"]} of {res["done"]} resumed')
     return res['done'], c1 - c0, t1 - t0, (err if tool and tool[1] == 'stat' else pids)
 
@@ -203,13 +204,16 @@ STRACE_LINE = re.compile(r'^\s*([\d.]+)\s+([\d.]+)\s+(\d+)\s+(\d+)\s+(?:(\d+)\s+
 
 
 def strace_counts(path):
-    counts = {}
+    """Calls and failed calls (EAGAIN mostly) by system call."""
+    counts, errors = {}, {}
     with open(path) as f:
         for line in f:
             m = STRACE_LINE.match(line)
             if m and m.group(6) != 'total':
                 counts[m.group(6)] = int(m.group(4))
-    return counts
+                if m.group(5):
+                    errors[m.group(6)] = int(m.group(5))
+    return counts, errors
 
 
 def perf_stat_counts(text):
@@ -234,18 +238,79 @@ def profile_case(srv, opt, kind, tag):
                                                  '-c', str(PERIOD_NS), '-g', '-q', '-o', data])
     comps, syms = perf_components(data, pids)
     us = PERIOD_NS / 1000 / n          # µs of CPU per connection that one sample stands for
-    r['perf'] = dict(conns=n, cpu_us=cpu / n * 1e6, components={k: v * us for k, v in comps.items()},
+    r['perf'] = dict(conns=n, cpu_us=cpu / n * 1e6, pids=pids,
+                     components={k: v * us for k, v in comps.items()},
+                     symbols=[(c * us, comp, d, y) for c, comp, d, y in syms if c * us >= 0.1],
                      top=[(c * us, comp, d, y) for c, comp, d, y in syms[:opt.top]],
                      unclassified=[(c * us, y) for c, comp, d, y in syms
                                    if comp.startswith(('Rust std', 'other'))][:opt.top])
     trace = os.path.join(OUT, f'strace-{tag}.txt')
     n, _, _, _ = drive(srv, opt, kind, ['strace', '-c', '-f', '-o', trace])
-    r['syscalls'] = {k: v / n for k, v in strace_counts(trace).items()}
+    counts, errors = strace_counts(trace)
+    r['syscalls'] = {k: v / n for k, v in counts.items()}
+    r['syscall_errors'] = {k: v / n for k, v in errors.items()}
     r['syscalls_conns'] = n
     events = ','.join(f'probe_libc:{f}' for f in ALLOC_FNS)
     n, _, _, err = drive(srv, opt, kind, ['perf', 'stat', '-x', ',', '-e', events])
     r['allocs'] = {k: v / n for k, v in perf_stat_counts(err).items()}
+    if opt.alloc_callers and srv.variant == 'mod_tls':
+        r['alloc_callers'] = alloc_callers(srv, opt, kind, tag)
     return r
+
+
+def first_caller(frames):
+    """The first frame outside libc's allocator and Rust's std/alloc/core: who asked."""
+    for sym, dso in frames:
+        if 'libc.so' in dso or re.match(r'(<)*(std|core|alloc|hashbrown)::|__rustc|__rdl_|'
+                                        r'__GI___libc_|(malloc|realloc|calloc)$', sym):
+            continue
+        return sym
+    return '?'
+
+
+def owner(sym):
+    """Whose code a caller is: rustls, ring, the bridge, mod_tls' C code, or someone else."""
+    for name, rx in (('rustls', r'^(<)*rustls'), ('ring', r'^(<)*ring'),
+                     ('bridge (mtls)', r'^(<)*mtls'), ('mod_tls C', r'^tls_'),
+                     ('webpki', r'^(<)*webpki')):
+        if re.match(rx, sym):
+            return name
+    return 'mod_tls C' if sym in C_SYMS else 'other'
+
+
+def alloc_callers(srv, opt, kind, tag):
+    """malloc/calloc/realloc calls per connection by their first caller outside the
+    allocator, from the uprobes with DWARF unwinding (a short run: it is slow)."""
+    data = os.path.join(OUT, f'malloc-{tag}.data')
+    events = []
+    for fn in ALLOC_FNS[:3]:
+        events += ['-e', f'probe_libc:{fn}']
+    short = argparse.Namespace(**vars(opt))
+    short.seconds, short.threads = 1.0, 1
+    n, _, _, pids = drive(srv, short, kind, ['perf', 'record', *events, '--call-graph',
+                                              'dwarf,4096', '-q', '-o', data])
+    out = subprocess.run(['perf', 'script', '-i', data, '-F', 'pid,ip,sym,dso',
+                          '--pid', ','.join(str(p) for p in pids)],
+                         capture_output=True, text=True, check=False).stdout
+    os.unlink(data)
+    counts, frames = {}, None
+    for line in out.splitlines() + ['']:
+        if not line.strip():
+            if frames:
+                who = first_caller(frames)
+                counts[who] = counts.get(who, 0) + 1
+            frames = None
+            continue
+        m = re.match(r'\s+[0-9a-f]+\s+(.*?)\s+\((.*)\)\s*$', line)
+        if m:
+            frames = (frames or []) + [(m.group(1), m.group(2))]
+        else:
+            frames = []
+    owners = {}
+    for k, v in counts.items():
+        owners[owner(k)] = owners.get(owner(k), 0) + v / n
+    return dict(conns=n, owners=owners,
+                callers=sorted(((v / n, k) for k, v in counts.items()), reverse=True))
 
 
 def add_probes():
@@ -271,7 +336,7 @@ def table(results, cols, rows_of, fmt):
     return '\n'.join(lines)
 
 
-def report(results):
+def report(results, opt_top=30):
     cols = list(results)
     md = ['# Where the time goes (profile.py)', '',
           f'{time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())}; columns: server/kind.', '',
@@ -286,8 +351,19 @@ def report(results):
           table(results, cols, lambda r: r['perf']['components'], lambda v: f'{v:.0f}'), '',
           '## System calls per connection (strace -c -f)', '',
           table(results, cols, lambda r: r['syscalls'], lambda v: f'{v:.2f}'), '',
+          'Of which failed (EAGAIN, mostly):', '',
+          table(results, cols, lambda r: r.get('syscall_errors', {}), lambda v: f'{v:.2f}'), '',
           '## Allocator calls per connection (uprobes on libc)', '',
           table(results, cols, lambda r: r['allocs'], lambda v: f'{v:.1f}'), '']
+    for c in cols:
+        if 'alloc_callers' in results[c]:
+            ac = results[c]['alloc_callers']
+            md += [f'## malloc/calloc/realloc per connection by caller, {c} '
+                   f'({ac["conns"]} connections)', '', '| calls | caller |', '|---:|---|']
+            md += [f'| {v:.1f} | {k} (all) |' for k, v in sorted(ac['owners'].items(),
+                                                                 key=lambda x: -x[1])]
+            md += [f'| {v:.1f} | `{k[:110]}` |' for v, k in ac['callers'][:opt_top]]
+            md.append('')
     for c in cols:
         md += [f'## Top symbols, {c} (µs per connection, self)', '',
                '| µs | component | symbol |', '|---:|---|---|']
@@ -305,6 +381,10 @@ def main():
     ap.add_argument('--variants', default='mod_tls,mod_ssl,plain')
     ap.add_argument('--kinds', default=','.join(KINDS))
     ap.add_argument('--top', type=int, default=30, help='top symbols to list')
+    ap.add_argument('--alloc-only', action='store_true',
+                    help="only mod_tls' allocations by caller, added to the last profile.json")
+    ap.add_argument('--no-alloc-callers', dest='alloc_callers', action='store_false',
+                    help="skip mod_tls' allocations by caller (perf with DWARF unwinding)")
     opt = ap.parse_args()
     if os.geteuid() != 0:
         sys.exit('profile: perf, strace and uprobes need root')
@@ -326,6 +406,10 @@ def main():
         f.write(os.urandom(lt.SMALL))
     os.chmod(os.path.join(lt.DOCROOT, '1k.bin'), 0o644)
     results = {}
+    if opt.alloc_only:
+        with open(os.path.join(OUT, 'profile.json')) as f:
+            results = json.load(f)
+        opt.variants = 'mod_tls'
     add_probes()
     srv = None
     try:
@@ -336,7 +420,13 @@ def main():
             kinds = opt.kinds.split(',') if srv.tls else ['plain']
             log(f'profile: {v}')
             for kind in kinds:
+                if opt.alloc_only:
+                    results[f'{v}/{kind}']['alloc_callers'] = alloc_callers(srv, opt, kind,
+                                                                            f'{v}-{kind}')
+                    continue
                 results[f'{v}/{kind}'] = profile_case(srv, opt, kind, f'{v}-{kind}')
+                with open(os.path.join(OUT, 'profile.json'), 'w') as f:
+                    json.dump(results, f, indent=1)
             srv.stop()
             srv = None
     finally:
@@ -346,7 +436,7 @@ def main():
         shutil.rmtree(root, ignore_errors=True)
     with open(os.path.join(OUT, 'profile.json'), 'w') as f:
         json.dump(results, f, indent=1)
-    md = report(results)
+    md = report(results, opt.top)
     with open(os.path.join(OUT, 'profile.md'), 'w') as f:
         f.write(md + '\n')
     print(md)
