@@ -5,20 +5,25 @@
 test's (loadtest.py's Server: same config, same certificates), the client is its hsdrive
 (one connection, one handshake, one 1 KiB GET per connection). For each server and each kind
 of connection (full TLS 1.3 with the ECDSA key, resumed TLS 1.3 with a ticket; plain HTTP
-has one kind) it makes four runs of the same length, each one with a different tool on the
+has one kind) it makes four runs of the same length (and a fifth, short one), each one with a different tool on the
 Apache children, so the tools do not weigh on each other's figures:
 
   1. none: Apache's CPU time per connection (from /proc, as the load test measures it);
-  2. `perf record -e cpu-clock` (this VM has no hardware counters): where the samples fall,
-     grouped by component (mod_tls' C code, the bridge, rustls, ring, Rust's std, httpd,
-     APR, libc's malloc, the kernel, ...), turned into µs with run 2's own CPU time;
-  3. `strace -c -f`: system calls per connection;
-  4. `perf stat` on uprobes in libc's malloc/calloc/realloc/free: allocations per connection.
+  2. `perf record -a -e cpu-clock` (this VM has no hardware counters), kept to the children's
+     pids: where the samples fall, grouped by component (mod_tls' C code, the bridge,
+     rustls, ring, Rust's std, httpd, APR, libc's malloc, parts of the kernel, ...), each
+     sample worth PERIOD_NS of CPU;
+  3. `strace -c -f`: system calls per connection, and the failed ones;
+  4. `perf stat` on uprobes in libc's malloc/calloc/realloc/free: allocations per connection;
+  5. mod_tls only, a short run (1 s, 1 thread): the same uprobes recorded with DWARF
+     unwinding, the allocations counted by their first caller outside the allocator
+     (--no-alloc-callers skips it, --alloc-only redoes it alone).
 
 Connections per run come from hsdrive's count; the few in flight when a run ends are not
 counted, so with -t threads the counts per connection are high by at most threads/connections.
 
-Output: build/profile/profile.md (the tables) and profile.json, and the perf data files.
+Output: build/profile/profile.md (the tables), profile.json (every figure, all symbols), the
+perf and strace files of the last run.
 Needs root (perf, strace, uprobes) and build/mod_tls.so, build/loadtest/hsdrive.
 """
 import argparse
