@@ -261,6 +261,16 @@ loadtest: all $(BUILD)/.deps-loadtest $(BUILD)/loadtest/hsdrive
 loadtest-short:
 	@$(MAKE) --no-print-directory loadtest LOADTEST=short
 
+# `make profile`: where Apache's CPU goes per handshake, mod_tls against mod_ssl and plain
+# HTTP (perf, strace, malloc uprobes; needs root; about 3 minutes; build/profile/profile.md;
+# see docs/performance.md). PROFILE_ARGS passes options, e.g. --ports 46000-47999.
+.PHONY: profile
+profile: all $(BUILD)/.deps-profile $(BUILD)/loadtest/hsdrive
+	$(PYTHON) loadtest/profile.py $(PROFILE_ARGS)
+
+$(BUILD)/.deps-profile: scripts/deps.sh
+	@scripts/deps.sh profile && mkdir -p $(BUILD) && touch $@
+
 # `make fuzz`: coverage-guided fuzzing with libFuzzer (clang's) of the bridge and of the C
 # parsers: build/fuzz/bin/fuzz_<target>, each run FUZZ_RUNS times from fuzz/corpus/<target>
 # (committed) and build/fuzz/seeds/<target> (made at run time: certificates, keys, recorded

@@ -8,9 +8,10 @@
 # python3-openssl for the corpus check (`make test` runs the fuzzers' smoke, so `test` has
 # them too); `deb`: dpkg-buildpackage (dpkg-dev, with build-essential, which it checks for),
 # debhelper (dh_apache2 comes with apache2-dev) and lintian for `make deb` (`make test`
-# builds and checks the package, so `test` has them too). Needs root (apt) when something
-# is missing. `test` also unpacks (never installs) Debian's apache2 package for its mod_ssl
-# configuration files, see the end.
+# builds and checks the package, so `test` has them too); `profile`: the load test's plus perf
+# and strace for `make profile`. Needs root (apt) when something is missing. `test` also
+# unpacks (never installs) Debian's apache2 package for its mod_ssl configuration files, see
+# the end.
 set -eu
 
 build="apache2-bin apache2-dev gcc make debian-archive-keyring ca-certificates curl openssl"
@@ -18,14 +19,16 @@ fuzz="$build clang-14 libclang-rt-14-dev llvm-14 python3-openssl"
 deb="$build build-essential dpkg-dev debhelper lintian"
 test="$fuzz $deb curl openssl nghttp2-client python3-pytest python3-openssl python3-websockets redis-server memcached strace cbindgen pebble chromium libnss3-tools"
 loadtest="$build python3 python3-cryptography nghttp2-client libssl-dev gnuplot-nox"
+profile="$loadtest linux-perf strace"
 
 case "${1:-build}" in
   build) want=$build ;;
   test)  want=$test ;;
   loadtest) want=$loadtest ;;
+  profile) want=$profile ;;
   fuzz) want=$fuzz ;;
   deb) want=$deb ;;
-  *) echo "usage: $0 build|test|loadtest|fuzz|deb" >&2; exit 2 ;;
+  *) echo "usage: $0 build|test|loadtest|profile|fuzz|deb" >&2; exit 2 ;;
 esac
 
 # Apt installs only what is missing and leaves what a machine came with as it is. For the
@@ -33,7 +36,7 @@ esac
 # against: mod_ssl, loaded there beside mod_tls, refuses an older libssl3 with a warning
 # (AH01882). Building the module alone does not care.
 case "${1:-build}" in
-  test|loadtest) fresh="libssl3 openssl" ;;
+  test|loadtest|profile) fresh="libssl3 openssl" ;;
   *) fresh="" ;;
 esac
 
