@@ -8,7 +8,7 @@
  * connections of an old generation still add to them. The block carries a layout stamp; a
  * module built with another layout makes a new one instead of misreading the old.
  *
- * Hot path: a handful of relaxed atomic adds per handshake, none per request, no lock. The
+ * Hot path: a handful of lock-free atomic adds per handshake, none per request, no lock. The
  * status page reads the counters one by one, so a page may show one handshake counted in one
  * line and not yet in another. */
 #include <httpd.h>
