@@ -13,6 +13,7 @@ import random
 import re
 import shutil
 import signal
+import sys
 import socket
 import ssl
 import subprocess
@@ -613,7 +614,7 @@ class Apache:
 
     def wait_md_rest(self, timeout=20):
         """Until none of mod_md's watchdogs (LogLevel md:debug) is in the middle of a run;
-        at most `timeout` seconds.
+        at most `timeout` seconds. False if one still was.
 
         They run in a thread of one child that httpd does not join when the child exits:
         stopped in the middle of a run, the thread goes on using OpenSSL after exit() has
@@ -625,8 +626,9 @@ class Apache:
         while time.time() < deadline:
             log = self.read_log()
             if all(_last(start, log) <= _last(end, log) for start, end in MD_WATCHDOG_RUNS):
-                return
+                return True
             time.sleep(0.1)
+        return False
 
     def stop(self, timeout=10):
         """A graceful stop (as `apache2 -k graceful-stop`), then SIGTERM if it hangs. An
@@ -635,8 +637,11 @@ class Apache:
         check would blame on the test. A server with mod_md is first left to finish what
         its watchdogs do (wait_md_rest)."""
         pid = self.read_pid() or self.pid
-        if pid and self.pid_alive(pid) and '/mod_md.so' in self.body:
-            self.wait_md_rest()
+        if pid and self.pid_alive(pid) and '/mod_md.so' in self.body \
+                and not self.wait_md_rest():
+            # shown with the test's output: a crash at this stop is then no mystery
+            print(f'{self.dir}: a watchdog of mod_md was still in a run after 20 s; '
+                  'stopping anyway', file=sys.stderr)
         for sig in (signal.SIGWINCH, signal.SIGTERM):
             if not pid or not self.pid_alive(pid):
                 break
