@@ -86,7 +86,9 @@ def new_connections(path, before):
 
 def open_regular_files(inst):
     """The regular files the instance's processes hold open, with its own dir written as
-    '<dir>' (so that two instances compare)."""
+    '<dir>' (so that two instances compare). Files of the docroot are left out: a child may
+    still hold the file it just served (seen once in CI, hello.txt), which says nothing of a
+    key log."""
     found = set()
     for pid in inst.own_pids():
         fd_dir = f'/proc/{pid}/fd'
@@ -99,7 +101,8 @@ def open_regular_files(inst):
                 target = os.readlink(os.path.join(fd_dir, fd))
             except OSError:
                 continue
-            if target.startswith('/') and os.path.isfile(target.split(' (deleted)')[0]):
+            if target.startswith('/') and os.path.isfile(target.split(' (deleted)')[0]) \
+                    and not target.startswith(inst.docroot + '/'):
                 found.add(target.replace(inst.dir, '<dir>'))
     return found
 
