@@ -56,6 +56,8 @@ typedef struct tls_filter {
     apr_size_t out_response;           /* TLS bytes since the last response's end (EOS) */
     int out_broken;                    /* the network refused our TLS: nothing more goes out */
     int in_response;                   /* TLS_RESPONSE is passing an HTTP/1 response on */
+    int out_later;                     /* what rustls holds may wait for our next write or
+                                        * until we wait for the client (in_read_net) */
     char *hold;                        /* malloc'ed, TLS_REC_MAX: a response's plaintext not */
     apr_size_t hold_len;               /* yet a full record, kept for its next pass */
 } tls_filter_t;
@@ -207,6 +209,7 @@ static apr_status_t out_pass(tls_filter_t *fc, int flush)
         return out_fail(fc, APR_ECONNABORTED);
     }
     rv = out_drain(fc, 0);
+    fc->out_later = 0;
     if (flush) {
         APR_BRIGADE_INSERT_TAIL(fc->raw_out, apr_bucket_flush_create(tc->c->bucket_alloc));
     }
@@ -475,6 +478,9 @@ static apr_status_t in_process(tls_filter_t *fc)
             return rv;
         }
         fc->out_response = 0;      /* the handshake's flights are no response's */
+        /* A TLS 1.3 client that sent its Finished waits for nothing more: the tickets rustls
+         * now has for it may go out with our first answer, one write instead of two. */
+        fc->out_later = !tc->outgoing && tc->hs->version == 0x0304;
     }
     return tc->state == TLS_ST_TRAFFIC ? in_take_plain(fc) : APR_SUCCESS;
 }
@@ -629,6 +635,17 @@ static apr_status_t in_read_net(tls_filter_t *fc, apr_read_type_e block)
     if (block == APR_BLOCK_READ && fc->hold_len && (rv = out_send_held(fc)) != APR_SUCCESS) {
         return rv;
     }
+    if (block == APR_BLOCK_READ && fc->out_later) {
+        /* What waits goes out before we wait for the client, unless its next bytes (the
+         * request after its Finished, mostly) are here already. */
+        rv = in_read_net(fc, APR_NONBLOCK_READ);
+        if (!APR_STATUS_IS_EAGAIN(rv)) {
+            return rv;
+        }
+        if ((rv = out_pass(fc, 1)) != APR_SUCCESS) {
+            return rv;
+        }
+    }
     rv = ap_get_brigade(fc->in_filter->next, fc->raw_in, AP_MODE_READBYTES, block,
                         in_want(fc));
     if (rv == APR_EOF) {
@@ -671,7 +688,7 @@ static apr_status_t in_read_net(tls_filter_t *fc, apr_read_type_e block)
         }
     }
     /* Handshake flights, tickets, alerts: rustls' answers go out right away. */
-    if (mtls_conn_wants_write(tc->rc)) {
+    if (mtls_conn_wants_write(tc->rc) && !fc->out_later) {
         prv = out_pass(fc, 1);
         if (rv == APR_SUCCESS) {
             rv = prv;
@@ -940,6 +957,12 @@ static apr_status_t tls_filter_out(ap_filter_t *f, apr_bucket_brigade *bb)
     while (e != APR_BRIGADE_SENTINEL(bb) && rv == APR_SUCCESS) {
         if (APR_BUCKET_IS_METADATA(e)) {
             rv = out_consume(fc, &g, bb, e);
+            if (rv == APR_SUCCESS && APR_BUCKET_IS_EOS(e) && fc->in_response
+                && tc->c->keepalive == AP_CONN_CLOSE) {
+                /* The last response of the connection: close_notify goes in its write, not
+                 * in one of its own when the MPM closes (nothing of HTTP/1 follows). */
+                rv = out_close_notify(fc);
+            }
             if (rv == APR_SUCCESS && AP_BUCKET_IS_EOC(e)) {
                 /* After every pre_close_connection hook (mod_http2's GOAWAY), as mod_ssl.
                  * The FLUSH first: the core holds what comes with an EOC alone, and the
