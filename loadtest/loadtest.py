@@ -1266,8 +1266,7 @@ def plan(opt, sizes, urilist):
                         True, [('mod_ssl', '>=', 2.6)], chart=f'10 MiB {proto}'))
         rows.append(Row(cid, 'cpu_us_req', f'Apache CPU per 10 MiB response, {proto}', 'us', False,
                         [('floor', '<=', FLOOR_X)], chart=f'CPU/10 MiB {proto} (lower=better)',
-                        gen_matters=False,
-                        rustls='encrypt-10m'))
+                        gen_matters=False, rustls='encrypt-10m'))
     per_client = opt['mix_requests'] // opt['mix_conns']
     mix_bytes = opt['mix_conns'] * sum(sizes[i % len(sizes)] for i in range(per_client))
     for h1 in (True, False):
@@ -1287,10 +1286,12 @@ def plan(opt, sizes, urilist):
                     chart='memory/idle conn (lower=better)', gen_matters=False))
     rows.append(Row('memory', 'active_bytes', f'Memory per active connection '
                     f'({opt["active_conns"]} sending 10 MiB)', 'bytes', False,
-                    [('mod_ssl', '<=', 1.0)], chart='memory/active conn (lower=better)', gen_matters=False))
+                    [('mod_ssl', '<=', 1.0)], chart='memory/active conn (lower=better)',
+                    gen_matters=False))
     rows.append(Row('memory', 'idle_big_bytes', f'Memory per idle connection after a 10 MiB '
                     f'response ({opt["active_conns"]} held)', 'bytes', False,
-                    [('mod_ssl', '<=', 0.8)], chart='memory/idle after 10 MiB (lower=better)', gen_matters=False))
+                    [('mod_ssl', '<=', 0.8)], chart='memory/idle after 10 MiB (lower=better)',
+                    gen_matters=False))
     for size, name, label in ((SMALL, '1k', '1 KiB'), (MID, '1m', '1 MiB')):
         cid = f'proxy-{name}'
         cases.append(Case(cid, 9, VARIANTS, lambda srv, n=name, sz=size:
@@ -1974,8 +1975,9 @@ because it is what mod_tls itself adds between Apache and rustls; "TLS adds", (m
 plain) / (mod_ssl − plain), ≤ 0.5 per 1 KiB response on kept-alive connections (scenario 8),
 because it compares what each module adds over plain HTTP; and per 10 MiB response mod_tls ≤
 plain + {floor} × rustls alone (scenario 8): beyond plain HTTP's cost, at most {floor} times
-what encrypting the 10 MiB costs rustls by itself. A target whose figures are missing (no benchmark, no plain or mod_ssl median, or
-mod_ssl not above plain) is not measured: neither met nor missed."""
+what encrypting the 10 MiB costs rustls by itself. A target whose figures are missing (no
+benchmark, no plain or mod_ssl median, or mod_ssl not above plain) is not measured: neither
+met nor missed."""
 
 
 def terminal_table(evals):
