@@ -295,6 +295,13 @@ def test_small_response_written_before_pipeline_check(ca, server):
     each worker thread's system calls on the connection (strace)."""
     trace = os.path.join(server.dir, 'strace')
     kids = server.children()
+    req = b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n'
+    # The handshake and a first request before the trace: after the client's Finished the
+    # server looks for more (the request may have come with it) before it sends the tickets.
+    s = harness.tls_connect(ca, server.port, 'a.test')
+    f = s.makefile('rb')
+    s.sendall(req)
+    assert _read_response(f) == ('HTTP/1.1 200 OK', b'Hello, TLS!\n')
     tracer = subprocess.Popen(['strace', '-f', '-ff', '-qq', '-s', '0', '-e', 'trace=read,writev',
                                '-o', trace] + [a for k in kids for a in ('-p', str(k))],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -306,17 +313,13 @@ def test_small_response_written_before_pipeline_check(ca, server):
         if tracer.poll() is not None:
             pytest.skip('strace cannot trace the server here (ptrace not allowed?)')
         time.sleep(0.5)     # attached to every thread
-        s = harness.tls_connect(ca, server.port, 'a.test')
-        try:
-            f = s.makefile('rb')
-            for _ in range(6):
-                s.sendall(b'GET /hello.txt HTTP/1.1\r\nHost: a.test\r\n\r\n')
-                assert _read_response(f) == ('HTTP/1.1 200 OK', b'Hello, TLS!\n')
-                time.sleep(0.05)
-        finally:
-            s.close()
+        for _ in range(6):
+            s.sendall(req)
+            assert _read_response(f) == ('HTTP/1.1 200 OK', b'Hello, TLS!\n')
+            time.sleep(0.05)
         time.sleep(0.2)
     finally:
+        s.close()
         tracer.send_signal(signal.SIGINT)
         tracer.wait(timeout=10)
     call = re.compile(r'^(read|writev)\((\d+),.*=\s+(-?\d+)')
@@ -344,8 +347,8 @@ def test_small_response_written_before_pipeline_check(ca, server):
                 since_request = None
             elif since_request is not None:
                 since_request.append((op, n))
-    # the handshake's two flights count too; at least 4 of the 6 responses were seen
-    assert checked >= 6, f'only {checked} writes after a read seen in the trace'
+    # at least 4 of the 6 responses were seen
+    assert checked >= 4, f'only {checked} writes after a read seen in the trace'
 
 
 @pytest.fixture(scope='module')
