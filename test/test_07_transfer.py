@@ -252,17 +252,6 @@ def test_records_in_pieces(ca, server):
         raw.close()
 
 
-def _read_syscalls(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f'/proc/{pid}/io') as f:
-                total += int(next(line for line in f if line.startswith('syscr:')).split()[1])
-        except (OSError, StopIteration):
-            pass
-    return total
-
-
 def test_reads_per_request(ca, server):
     """A kept-alive request costs the server one read of the request and the one look for a
     pipelined request that finds nothing; asking the network for more than the record
@@ -276,13 +265,13 @@ def test_reads_per_request(ca, server):
         assert _read_response(f)[0] == 'HTTP/1.1 200 OK'
         time.sleep(0.2)
         kids = server.children()
-        before = _read_syscalls(kids)
+        before = harness.syscalls(kids, 'syscr')
         for _ in range(n):
             s.sendall(req)
             assert _read_response(f)[0] == 'HTTP/1.1 200 OK'
             time.sleep(0.01)
         time.sleep(0.2)
-        reads = _read_syscalls(kids) - before
+        reads = harness.syscalls(kids, 'syscr') - before
     finally:
         s.close()
     assert n <= reads <= 2.25 * n, f'{reads} reads for {n} requests'

@@ -43,17 +43,6 @@ TLSEngine 127.0.0.1:{port}
     a.stop()
 
 
-def _writes(pids):
-    total = 0
-    for pid in pids:
-        try:
-            with open(f'/proc/{pid}/io') as f:
-                total += int(next(line for line in f if line.startswith('syscw:')).split()[1])
-        except (OSError, StopIteration):
-            pass
-    return total
-
-
 def _counted(server, connection):
     """The fewest writes the server's children made for one run of connection()."""
     counts = []
@@ -63,10 +52,10 @@ def _counted(server, connection):
         kids = server.children()
         assert kids, 'no child process'
         time.sleep(0.1)
-        before = _writes(kids)
+        before = harness.syscalls(kids, 'syscw')
         connection()
         time.sleep(0.3)          # the access log line, the lingering close
-        after = _writes(kids)
+        after = harness.syscalls(kids, 'syscw')
         if set(server.children()) == set(kids):
             counts.append(after - before)
     assert counts, 'the child processes changed during every try'
