@@ -190,12 +190,13 @@ def make_certs(d):
 
 
 _PORTS = set()
+PORT_RANGE = (20000, 32000)            # below the ephemeral range; profile.py sets its own
 
 
 def free_port():
-    """A 127.0.0.1 port below the ephemeral range that nothing listens on."""
+    """A 127.0.0.1 port of PORT_RANGE that nothing listens on."""
     for _ in range(500):
-        port = random.randint(20000, 32000)
+        port = random.randint(*PORT_RANGE)
         if port in _PORTS:
             continue
         s = socket.socket()
@@ -848,6 +849,19 @@ def run_generator(argv, timeout, on_line=None, at=()):
     return ''.join(out), p.returncode, ru.ru_utime + ru.ru_stime, time.monotonic() - t0
 
 
+def driver_argv(srv, key, threads, duration, warmup, version, resume):
+    """hsdrive's command line: connections to srv's `key` port, each one GET of /1k.bin;
+    TLS `version` (13, 12) and `resume` ('none', 'ticket', 'id') only where srv speaks TLS."""
+    return [DRIVER, '-p', str(srv.ports[key]), '-s', HOST, '-u', '/1k.bin', '-l', str(SMALL),
+            '-t', str(threads), '-d', str(duration), '-w', str(warmup),
+            '-v', str(version if srv.tls else 0), '-r', resume if srv.tls else 'none']
+
+
+def driver_failures(res):
+    """What went wrong in an hsdrive run's result (its JSON line), by counter."""
+    return {k: res[k] for k in ('conn_err', 'io_err', 'bad_status', 'bad_len') if res[k]}
+
+
 def measure_driver(srv, opt, key, version, resume, staple=None):
     """Connections (each one request, Connection: close) per second, and Apache's CPU
     time per connection, over the driver's measuring window. staple: None, the client does
@@ -859,9 +873,8 @@ def measure_driver(srv, opt, key, version, resume, staple=None):
         if line.startswith('window-'):
             marks[line.strip()] = snap(srv)
 
-    argv = [DRIVER, '-p', str(srv.ports[key]), '-s', HOST, '-u', '/1k.bin', '-l', str(SMALL),
-            '-t', str(opt['hs_threads']), '-d', str(opt['duration']), '-w', str(opt['warmup']),
-            '-v', str(version if srv.tls else 0), '-r', resume if srv.tls else 'none']
+    argv = driver_argv(srv, key, opt['hs_threads'], opt['duration'], opt['warmup'], version,
+                       resume)
     if staple is not None:
         argv.append('-o')
     out, rc, _, _ = run_generator(argv, opt['duration'] + opt['warmup'] + 60, on_line)
@@ -879,7 +892,7 @@ def measure_driver(srv, opt, key, version, resume, staple=None):
         s.window(marks['window-start'], marks['window-end'])
         if done:
             s.metrics['cpu_us'] = s.apache_cores * res['wall'] / done * 1e6
-    fails = {k: res[k] for k in ('conn_err', 'io_err', 'bad_status', 'bad_len') if res[k]}
+    fails = driver_failures(res)
     if fails or not done:
         s.issues.append('failures ' + ', '.join(f'{k}={v}' for k, v in fails.items())
                         + (f' ({res["first_error"]})' if res['first_error'] else '')
@@ -1437,8 +1450,9 @@ def evaluate(rows, results, alone=None):
 
 
 def judge(e, kind, op, thr):
-    """One target of an evaluated row: (the number it is judged on, True met / False missed),
-    (None, None) when that number could not be had: not measured."""
+    """One target of an evaluated row: (the number shown with it, True met / False missed),
+    (None, None) when that number could not be had: not measured. The number is the one
+    judged (a ratio, the glue in µs), but for 'floor' the limit mod_tls is held to."""
     tls, ssl_, plain, floor = e['mod_tls_med'], e['mod_ssl_med'], e['plain_med'], e['floor']
     value = None
     if kind == 'mod_ssl':
@@ -2059,6 +2073,14 @@ def update_docs(md):
 
 # --------------------------------------------------------------------------
 
+def interrupt_on_sigterm():
+    """A kill ends the run as Ctrl-C does: through the finally that stops what it started."""
+    def on_signal(signum, frame):
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_signal)
+
+
 def build_driver():
     if os.path.exists(DRIVER) and os.path.getmtime(DRIVER) >= os.path.getmtime(DRIVER_SRC):
         return
@@ -2121,10 +2143,7 @@ def main():
     servers = {}
     responder = None
 
-    def on_signal(signum, frame):
-        raise KeyboardInterrupt
-
-    signal.signal(signal.SIGTERM, on_signal)
+    interrupt_on_sigterm()
     try:
         certs = make_certs(root)
         for v in VARIANTS:

@@ -41,10 +41,9 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import loadtest as lt  # noqa: E402
 
 OUT = os.path.join(lt.TOP, 'build', 'profile')
-KINDS = {
-    'full13': ('full TLS 1.3, ECDSA P-256', 13, 'none'),
-    'resume13': ('resumed TLS 1.3 (ticket), ECDSA P-256', 13, 'ticket'),
-}
+# kind of connection: (TLS version, resumption) for hsdrive; full TLS 1.3 with the ECDSA key,
+# and resumed TLS 1.3 with a ticket
+KINDS = {'full13': (13, 'none'), 'resume13': (13, 'ticket')}
 LIBC = '/lib/x86_64-linux-gnu/libc.so.6'
 ALLOC_FNS = ('malloc', 'calloc', 'realloc', 'free')
 # perf record's sampling period: 200 µs of CPU. System-wide (-a) with a filter on the
@@ -58,8 +57,7 @@ def c_symbols():
     names = set()
     objs = [os.path.join(lt.TOP, 'build', 'obj', f)
             for f in os.listdir(os.path.join(lt.TOP, 'build', 'obj')) if f.endswith('.o')]
-    out = subprocess.run(['nm', '--defined-only', *objs], capture_output=True, text=True,
-                         check=False).stdout
+    out = lt.run(['nm', '--defined-only', *objs]).stdout
     for line in out.splitlines():
         parts = line.split()
         if len(parts) == 3 and parts[1] in 'Tt':
@@ -113,81 +111,58 @@ COMPONENTS = [
 ]
 
 
-def log(msg):
-    print(msg, flush=True)
-
-
-def port_range(text):
-    lo, hi = (int(x) for x in text.split('-'))
-    pool = iter(range(lo, hi + 1))
-
-    def free_port():
-        import socket
-        for port in pool:
-            s = socket.socket()
-            try:
-                s.bind(('127.0.0.1', port))
-                return port
-            except OSError:
-                continue
-            finally:
-                s.close()
-        raise RuntimeError('no free port left in the range')
-    return free_port
-
-
 def drive(srv, opt, kind, tool=None):
     """One hsdrive run against srv with `tool` (argv prefix, minus the pids) attached to the
-    children; returns (connections, Apache CPU s over the run, wall s, tool output file)."""
-    _, version, resume = KINDS[kind] if kind in KINDS else (None, 0, 'none')
-    argv = [lt.DRIVER, '-p', str(srv.ports['ecdsa']), '-s', lt.HOST, '-u', '/1k.bin',
-            '-l', str(lt.SMALL), '-t', str(opt.threads), '-d', str(opt.seconds), '-w', '0',
-            '-v', str(version if srv.tls else 0), '-r', resume if srv.tls else 'none']
+    children; returns (connections, Apache CPU s over the run, wall s, the children's pids,
+    the tool's stderr). A tool that failed, or left an `-o` file empty, raises."""
+    version, resume = KINDS.get(kind, (0, 'none'))
+    argv = lt.driver_argv(srv, 'ecdsa', opt.threads, opt.seconds, 0, version, resume)
     # a short untimed run first: resumption needs a session, the children warm caches
-    warm = argv.copy()
-    warm[warm.index('-d') + 1] = '0.5'
-    subprocess.run(warm, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=False)
+    lt.run(lt.driver_argv(srv, 'ecdsa', opt.threads, 0.5, 0, version, resume), timeout=60)
     pids = srv.children()
-    mon = None
+    mon, err = None, ''
     if tool:
-        pid_args = []
-        for p in pids:
-            pid_args += ['-p', str(p)]
-        if tool[0] == 'perf':           # perf takes one comma-separated list
+        if tool[0] != 'perf':
+            pid_args = [a for p in pids for a in ('-p', str(p))]
+        else:                           # one comma-separated list, or none system-wide
             pid_args = [] if '-a' in tool else ['-p', ','.join(str(p) for p in pids)]
         mon = subprocess.Popen(tool + pid_args, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE, text=True)
-        time.sleep(1.5)                 # attached to every thread before the first connection
-    c0, t0 = srv.cpu(), time.monotonic()
-    p = subprocess.run(argv, capture_output=True, text=True, check=False)
-    c1, t1 = srv.cpu(), time.monotonic()
-    err = ''
-    if mon:
-        mon.send_signal(signal.SIGINT)
-        try:
-            _, err = mon.communicate(timeout=60)
-        except subprocess.TimeoutExpired:
-            mon.kill()
-            _, err = mon.communicate()
+    try:
+        if mon:
+            time.sleep(1.5)             # attached to every thread before the first connection
+        c0, t0 = srv.cpu(), time.monotonic()
+        p = lt.run(argv, timeout=opt.seconds + 60)
+        c1, t1 = srv.cpu(), time.monotonic()
+    finally:
+        if mon:
+            mon.send_signal(signal.SIGINT)
+            try:
+                _, err = mon.communicate(timeout=60)
+            except subprocess.TimeoutExpired:
+                mon.kill()
+                _, err = mon.communicate()
+    out = tool[tool.index('-o') + 1] if tool and '-o' in tool else None
+    if out and (not os.path.exists(out) or os.path.getsize(out) == 0):
+        raise RuntimeError(f'{" ".join(tool[:2])} wrote nothing: {err.strip()[-300:]}')
     try:
         res = json.loads(p.stdout.strip().splitlines()[-1])
     except (ValueError, IndexError):
         raise RuntimeError(f'hsdrive failed: {p.stdout[-300:]} {p.stderr[-300:]}')
-    bad = {k: res[k] for k in ('conn_err', 'io_err', 'bad_status', 'bad_len') if res[k]}
+    bad = lt.driver_failures(res)
     if bad or not res['done']:
         raise RuntimeError(f'hsdrive: failures {bad} ({res.get("first_error")})')
     # each thread's first connection has no session yet
     if resume != 'none' and srv.tls and res['resumed'] < 0.99 * res['done'] - opt.threads:
         raise RuntimeError(f'only {res["resumed"]} of {res["done"]} resumed')
-    return res['done'], c1 - c0, t1 - t0, (err if tool and tool[1] == 'stat' else pids)
+    return res['done'], c1 - c0, t1 - t0, pids, err
 
 
 def perf_components(data, pids):
     """Self samples of the children by component, and by symbol (biggest first)."""
-    out = subprocess.run(['perf', 'report', '-i', data, '--no-children', '--sort', 'dso,sym',
-                          '-F', 'sample,dso,sym', '--pid', ','.join(str(p) for p in pids),
-                          '--stdio', '-g', 'none', '--percent-limit', '0', '-t', '|'],
-                         capture_output=True, text=True, check=False).stdout
+    out = lt.run(['perf', 'report', '-i', data, '--no-children', '--sort', 'dso,sym',
+                  '-F', 'sample,dso,sym', '--pid', ','.join(str(p) for p in pids),
+                  '--stdio', '-g', 'none', '--percent-limit', '0', '-t', '|']).stdout
     comps, syms = {}, []
     for line in out.splitlines():
         parts = line.split('|', 2)
@@ -235,12 +210,13 @@ def perf_stat_counts(text):
 
 def profile_case(srv, opt, kind, tag):
     r = {}
-    n, cpu, wall, _ = drive(srv, opt, kind)
+    n, cpu, wall, _, _ = drive(srv, opt, kind)
     r['clean'] = dict(conns=n, cpu_us=cpu / n * 1e6, rate=n / wall)
-    log(f'  {tag}: {n} connections, {cpu / n * 1e6:.0f} µs Apache CPU each')
+    lt.log(f'  {tag}: {n} connections, {cpu / n * 1e6:.0f} µs Apache CPU each')
     data = os.path.join(OUT, f'perf-{tag}.data')
-    n, cpu, wall, pids = drive(srv, opt, kind, ['perf', 'record', '-a', '-e', 'cpu-clock',
-                                                 '-c', str(PERIOD_NS), '-g', '-q', '-o', data])
+    n, cpu, wall, pids, _ = drive(srv, opt, kind, ['perf', 'record', '-a', '-e', 'cpu-clock',
+                                                    '-c', str(PERIOD_NS), '-g', '-q', '-o',
+                                                    data])
     comps, syms = perf_components(data, pids)
     us = PERIOD_NS / 1000 / n          # µs of CPU per connection that one sample stands for
     r['perf'] = dict(conns=n, cpu_us=cpu / n * 1e6, pids=pids,
@@ -250,14 +226,17 @@ def profile_case(srv, opt, kind, tag):
                      unclassified=[(c * us, y) for c, comp, d, y in syms
                                    if comp.startswith(('Rust std', 'other'))][:opt.top])
     trace = os.path.join(OUT, f'strace-{tag}.txt')
-    n, _, _, _ = drive(srv, opt, kind, ['strace', '-c', '-f', '-o', trace])
+    n, _, _, _, _ = drive(srv, opt, kind, ['strace', '-c', '-f', '-o', trace])
     counts, errors = strace_counts(trace)
     r['syscalls'] = {k: v / n for k, v in counts.items()}
     r['syscall_errors'] = {k: v / n for k, v in errors.items()}
     r['syscalls_conns'] = n
     events = ','.join(f'probe_libc:{f}' for f in ALLOC_FNS)
-    n, _, _, err = drive(srv, opt, kind, ['perf', 'stat', '-x', ',', '-e', events])
-    r['allocs'] = {k: v / n for k, v in perf_stat_counts(err).items()}
+    n, _, _, _, err = drive(srv, opt, kind, ['perf', 'stat', '-x', ',', '-e', events])
+    allocs = perf_stat_counts(err)
+    if not allocs:
+        raise RuntimeError(f'perf stat counted no allocator calls: {err.strip()[-300:]}')
+    r['allocs'] = {k: v / n for k, v in allocs.items()}
     if opt.alloc_callers and srv.variant == 'mod_tls':
         r['alloc_callers'] = alloc_callers(srv, opt, kind, tag)
     return r
@@ -292,11 +271,10 @@ def alloc_callers(srv, opt, kind, tag):
         events += ['-e', f'probe_libc:{fn}']
     short = argparse.Namespace(**vars(opt))
     short.seconds, short.threads = 1.0, 1
-    n, _, _, pids = drive(srv, short, kind, ['perf', 'record', *events, '--call-graph',
-                                              'dwarf,4096', '-q', '-o', data])
-    out = subprocess.run(['perf', 'script', '-i', data, '-F', 'pid,ip,sym,dso',
-                          '--pid', ','.join(str(p) for p in pids)],
-                         capture_output=True, text=True, check=False).stdout
+    n, _, _, pids, _ = drive(srv, short, kind, ['perf', 'record', *events, '--call-graph',
+                                                 'dwarf,4096', '-q', '-o', data])
+    out = lt.run(['perf', 'script', '-i', data, '-F', 'pid,ip,sym,dso',
+                  '--pid', ','.join(str(p) for p in pids)]).stdout
     os.unlink(data)
     counts, frames = {}, None
     for line in out.splitlines() + ['']:
@@ -319,14 +297,16 @@ def alloc_callers(srv, opt, kind, tag):
 
 
 def add_probes():
+    del_probes()                        # a run that was killed may have left them
     for fn in ALLOC_FNS:
-        subprocess.run(['perf', 'probe', '-q', '-x', LIBC, '--add', fn], check=False,
-                       stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        p = lt.run(['perf', 'probe', '-q', '-x', LIBC, '--add', fn])
+        if p.returncode != 0:
+            raise RuntimeError(f'perf probe --add {fn} in {LIBC} failed: '
+                               f'{p.stderr.strip()[-300:]}')
 
 
 def del_probes():
-    subprocess.run(['perf', 'probe', '-q', '-d', 'probe_libc:*'], check=False,
-                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    lt.run(['perf', 'probe', '-q', '-d', 'probe_libc:*'])
 
 
 def table(results, cols, rows_of, fmt):
@@ -396,9 +376,28 @@ def main():
     for tool in ('perf', 'strace'):
         if not shutil.which(tool):
             sys.exit(f'profile: {tool} not found (apt install linux-perf strace)')
-    if not os.path.exists(lt.DRIVER) or not os.path.exists(lt.MODULE):
+    if not all(os.path.exists(p) for p in (lt.DRIVER, lt.MODULE, os.path.join(lt.TOP, 'build',
+                                                                             'obj'))):
         sys.exit('profile: build/mod_tls.so and build/loadtest/hsdrive first (make profile)')
-    lt.free_port = port_range(opt.ports)
+    if not os.path.exists(LIBC):
+        sys.exit(f'profile: {LIBC} not found (the allocator probes go there)')
+    last = os.path.join(OUT, 'profile.json')
+    if opt.alloc_only and not os.path.exists(last):
+        sys.exit(f'profile: --alloc-only adds to {last}, and there is none yet')
+    try:
+        lo, hi = (int(x) for x in opt.ports.split('-'))
+    except ValueError:
+        sys.exit(f'profile: --ports {opt.ports}: LO-HI expected')
+    lt.PORT_RANGE = (lo, hi)
+    lt.interrupt_on_sigterm()
+    try:
+        profile(opt, last)
+    except (RuntimeError, OSError, subprocess.TimeoutExpired) as e:
+        sys.exit(f'profile: {e}')
+
+
+def profile(opt, last):
+    """The runs of every server and kind, into `last` (profile.json) and profile.md."""
     C_SYMS.update(c_symbols())
     os.makedirs(OUT, exist_ok=True)
     root = tempfile.mkdtemp(prefix='mod_tls-profile-')
@@ -412,25 +411,27 @@ def main():
     os.chmod(os.path.join(lt.DOCROOT, '1k.bin'), 0o644)
     results = {}
     if opt.alloc_only:
-        with open(os.path.join(OUT, 'profile.json')) as f:
+        with open(last) as f:
             results = json.load(f)
         opt.variants = 'mod_tls'
-    add_probes()
     srv = None
     try:
+        add_probes()
         certs = lt.make_certs(root)
         for v in opt.variants.split(','):
             srv = lt.Server(v, root, certs)
             srv.start()
             kinds = opt.kinds.split(',') if srv.tls else ['plain']
-            log(f'profile: {v}')
+            lt.log(f'profile: {v}')
             for kind in kinds:
                 if opt.alloc_only:
+                    if f'{v}/{kind}' not in results:
+                        raise RuntimeError(f'{last} has no {v}/{kind}: make profile first')
                     results[f'{v}/{kind}']['alloc_callers'] = alloc_callers(srv, opt, kind,
                                                                             f'{v}-{kind}')
                     continue
                 results[f'{v}/{kind}'] = profile_case(srv, opt, kind, f'{v}-{kind}')
-                with open(os.path.join(OUT, 'profile.json'), 'w') as f:
+                with open(last, 'w') as f:
                     json.dump(results, f, indent=1)
             srv.stop()
             srv = None
@@ -439,7 +440,7 @@ def main():
             srv.stop()
         del_probes()
         shutil.rmtree(root, ignore_errors=True)
-    with open(os.path.join(OUT, 'profile.json'), 'w') as f:
+    with open(last, 'w') as f:
         json.dump(results, f, indent=1)
     md = report(results, opt.top)
     with open(os.path.join(OUT, 'profile.md'), 'w') as f:
