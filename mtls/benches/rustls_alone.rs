@@ -285,29 +285,37 @@ struct Certs {
     rsa: (Vec<CertificateDer<'static>>, PrivateKeyDer<'static>),
 }
 
+/// A temp dir removed when it goes, also when a step fails (it holds private keys).
+struct TempDir(PathBuf);
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A throw-away CA (ECDSA P-256) and two leaves it issued, in a temp dir removed after.
 fn make_certs() -> Certs {
-    let dir: PathBuf = std::env::temp_dir().join(format!("mtls-bench-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("a temp dir");
+    let tmp = TempDir(std::env::temp_dir().join(format!("mtls-bench-{}", std::process::id())));
+    let dir = &tmp.0;
+    std::fs::create_dir_all(dir).expect("a temp dir");
     let ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256"];
-    openssl(&dir, &[&["req", "-x509", "-nodes"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
+    openssl(dir, &[&["req", "-x509", "-nodes"][..], &ec, &["-keyout", "ca.key", "-out", "ca.pem", "-days", "2",
         "-subj", "/CN=mtls bench CA"]].concat());
     std::fs::write(dir.join("ext"), format!("subjectAltName=DNS:{HOST}\nbasicConstraints=CA:FALSE\n")).expect("written");
     for (name, newkey) in [("ecdsa", &ec[..]), ("rsa", &["-newkey", "rsa:2048"][..])] {
-        openssl(&dir, &[&["req", "-new", "-nodes"][..], newkey, &["-keyout", &format!("{name}.key"),
+        openssl(dir, &[&["req", "-new", "-nodes"][..], newkey, &["-keyout", &format!("{name}.key"),
             "-out", &format!("{name}.csr"), "-subj", &format!("/CN={HOST}")]].concat());
-        openssl(&dir, &["x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key",
+        openssl(dir, &["x509", "-req", "-in", &format!("{name}.csr"), "-CA", "ca.pem", "-CAkey", "ca.key",
             "-CAcreateserial", "-days", "2", "-extfile", "ext", "-out", &format!("{name}.pem")]);
     }
     let cert = |f: &str| CertificateDer::from_pem_file(dir.join(f)).expect("a PEM certificate");
     let key = |f: &str| PrivateKeyDer::from_pem_file(dir.join(f)).expect("a PEM key");
-    let certs = Certs {
+    Certs {
         ca: cert("ca.pem"),
         ecdsa: (vec![cert("ecdsa.pem")], key("ecdsa.key")),
         rsa: (vec![cert("rsa.pem")], key("rsa.key")),
-    };
-    let _ = std::fs::remove_dir_all(&dir);
-    certs
+    }
 }
 
 fn server_config(chain: &[CertificateDer<'static>], key: &PrivateKeyDer<'static>, ticketer: &Arc<Ticketer>) -> Arc<ServerConfig> {
@@ -361,15 +369,14 @@ struct Figure {
     work: Work,
     /// timed samples per round, after per_round / 10 + 1 untimed ones
     per_round: usize,
-    spent: Vec<Duration>,
-    /// microseconds, sorted, once all rounds are done
+    /// microseconds, sorted once all rounds are done
     us: Vec<f64>,
 }
 
 impl Figure {
     fn new(id: &'static str, label: String, work: Work, samples: usize) -> Self {
         let per_round = samples.div_ceil(ROUNDS);
-        Figure { id, label, work, per_round, spent: Vec::new(), us: Vec::new() }
+        Figure { id, label, work, per_round, us: Vec::new() }
     }
 
     /// One round's samples; the suite agreed on when the work encrypts.
@@ -381,21 +388,20 @@ impl Figure {
                     let (spent, kind) = connection(client, server, resp);
                     if i >= warm {
                         assert_eq!(kind, *want, "{}: connection {i}", self.id);
-                        self.spent.push(spent);
+                        self.us.push(spent.as_secs_f64() * 1e6);
                     }
                 }
                 None
             }
             Work::Encrypt(client, server, body) => {
                 let (spent, suite) = encrypt(client, server, body, warm + self.per_round);
-                self.spent.extend_from_slice(&spent[warm..]);
+                self.us.extend(spent[warm..].iter().map(|d| d.as_secs_f64() * 1e6));
                 Some(suite)
             }
         }
     }
 
     fn finish(&mut self) {
-        self.us = self.spent.iter().map(|d| d.as_secs_f64() * 1e6).collect();
         self.us.sort_by(f64::total_cmp);
     }
 
@@ -425,7 +431,7 @@ fn main() {
     let mut args = std::env::args().skip(1);
     while let Some(a) = args.next() {
         match a.as_str() {
-            "--json" => json = args.next().map(PathBuf::from),
+            "--json" => json = Some(PathBuf::from(args.next().expect("--json PATH"))),
             "--iterations" => n = args.next().and_then(|v| v.parse().ok()).filter(|&v| v > 0).expect("--iterations N"),
             "--bench" => {} // cargo bench adds it
             other => panic!("unknown argument {other} (--json PATH, --iterations N)"),
