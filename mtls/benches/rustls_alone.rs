@@ -197,7 +197,9 @@ fn encrypt(client_cfg: &Arc<ClientConfig>, server_cfg: &Arc<ServerConfig>, body:
 
 // --------------------------------------------------------------------------
 // Tickets, sealed as the bridge seals them (mtls/src/session.rs): a 16-byte key name, a
-// random nonce, AES-256-GCM with the name as additional data.
+// random nonce, AES-256-GCM with the name as additional data, the keys behind a read lock.
+// A copy: the crate builds only as a staticlib, which a bench cannot link against. Keep the
+// two alike.
 
 const NAME_LEN: usize = 16;
 

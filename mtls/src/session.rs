@@ -155,7 +155,8 @@ struct KeySet {
     keys: Vec<TicketKey>,
 }
 
-/// Seals tickets with the first key, opens them with any. Keys change only through
+/// Seals tickets with the first key, opens them with any. (`benches/rustls_alone.rs` times a
+/// copy of the sealing: change both.) Keys change only through
 /// `install`, which takes a newer generation or nothing, so threads that install in any
 /// order end with the newest keys.
 pub(crate) struct Ticketer {
