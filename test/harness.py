@@ -750,6 +750,59 @@ def syscalls(pids, field):
     return total
 
 
+class SyscallTrace:
+    """strace of every thread of the processes `pids`, for the system calls `calls` (e.g.
+    'read,writev'), one file per thread in `directory`. As a context manager it is attached
+    on entry (the test is skipped where ptrace is not allowed) and stopped by its pid on
+    exit; then threads() gives each thread's calls in order as (name, fd, result, bytes
+    offered: the iov_len summed, for writev)."""
+
+    CALL = re.compile(r'^(\w+)\((\d+),(.*)=\s+(-?\d+)')
+    IOV_LEN = re.compile(r'iov_len=(\d+)')
+
+    def __init__(self, pids, calls, directory):
+        self.pids, self.calls = pids, calls
+        self.prefix = os.path.join(directory, 'strace')
+        self.directory = directory
+        self.proc = None
+
+    def _files(self):
+        return [os.path.join(self.directory, n) for n in os.listdir(self.directory)
+                if n.startswith('strace.')]
+
+    def __enter__(self):
+        import pytest
+        for f in self._files():
+            os.unlink(f)
+        self.proc = subprocess.Popen(
+            ['strace', '-f', '-ff', '-qq', '-s', '0', '-e', 'abbrev=none',
+             '-e', f'trace={self.calls}', '-o', self.prefix] + [a for p in self.pids for a in ('-p', str(p))],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        deadline = time.monotonic() + 10
+        while self.proc.poll() is None and time.monotonic() < deadline and not self._files():
+            time.sleep(0.1)
+        if self.proc.poll() is not None:
+            pytest.skip('strace cannot trace the server here (ptrace not allowed?)')
+        time.sleep(0.5)     # attached to every thread
+        return self
+
+    def __exit__(self, *exc):
+        self.proc.send_signal(signal.SIGINT)
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()
+        return False
+
+    def threads(self):
+        for name in self._files():
+            with open(name) as fh:
+                calls = [self.CALL.match(line) for line in fh]
+            yield [(m.group(1), int(m.group(2)), int(m.group(4)),
+                    sum(int(n) for n in self.IOV_LEN.findall(m.group(3)))) for m in calls if m]
+
+
 def rss_kb(pid):
     """VmRSS of a process in kB."""
     with open(f'/proc/{pid}/status') as f:
