@@ -283,9 +283,9 @@ static apr_status_t out_encrypt(tls_filter_t *fc, tls_gather_t *g, apr_size_t wa
     }
     while (want > 0 && rv == APR_SUCCESS) {
         /* Two records at a time: rustls keeps its records until they are copied out, so
-         * what a busy connection holds is about twice what it is given (given 64 KiB,
-         * 1.09x mod_ssl's memory per busy connection, with 32 KiB 0.76x; what the heap
-         * keeps after a 10 MiB response went from 0.83-0.92x to 0.60x). */
+         * what a busy connection holds is about twice what it is given (load test: memory
+         * per busy connection 1.03-1.09x mod_ssl's given 64 KiB, 0.62-0.77x given 32 KiB;
+         * what the heap keeps after a 10 MiB response 0.83-0.92x, then 0.59-0.61x). */
         step = want < TLS_OUT_PASS ? want : TLS_OUT_PASS;
         /* the pieces that hold the next `step` bytes, the last one cut to fit */
         for (end = i, sum = 0; sum < step && end < g->n; ++end) {

@@ -776,23 +776,31 @@ class SyscallTrace:
             os.unlink(f)
         self.proc = subprocess.Popen(
             ['strace', '-f', '-ff', '-qq', '-s', '0', '-e', 'abbrev=none',
-             '-e', f'trace={self.calls}', '-o', self.prefix] + [a for p in self.pids for a in ('-p', str(p))],
+             '-e', f'trace={self.calls}', '-o', self.prefix]
+            + [a for p in self.pids for a in ('-p', str(p))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        deadline = time.monotonic() + 10
-        while self.proc.poll() is None and time.monotonic() < deadline and not self._files():
-            time.sleep(0.1)
-        if self.proc.poll() is not None:
-            pytest.skip('strace cannot trace the server here (ptrace not allowed?)')
-        time.sleep(0.5)     # attached to every thread
+        try:
+            deadline = time.monotonic() + 10
+            while (self.proc.poll() is None and time.monotonic() < deadline
+                   and not self._files()):
+                time.sleep(0.1)
+            if self.proc.poll() is not None:
+                pytest.skip('strace cannot trace the server here (ptrace not allowed?)')
+            assert self._files(), 'strace attached to nothing within 10 s'
+            time.sleep(0.5)     # attached to every thread
+        except BaseException:
+            self.__exit__()
+            raise
         return self
 
     def __exit__(self, *exc):
-        self.proc.send_signal(signal.SIGINT)
-        try:
-            self.proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGINT)
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
         return False
 
     def threads(self):

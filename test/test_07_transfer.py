@@ -320,18 +320,20 @@ def test_small_response_written_before_pipeline_check(ca, server):
 def test_bulk_written_two_records_at_a_time(ca, server, files):
     """A big response goes out in passes of at most two full records, so what a busy
     connection holds at once (rustls' records, their copies on the way to the socket) stays
-    near 50 KiB: four records at a time made memory per busy connection 1.09x mod_ssl's and
-    per idle connection after a 10 MiB response 0.83-0.92x (0.76x and 0.60x with two; the
-    load test, docs/performance.md). Seen in the writes' sizes (strace)."""
+    near 50 KiB: four records at a time made memory per busy connection 1.03-1.09x mod_ssl's
+    and per idle connection after a 10 MiB response 0.83-0.92x (0.62-0.77x and 0.59-0.61x
+    with two; the load test, docs/performance.md). Seen in the writes' sizes (strace)."""
     full_record = 5 + 16384 + 1 + 16             # TLS 1.3: header, plaintext, type, tag
+    tickets = 1024          # the TLS 1.3 tickets may go out with the first records
     with harness.SyscallTrace(server.children(), 'writev', server.dir) as trace:
         body, _ = harness.request_until_close(ca, server.port, b'GET /data-1m.bin HTTP/1.1\r\n'
-                                              b'Host: a.test\r\nConnection: close\r\n\r\n')
+                                              b'Host: a.test\r\nConnection: close\r\n\r\n',
+                                              min_version=ssl.TLSVersion.TLSv1_3)
     assert body.startswith(b'HTTP/1.1 200 OK\r\n'), body[:100]
     assert body.endswith(open(os.path.join(server.docroot, 'data-1m.bin'), 'rb').read())
     offered = sorted((n for events in trace.threads() for op, _, _, n in events), reverse=True)
     assert sum(offered) > SIZES['1m'], f'the trace saw {sum(offered)} bytes written'
-    assert offered[0] <= 2 * full_record, f'biggest writes: {offered[:5]}'
+    assert offered[0] <= 2 * full_record + tickets, f'biggest writes: {offered[:5]}'
 
 
 @pytest.fixture(scope='module')
