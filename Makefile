@@ -1,7 +1,8 @@
 # mod_tls: `make` builds build/mod_tls.so, `make demo` starts a demo Apache on
 # https://localhost:8443, `make test` runs the test suite, `make deb` builds the Debian
 # package build/libapache2-mod-tls_<version>_<arch>.deb, `make bench-rustls` measures what
-# rustls alone costs a server (build/loadtest/rustls-alone.json). Missing Debian packages are
+# rustls alone costs a server (build/loadtest/rustls-alone.json), `make bench-openssl` the same
+# for OpenSSL (mod_ssl's library). Missing Debian packages are
 # installed first (apt, as root); Rust crates come from Debian 13 packages, fetched once.
 
 MOD_TLS_VERSION := 0.1.0
@@ -28,7 +29,7 @@ CFLAGS_MOD = $(call APXS_Q,CFLAGS) $(call APXS_Q,CFLAGS_SHLIB) -fPIC \
 	-DMOD_TLS_VERSION='"$(MOD_TLS_VERSION)"' -Wall -Wextra -Wno-missing-field-initializers
 
 .PHONY: all deps test-deps demo demo-stop test suite install clean lock clippy header header-check \
-	asan asan-unit asan-suite deb deb-deps bench-rustls
+	asan asan-unit asan-suite deb deb-deps bench-rustls bench-openssl
 
 all: deps $(MODULE)
 
@@ -251,6 +252,16 @@ bench-rustls: $(CRATES_DEP)
 	@mkdir -p $(dir $(RUSTLS_ALONE)) && rm -f $(RUSTLS_ALONE)
 	cd mtls && $(CARGO) bench --bench rustls_alone $(CARGO_OFFLINE) --target-dir $(BUILD)/cargo \
 	  -- --iterations $(BENCH_ITERATIONS) --json $(RUSTLS_ALONE)
+
+# `make bench-openssl`: the same for OpenSSL, the library mod_ssl runs with
+# (loadtest/openssl_alone.c), so that mod_ssl's glue can be set beside mod_tls' (see
+# docs/performance.md). BENCH_ITERATIONS sets the timed connections per figure.
+bench-openssl: $(BUILD)/loadtest/openssl_alone
+	$< $(BENCH_ITERATIONS)
+
+$(BUILD)/loadtest/openssl_alone: loadtest/openssl_alone.c | $(BUILD)/.deps-loadtest
+	@mkdir -p $(dir $@)
+	$(CC) -O2 -Wall -Wextra -o $@ $< -lssl -lcrypto
 
 # The benchmark runs first, before the servers start; when it fails, the load test still
 # runs and its report says the figures are missing.
