@@ -1,7 +1,7 @@
 # mod_tls: `make` builds build/mod_tls.so, `make demo` starts a demo Apache on
 # https://localhost:8443, `make test` runs the test suite, `make deb` builds the Debian
 # package build/libapache2-mod-tls_<version>_<arch>.deb, `make bench-rustls` measures what
-# rustls alone costs a server (build/loadtest/rustls-alone.json), `make bench-openssl` the same
+# rustls alone costs a server (build/loadtest/rustls-alone.json), `make bench-openssl` prints it
 # for OpenSSL (mod_ssl's library). Missing Debian packages are
 # installed first (apt, as root); Rust crates come from Debian 13 packages, fetched once.
 

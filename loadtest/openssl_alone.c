@@ -1,11 +1,12 @@
 /* OpenSSL alone, server side: what a handshake, a resumption and a 1 KiB response cost a
  * server with the OpenSSL that mod_ssl runs with, measured the way
  * mtls/benches/rustls_alone.rs measures rustls: a client and a server on one thread, talking
- * through memory BIOs, and only the server's own calls timed (SSL_new to SSL_free: the
- * handshake, reading the request, writing the response and close_notify). With it, the glue
- * of mod_ssl (Apache's CPU per connection - plain HTTP's - this) can be set beside mod_tls'
- * (docs/performance.md). `make bench-openssl` runs it; argument: the timed connections per
- * figure (default 1000), after 100 to warm up. The keys and certificates are made in memory.
+ * through memory BIOs, only the server's own calls timed (SSL_new and its BIOs, the
+ * handshake, reading the request, writing the response with its header and close_notify; as
+ * there, freeing the connection is not), the figures measured in rounds that take them in
+ * turn. With it, the glue of mod_ssl (Apache's CPU per connection - plain HTTP's - this) can
+ * be set beside mod_tls' (docs/performance.md). `make bench-openssl` runs it; argument: the
+ * timed connections per figure (default 300). The keys and certificates are made in memory.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,10 +18,16 @@
 #include <openssl/ssl.h>
 #include <openssl/x509.h>
 
-#define WARM_UP 100
+#define ROUNDS 5
 
 static const char REQUEST[] =
     "GET /1k.bin HTTP/1.1\r\nHost: a.test\r\nUser-Agent: bench\r\nConnection: close\r\n\r\n";
+/* the head rustls_alone's response has, before its 1 KiB */
+static const char HEAD[] =
+    "HTTP/1.1 200 OK\r\nDate: Mon, 30 Nov 2026 01:00:00 GMT\r\nServer: Apache\r\n"
+    "Last-Modified: Mon, 30 Nov 2026 00:00:00 GMT\r\nETag: \"400-5f0\"\r\n"
+    "Accept-Ranges: bytes\r\nContent-Length: 1024\r\nConnection: close\r\n"
+    "Content-Type: application/octet-stream\r\n\r\n";
 
 static void fail(const char *what)
 {
@@ -80,7 +87,7 @@ struct server_time {
 static SSL_SESSION *connection(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *session,
                                struct server_time *st, int *resumed)
 {
-    static char response[1024];
+    static char response[sizeof HEAD - 1 + 1024];
     char buf[4096];
     SSL *s = NULL, *c;
     BIO *c_in = BIO_new(BIO_s_mem()), *c_out = BIO_new(BIO_s_mem()), *s_in, *s_out;
@@ -115,7 +122,10 @@ static SSL_SESSION *connection(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sessio
     if (r != (int)sizeof REQUEST - 1) {
         fail("the server reading the request");
     }
-    memset(response, 'x', sizeof response);
+    memcpy(response, HEAD, sizeof HEAD - 1);
+    for (i = 0; i < 1024; i++) {
+        response[sizeof HEAD - 1 + i] = (char)(i % 251);
+    }
     TIMED(st, r = SSL_write(s, response, sizeof response); SSL_shutdown(s));
     if (r != (int)sizeof response) {
         fail("the server writing the response");
@@ -128,7 +138,7 @@ static SSL_SESSION *connection(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sessio
     /* the client closes properly too: OpenSSL does not resume a session it dropped */
     SSL_shutdown(c);
     SSL_free(c);
-    TIMED(st, SSL_free(s));
+    SSL_free(s);
     return next;
 }
 
@@ -139,82 +149,135 @@ static int by_value(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
+/* The p-quantile of n sorted samples, linear between the two around it. */
+static double quantile(const double *t, int n, double p)
+{
+    double at = p * (n - 1);
+    int lo = (int)at, hi = lo + (lo < n - 1);
+
+    return t[lo] + (t[hi] - t[lo]) * (at - lo);
+}
+
 enum resume { FULL, TICKET, SESSION_ID };
 
-static void measure(const char *label, int version, int rsa, enum resume resume, int n)
+struct figure {
+    const char *label;
+    SSL_CTX *sctx, *cctx;
+    enum resume resume;
+    SSL_SESSION *session;              /* the client's last one, to resume */
+    double *t;                         /* seconds per timed connection */
+    int n;
+};
+
+static void figure_init(struct figure *f, const char *label, int version, int rsa,
+                        enum resume resume, int n)
 {
-    SSL_CTX *sctx = SSL_CTX_new(TLS_server_method()), *cctx = SSL_CTX_new(TLS_client_method());
-    SSL_SESSION *session = NULL, *next;
-    struct server_time st;
-    double *t = calloc((size_t)n, sizeof *t);
     EVP_PKEY *key;
     X509 *cert;
-    int i, resumed, count = 0;
 
-    if (!sctx || !cctx || !t) {
+    memset(f, 0, sizeof *f);
+    f->label = label;
+    f->resume = resume;
+    f->sctx = SSL_CTX_new(TLS_server_method());
+    f->cctx = SSL_CTX_new(TLS_client_method());
+    f->t = calloc((size_t)n, sizeof *f->t);
+    if (!f->sctx || !f->cctx || !f->t) {
         fail("setting up");
     }
     make_identity(rsa, &key, &cert);
-    if (!SSL_CTX_use_certificate(sctx, cert) || !SSL_CTX_use_PrivateKey(sctx, key)
-        || !SSL_CTX_set_min_proto_version(sctx, version)
-        || !SSL_CTX_set_max_proto_version(sctx, version)
-        || !SSL_CTX_set_session_id_context(sctx, (const unsigned char *)"bench", 5)) {
+    if (!SSL_CTX_use_certificate(f->sctx, cert) || !SSL_CTX_use_PrivateKey(f->sctx, key)
+        || !SSL_CTX_set_min_proto_version(f->sctx, version)
+        || !SSL_CTX_set_max_proto_version(f->sctx, version)
+        || !SSL_CTX_set_session_id_context(f->sctx, (const unsigned char *)"bench", 5)) {
         fail("the server's settings");
     }
-    /* Full handshakes and tickets as mod_ssl with its defaults (tickets on); session ids
-     * from OpenSSL's own cache, without tickets. */
-    SSL_CTX_set_session_cache_mode(sctx, resume == SESSION_ID ? SSL_SESS_CACHE_SERVER
-                                                               : SSL_SESS_CACHE_OFF);
-    if (resume == SESSION_ID) {
-        SSL_CTX_set_options(sctx, SSL_OP_NO_TICKET);
-    }
-    SSL_CTX_set_session_cache_mode(cctx, SSL_SESS_CACHE_CLIENT);
-    SSL_CTX_set_verify(cctx, SSL_VERIFY_NONE, NULL);
-    for (i = -WARM_UP; i < n; i++) {
-        st.spent = 0;
-        next = connection(sctx, cctx, resume == FULL ? NULL : session, &st, &resumed);
-        SSL_SESSION_free(session);
-        session = next;
-        if (i >= 0) {
-            t[i] = st.spent;
-            count += resumed;
-        }
-    }
-    if (count != (resume == FULL ? 0 : n)) {
-        fprintf(stderr, "openssl_alone: %s: %d of %d connections resumed\n", label, count, n);
-        exit(1);
-    }
-    qsort(t, (size_t)n, sizeof *t, by_value);
-    printf("%-74s median %7.1f us (quartiles %.1f-%.1f)\n", label, t[n / 2] * 1e6,
-           t[n / 4] * 1e6, t[3 * n / 4] * 1e6);
-    SSL_SESSION_free(session);
-    SSL_CTX_free(sctx);
-    SSL_CTX_free(cctx);
     EVP_PKEY_free(key);
     X509_free(cert);
-    free(t);
+    /* Tickets on, as with mod_ssl's defaults; session ids from OpenSSL's own cache, without
+     * tickets. A client that does not resume asks for no ticket (TLS 1.2), as
+     * rustls_alone's does not. */
+    SSL_CTX_set_session_cache_mode(f->sctx, resume == SESSION_ID ? SSL_SESS_CACHE_SERVER
+                                                                  : SSL_SESS_CACHE_OFF);
+    if (resume == SESSION_ID) {
+        SSL_CTX_set_options(f->sctx, SSL_OP_NO_TICKET);
+    }
+    if (resume == FULL) {
+        SSL_CTX_set_options(f->cctx, SSL_OP_NO_TICKET);
+    }
+    SSL_CTX_set_session_cache_mode(f->cctx, SSL_SESS_CACHE_CLIENT);
+    SSL_CTX_set_verify(f->cctx, SSL_VERIFY_NONE, NULL);
+}
+
+/* `timed` connections after a tenth of that, plus one, untimed: they give a resuming client
+ * its session. Each timed one is checked to be of the figure's kind. */
+static void figure_round(struct figure *f, int timed)
+{
+    struct server_time st;
+    SSL_SESSION *next;
+    int i, resumed, warm = timed / 10 + 1;
+
+    for (i = 0; i < warm + timed; i++) {
+        st.spent = 0;
+        next = connection(f->sctx, f->cctx, f->resume == FULL ? NULL : f->session, &st,
+                          &resumed);
+        SSL_SESSION_free(f->session);
+        f->session = next;
+        if (i >= warm) {
+            if (resumed != (f->resume != FULL)) {
+                fprintf(stderr, "openssl_alone: %s: a connection %s\n", f->label,
+                        resumed ? "resumed" : "did not resume");
+                exit(1);
+            }
+            f->t[f->n++] = st.spent;
+        }
+    }
+}
+
+static void figure_finish(struct figure *f)
+{
+    qsort(f->t, (size_t)f->n, sizeof *f->t, by_value);
+    printf("%-74s median %7.1f us (quartiles %.1f-%.1f, n=%d)\n", f->label,
+           quantile(f->t, f->n, 0.5) * 1e6, quantile(f->t, f->n, 0.25) * 1e6,
+           quantile(f->t, f->n, 0.75) * 1e6, f->n);
+    SSL_SESSION_free(f->session);
+    SSL_CTX_free(f->sctx);
+    SSL_CTX_free(f->cctx);
+    free(f->t);
 }
 
 int main(int argc, char **argv)
 {
-    int n = argc > 1 ? atoi(argv[1]) : 1000;
+    int n = argc > 1 ? atoi(argv[1]) : 300, per_round, r;
+    struct figure figures[7];
+    size_t i, count = sizeof figures / sizeof *figures;
 
-    if (n < 4) {
-        fail("usage: openssl_alone [connections per figure, at least 4]");
+    if (n < ROUNDS) {
+        fail("usage: openssl_alone [timed connections per figure, at least 5]");
     }
-    printf("OpenSSL alone (%s), server side, %d connections per figure\n",
-           OpenSSL_version(OPENSSL_VERSION), n);
-    measure("full TLS 1.3 handshake, ECDSA P-256, and a 1 KiB response", TLS1_3_VERSION, 0,
-            FULL, n);
-    measure("full TLS 1.3 handshake, RSA 2048, and a 1 KiB response", TLS1_3_VERSION, 1, FULL, n);
-    measure("full TLS 1.2 handshake, ECDSA P-256, and a 1 KiB response", TLS1_2_VERSION, 0,
-            FULL, n);
-    measure("full TLS 1.2 handshake, RSA 2048, and a 1 KiB response", TLS1_2_VERSION, 1, FULL, n);
-    measure("resumed handshake, TLS 1.3, ticket, ECDSA P-256, and a 1 KiB response",
-            TLS1_3_VERSION, 0, TICKET, n);
-    measure("resumed handshake, TLS 1.2, ticket, ECDSA P-256, and a 1 KiB response",
-            TLS1_2_VERSION, 0, TICKET, n);
-    measure("resumed handshake, TLS 1.2, session id, ECDSA P-256, and a 1 KiB response",
-            TLS1_2_VERSION, 0, SESSION_ID, n);
+    per_round = (n + ROUNDS - 1) / ROUNDS;
+    figure_init(&figures[0], "full TLS 1.3 handshake, ECDSA P-256, and a 1 KiB response",
+                TLS1_3_VERSION, 0, FULL, per_round * ROUNDS);
+    figure_init(&figures[1], "full TLS 1.3 handshake, RSA 2048, and a 1 KiB response",
+                TLS1_3_VERSION, 1, FULL, per_round * ROUNDS);
+    figure_init(&figures[2], "full TLS 1.2 handshake, ECDSA P-256, and a 1 KiB response",
+                TLS1_2_VERSION, 0, FULL, per_round * ROUNDS);
+    figure_init(&figures[3], "full TLS 1.2 handshake, RSA 2048, and a 1 KiB response",
+                TLS1_2_VERSION, 1, FULL, per_round * ROUNDS);
+    figure_init(&figures[4], "resumed handshake, TLS 1.3, ticket, ECDSA P-256, and a 1 KiB "
+                "response", TLS1_3_VERSION, 0, TICKET, per_round * ROUNDS);
+    figure_init(&figures[5], "resumed handshake, TLS 1.2, ticket, ECDSA P-256, and a 1 KiB "
+                "response", TLS1_2_VERSION, 0, TICKET, per_round * ROUNDS);
+    figure_init(&figures[6], "resumed handshake, TLS 1.2, session id, ECDSA P-256, and a 1 KiB "
+                "response", TLS1_2_VERSION, 0, SESSION_ID, per_round * ROUNDS);
+    for (r = 0; r < ROUNDS; r++) {
+        for (i = 0; i < count; i++) {
+            figure_round(&figures[i], per_round);
+        }
+    }
+    printf("OpenSSL alone (%s), server side only, in memory, %d rounds:\n",
+           OpenSSL_version(OPENSSL_VERSION), ROUNDS);
+    for (i = 0; i < count; i++) {
+        figure_finish(&figures[i]);
+    }
     return 0;
 }
