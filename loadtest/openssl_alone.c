@@ -76,18 +76,17 @@ static void carry(BIO *from, BIO *to)
     }
 }
 
-struct server_time {
-    double spent;
-};
+/* Adds the time `call` takes to *spent. */
+#define TIMED(spent, call) do { double t0_ = now(); call; *(spent) += now() - t0_; } while (0)
 
-#define TIMED(st, call) do { double t0_ = now(); call; (st)->spent += now() - t0_; } while (0)
+/* the response: the head rustls_alone's has, then 1 KiB; made once in main() */
+static char response[sizeof HEAD - 1 + 1024];
 
 /* One connection, resuming `session` if not NULL. Returns the client's session for the next
- * one; *resumed says whether this one was. */
+ * one; *resumed says whether this one was; the server's time is added to *spent. */
 static SSL_SESSION *connection(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *session,
-                               struct server_time *st, int *resumed)
+                               double *spent, int *resumed)
 {
-    static char response[sizeof HEAD - 1 + 1024];
     char buf[4096];
     SSL *s = NULL, *c;
     BIO *c_in = BIO_new(BIO_s_mem()), *c_out = BIO_new(BIO_s_mem()), *s_in, *s_out;
@@ -103,7 +102,7 @@ static SSL_SESSION *connection(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sessio
     if (session && !SSL_set_session(c, session)) {
         fail("SSL_set_session");
     }
-    TIMED(st, s = SSL_new(sctx); s_in = BIO_new(BIO_s_mem()); s_out = BIO_new(BIO_s_mem());
+    TIMED(spent, s = SSL_new(sctx); s_in = BIO_new(BIO_s_mem()); s_out = BIO_new(BIO_s_mem());
           if (s && s_in && s_out) { SSL_set_bio(s, s_in, s_out); SSL_set_accept_state(s); });
     if (!s || !s_in || !s_out) {
         fail("a server");
@@ -111,22 +110,18 @@ static SSL_SESSION *connection(SSL_CTX *sctx, SSL_CTX *cctx, SSL_SESSION *sessio
     for (i = 0; i < 8 && !(r == 1 && SSL_is_init_finished(c)); i++) {
         SSL_do_handshake(c);
         carry(c_out, s_in);
-        TIMED(st, r = SSL_do_handshake(s));
+        TIMED(spent, r = SSL_do_handshake(s));
         carry(s_out, c_in);
     }
     if (r != 1 || SSL_write(c, REQUEST, sizeof REQUEST - 1) <= 0) {
         fail("the handshake");
     }
     carry(c_out, s_in);
-    TIMED(st, r = SSL_read(s, buf, sizeof buf));
+    TIMED(spent, r = SSL_read(s, buf, sizeof buf));
     if (r != (int)sizeof REQUEST - 1) {
         fail("the server reading the request");
     }
-    memcpy(response, HEAD, sizeof HEAD - 1);
-    for (i = 0; i < 1024; i++) {
-        response[sizeof HEAD - 1 + i] = (char)(i % 251);
-    }
-    TIMED(st, r = SSL_write(s, response, sizeof response); SSL_shutdown(s));
+    TIMED(spent, r = SSL_write(s, response, sizeof response); SSL_shutdown(s));
     if (r != (int)sizeof response) {
         fail("the server writing the response");
     }
@@ -212,13 +207,13 @@ static void figure_init(struct figure *f, const char *label, int version, int rs
  * its session. Each timed one is checked to be of the figure's kind. */
 static void figure_round(struct figure *f, int timed)
 {
-    struct server_time st;
     SSL_SESSION *next;
+    double spent;
     int i, resumed, warm = timed / 10 + 1;
 
     for (i = 0; i < warm + timed; i++) {
-        st.spent = 0;
-        next = connection(f->sctx, f->cctx, f->resume == FULL ? NULL : f->session, &st,
+        spent = 0;
+        next = connection(f->sctx, f->cctx, f->resume == FULL ? NULL : f->session, &spent,
                           &resumed);
         SSL_SESSION_free(f->session);
         f->session = next;
@@ -228,7 +223,7 @@ static void figure_round(struct figure *f, int timed)
                         resumed ? "resumed" : "did not resume");
                 exit(1);
             }
-            f->t[f->n++] = st.spent;
+            f->t[f->n++] = spent;
         }
     }
 }
@@ -255,6 +250,10 @@ int main(int argc, char **argv)
         fail("usage: openssl_alone [timed connections per figure, at least 5]");
     }
     per_round = (n + ROUNDS - 1) / ROUNDS;
+    memcpy(response, HEAD, sizeof HEAD - 1);
+    for (r = 0; r < 1024; r++) {
+        response[sizeof HEAD - 1 + r] = (char)(r % 251);
+    }
     figure_init(&figures[0], "full TLS 1.3 handshake, ECDSA P-256, and a 1 KiB response",
                 TLS1_3_VERSION, 0, FULL, per_round * ROUNDS);
     figure_init(&figures[1], "full TLS 1.3 handshake, RSA 2048, and a 1 KiB response",
