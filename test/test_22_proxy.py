@@ -42,6 +42,8 @@ HIT_RE = re.compile(r'^(?P<port>\d+) (?P<http>\S+) (?P<status>\d+) (?P<url>\S+) 
 
 BODY_TLS = 'backend: mod_tls\n'
 BODY_SSL = 'backend: mod_ssl\n'
+# How long a backend keeps an idle connection; connection reuse is tested within it
+BACKEND_KEEPALIVE = 30
 
 # How the front answers a backend it cannot do TLS with. mod_ssl (self-check mode) marks the
 # connection (SSL_connect_rv) and mod_proxy then answers 500.
@@ -98,7 +100,7 @@ ScriptAliasMatch "^/w-[^/]+/cgi-bin/(.*)$" "{docroot}/cgi-bin/$1"
 AliasMatch "^/w-[^/]+/(.*)$" "{docroot}/$1"
 LogFormat {BACKEND_LOG} proxylog
 CustomLog "{log}" proxylog
-KeepAliveTimeout 30
+KeepAliveTimeout {BACKEND_KEEPALIVE}
 """
 
 
@@ -433,10 +435,12 @@ def get(front, where, rid=None, port=None, host='front.test', file='whoami.txt')
                             hostname=host, timeout=30)
 
 
-def hits(backend, rid, count=1, timeout=15.0):
-    """The backend's log entries (dicts) for requests with ?id=<rid>. An HTTP/2 backend may
-    log a stream only once mod_http2 cleans it up, as late as when it closes the idle
-    connection (KeepAliveTimeout 5): seen once under ASan with the two suites side by side."""
+def hits(backend, rid, count=1, timeout=BACKEND_KEEPALIVE + 10):
+    """The backend's log entries (dicts) for requests with ?id=<rid>. An HTTP/2 backend logs a
+    stream when mod_http2 destroys it. If the worker finishes the stream only after the
+    connection went back to the MPM, that is at the connection's next event: the front's next
+    request on it, or the backend closing it after KeepAliveTimeout. Seen under ASan with the
+    two suites side by side; so the wait is longer than that timeout."""
     lines = harness.wait_lines(backend.proxy_log, rf' \S*\?id={re.escape(rid)} ', 0,
                                timeout=timeout, count=count)
     out = []
