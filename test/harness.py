@@ -630,28 +630,33 @@ class Apache:
             time.sleep(0.1)
         return False
 
-    def stop(self, timeout=10):
-        """A graceful stop (as `apache2 -k graceful-stop`), then SIGTERM if it hangs. An
-        immediate SIGTERM makes the event MPM close sockets that workers are still closing:
-        httpd itself then crashes now and then (seen without mod_tls too), which the log
-        check would blame on the test. A server with mod_md is first left to finish what
-        its watchdogs do (wait_md_rest)."""
-        pid = self.read_pid() or self.pid
-        if pid and self.pid_alive(pid) and '/mod_md.so' in self.body \
-                and not self.wait_md_rest():
-            # shown with the test's output: a crash at this stop is then no mystery
-            print(f'{self.dir}: a watchdog of mod_md was still in a run after 20 s; '
-                  'stopping anyway', file=sys.stderr)
+    @classmethod
+    def stop_pid(cls, pid, timeout=10):
+        """Stops the httpd whose parent is `pid`: a graceful stop (as `apache2 -k
+        graceful-stop`), then SIGTERM if it hangs. An immediate SIGTERM makes the event MPM
+        close sockets that workers are still closing: httpd itself then crashes now and then
+        (seen without mod_tls too), which the log check would blame on the test."""
         for sig in (signal.SIGWINCH, signal.SIGTERM):
-            if not pid or not self.pid_alive(pid):
+            if not pid or not cls.pid_alive(pid):
                 break
             try:
                 os.kill(pid, sig)
             except ProcessLookupError:
                 pass
             deadline = time.time() + timeout
-            while time.time() < deadline and self.pid_alive(pid):
+            while time.time() < deadline and cls.pid_alive(pid):
                 time.sleep(0.05)
+
+    def stop(self, timeout=10):
+        """stop_pid(), then whatever is left of this instance is killed. A server with
+        mod_md is first left to finish what its watchdogs do (wait_md_rest)."""
+        pid = self.read_pid() or self.pid
+        if pid and self.pid_alive(pid) and '/mod_md.so' in self.body \
+                and not self.wait_md_rest():
+            # shown with the test's output: a crash at this stop is then no mystery
+            print(f'{self.dir}: a watchdog of mod_md was still in a run after 20 s; '
+                  'stopping anyway', file=sys.stderr)
+        self.stop_pid(pid, timeout)
         # whatever is left of this instance (a hung parent, orphaned
         # children or cgid daemon) is killed
         for _ in range(50):

@@ -13,7 +13,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import subprocess
 import time
 
@@ -651,11 +650,6 @@ def test_debian_tree(tmp_path, ca, docroot):
         r = harness.curl(ca, port, '/index.html', host='localhost')
         assert (r.rc, r.status) == (0, 200) and b'mod_tls test index' in r.body, r
     finally:
-        if pid:
-            os.kill(pid, signal.SIGTERM)
-            for _ in range(100):
-                if not harness.Apache.pid_alive(pid):
-                    break
-                time.sleep(0.1)
+        harness.Apache.stop_pid(pid)
     log = (run / 'log/error.log').read_text()
     assert not re.search(r'\[(\w+:)?(warn|error|crit|alert|emerg)\]', log), log
