@@ -284,6 +284,16 @@ def wait_port(host, port, timeout=10.0):
 
 INDEX_HTML = '<html><body>mod_tls test index</body></html>\n'
 
+# Lines for a test body (event or worker MPM) that keep the server to one child process, for
+# a test that counts per child or relies on what a child keeps: a slower server, under ASan
+# say, would otherwise start a second one, and a connection could go to either.
+ONE_CHILD = '''ServerLimit 1
+StartServers 1
+MinSpareThreads 1
+MaxSpareThreads 25
+MaxRequestWorkers 25
+'''
+
 CGI_SHA256 = """#!/bin/sh
 echo "Content-Type: text/plain"
 echo

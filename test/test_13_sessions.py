@@ -353,11 +353,7 @@ def test_default_cache_without_shmcb_warns(ca, apache_factory, certs, workdir, a
     a = apache_factory(sl.server_body(port, cert, key, """
 TLSSessionCache default
 TLSSessionTickets off
-""", log, """
-StartServers 1
-ServerLimit 1
-MaxRequestWorkers 25
-"""), name='sess-noshmcb')
+""", log, harness.ONE_CHILD), name='sess-noshmcb')
     shm_load = f'LoadModule socache_shmcb_module {harness.MODULES_DIR}/mod_socache_shmcb.so'
     if shm_load in a.config:
         a.config = a.config.replace(shm_load + '\n', '')

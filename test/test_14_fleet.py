@@ -162,9 +162,8 @@ def test_shared_tickets_across_rotation(ca, docroot, module_path, redis, workdir
     servers start 1s apart, as fleet members do."""
     cert, key = ca.issue(['a.test', 'www.a.test'], tag='fleet')
     conf = _cache_conf(redis, 'shared', 'TLSSessionTicketKeyRotation 3')
-    one = 'StartServers 1\nServerLimit 1\nMaxRequestWorkers 25\n'
-    a = _member(docroot, cert, key, conf, 'rot-a', mpm_conf=one)
-    b = _member(docroot, cert, key, conf, 'rot-b', mpm_conf=one)
+    a = _member(docroot, cert, key, conf, 'rot-a', mpm_conf=harness.ONE_CHILD)
+    b = _member(docroot, cert, key, conf, 'rot-b', mpm_conf=harness.ONE_CHILD)
     try:
         sl.sclient(ca, a.port, 'tls13', 'rot-first-a')
         time.sleep(1)

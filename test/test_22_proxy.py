@@ -304,7 +304,8 @@ def modssl_front(body, passes):
 
 
 def make_front(body, name, passes=None, **kw):
-    body = PROXY_MODULES + '\n' + body
+    # one child: backend connections and sessions are kept per child
+    body = PROXY_MODULES + '\n' + harness.ONE_CHILD + body
     if FRONT_MODSSL:
         body = modssl_front(body, passes or {})
         kw.update(tls=False, ssl=True, expect=[r'\[ssl:warn\]'])

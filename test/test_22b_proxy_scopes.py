@@ -40,8 +40,7 @@ TLSEngine 127.0.0.1:{bp}
     # one process, so that every request meets the same pool of kept connections
     front = harness.Apache(f"""
 {MODULES}
-ServerLimit 1
-MaxRequestWorkers 25
+{harness.ONE_CHILD}
 Listen 127.0.0.1:{fp}
 TLSEngine 127.0.0.1:{fp}
 <VirtualHost 127.0.0.1:{fp}>

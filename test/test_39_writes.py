@@ -18,14 +18,8 @@ TRIES = 3       # another write (a log line, say) can only add: the fewest of a 
 def server(docroot, module_path, certs):
     cert, key = certs['a']
     port, plain = harness.free_port(), harness.free_port()
-    # One child, so that every connection is counted where the test looks (a slower server,
-    # under ASan say, would otherwise start a second one).
-    a = harness.Apache(f"""
-ServerLimit 1
-StartServers 1
-MinSpareThreads 1
-MaxSpareThreads 25
-MaxRequestWorkers 25
+    # one child, so that every connection is counted where the test looks
+    a = harness.Apache(harness.ONE_CHILD + f"""
 Listen 127.0.0.1:{port}
 Listen 127.0.0.1:{plain}
 TLSEngine 127.0.0.1:{port}
