@@ -91,10 +91,6 @@ def get(ca, port, path, sni, **kw):
     return status, {k.lower(): v for k, v in headers.items()}, body.decode(errors='replace')
 
 
-def access_lines(inst, path):
-    return harness.lines_matching(inst.access_log, re.escape(f'"GET {path} '))
-
-
 def proxied_through(ca, port, front_name, backend, tag, cipher):
     """The front serves its own certificate, and /p/back.txt comes from the backend's /<tag>/
     over a connection with `cipher` (which names the module that made it), to the backend's
@@ -106,7 +102,8 @@ def proxied_through(ca, port, front_name, backend, tag, cipher):
     assert headers.get('x-back-cipher') == cipher, headers
     assert headers.get('x-back-cn') == BACK_CN, headers
     assert headers.get('x-back-sni') == NO_SNI, headers
-    assert access_lines(backend, f'/{tag}/back.txt'), backend.read_access_log()
+    # (the backend logs the request after sending the response, so it may come later)
+    harness.wait_lines(backend.access_log, re.escape(f'"GET /{tag}/back.txt '), timeout=15)
 
 
 # --------------------------------------------------------------------------

@@ -186,11 +186,13 @@ def keep_screenshot(chromium, tab, name):
 
 def assert_logged(server, offset, paths):
     """Each of `paths` in the access log since `offset`, once, as a 200 over TLS 1.3 and
-    HTTP/2 for NAME (the server may log a request just after the browser has its answer)."""
+    HTTP/2 for NAME. mod_http2 logs a request when it destroys the stream, which can be as
+    late as the connection's next event, the KeepAliveTimeout (5 s) with a browser that keeps
+    its connection open: so the wait is longer."""
     for path in paths:
         lines = harness.wait_lines(server.browser_log,
                                    rf'^{re.escape(NAME)} TLSv1\.3 HTTP/2\.0 "GET '
-                                   rf'{re.escape(path)} HTTP/2\.0" 200$', offset, timeout=10)
+                                   rf'{re.escape(path)} HTTP/2\.0" 200$', offset, timeout=30)
         assert len(lines) == 1, lines
 
 
