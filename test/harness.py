@@ -785,6 +785,15 @@ class SyscallTrace:
         return [os.path.join(self.directory, n) for n in os.listdir(self.directory)
                 if n.startswith('strace.')]
 
+    def _threads(self):
+        count = 0
+        for p in self.pids:
+            try:
+                count += len(os.listdir(f'/proc/{p}/task'))
+            except OSError:
+                pass
+        return count
+
     def __enter__(self):
         import pytest
         for f in self._files():
@@ -795,14 +804,15 @@ class SyscallTrace:
             + [a for p in self.pids for a in ('-p', str(p))],
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
+            # strace opens a thread's file when it has attached to it: wait for all of them
+            # (a loaded machine can take a while), or at least one after 10 s
             deadline = time.monotonic() + 10
             while (self.proc.poll() is None and time.monotonic() < deadline
-                   and not self._files()):
-                time.sleep(0.1)
+                   and len(self._files()) < self._threads()):
+                time.sleep(0.05)
             if self.proc.poll() is not None:
                 pytest.skip('strace cannot trace the server here (ptrace not allowed?)')
             assert self._files(), 'strace attached to nothing within 10 s'
-            time.sleep(0.5)     # attached to every thread
         except BaseException:
             self.__exit__()
             raise
