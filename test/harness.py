@@ -1065,6 +1065,33 @@ class Closed:
         return f'Closed(end={self.end!r}, error={self.error}, data={self.data[:200]!r})'
 
 
+def tcp_table():
+    """The IPv4 TCP sockets, from /proc/net/tcp: (local port, remote port, send queue,
+    receive queue, inode) each. A connection still in a listener's accept queue has inode 0:
+    no process holds it yet."""
+    rows = []
+    with open('/proc/net/tcp') as f:
+        next(f)
+        for line in f:
+            parts = line.split()
+            local, remote = (int(x.split(':')[1], 16) for x in parts[1:3])
+            tx, rx = (int(x, 16) for x in parts[4].split(':'))
+            rows.append((local, remote, tx, rx, int(parts[9])))
+    return rows
+
+
+def wait_accepted(port, peer_port, timeout=10.0):
+    """Waits until a process has accepted the connection from 127.0.0.1:peer_port to the
+    server's `port`; fails after `timeout` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if any(row[:2] == (port, peer_port) and row[4] for row in tcp_table()):
+            return
+        time.sleep(0.05)
+    raise AssertionError(f'the connection from port {peer_port} to {port} was not accepted '
+                         f'within {timeout}s')
+
+
 def read_until_close(sock, timeout=15.0):
     """Everything `sock` (a socket or an ssl.SSLSocket) receives until the peer closes the
     connection, as a Closed. A peer still sending, or silent, after `timeout` seconds fails

@@ -587,7 +587,8 @@ def test_graceful_restart_old_child_keeps_its_keys(ca, docroot, module_path, cer
         first = sl.py_request(ctx, a.port, 'gold-0')
         assert first.session.has_ticket, first
         raw = socket.create_connection(('127.0.0.1', a.port), timeout=20)
-        time.sleep(0.5)             # accepted by the (old) child, which waits for a hello
+        # accepted by the (old) child, which waits for a hello
+        harness.wait_accepted(a.port, raw.getsockname()[1])
         old = _graceful(a)
         time.sleep(2.5)             # a rotation period later
         with ctx.wrap_socket(raw, server_hostname='a.test', session=first.session) as s:

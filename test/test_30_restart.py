@@ -173,16 +173,11 @@ def _queued(port, peer_port):
     """Bytes the kernel holds for the TCP connection between 127.0.0.1:port (the server) and
     127.0.0.1:peer_port: the server's send queue plus the client's receive queue."""
     total = 0
-    with open('/proc/net/tcp') as f:
-        next(f)
-        for line in f:
-            parts = line.split()
-            local, remote = (int(x.split(':')[1], 16) for x in parts[1:3])
-            tx, rx = (int(x, 16) for x in parts[4].split(':'))
-            if (local, remote) == (port, peer_port):
-                total += tx
-            elif (local, remote) == (peer_port, port):
-                total += rx
+    for local, remote, tx, rx, _ in harness.tcp_table():
+        if (local, remote) == (port, peer_port):
+            total += tx
+        elif (local, remote) == (peer_port, port):
+            total += rx
     return total
 
 
