@@ -15,7 +15,9 @@ import clientcerts as cc
 import harness
 
 
-def _wait_names(ca, port, names, timeout=10):
+def _wait_names(ca, port, names, timeout=30):
+    """Until the server's certificate has `names`: a restart under ASan on a loaded machine
+    (the configuration read again, new children) can take several seconds."""
     deadline = time.time() + timeout
     got = None
     while time.time() < deadline:
