@@ -403,21 +403,26 @@ def test_shared_tickets_rotate_while_cache_down(ca, docroot, module_path, workdi
         names = {}      # key name -> seconds into the outage it was first seen
         local = []      # (seconds, resumed on the server that made it)
         i = 0
-        while time.time() - t0 < 14:
+        new = {}
+        # 14 s, and longer while fewer than four keys came (a watchdog slowed down by a
+        # loaded machine rotates later): the ticket from before is then surely retired
+        while time.time() - t0 < 14 or (len(new) < 4 and time.time() - t0 < 40):
             _, again, name = _made_and_used(ca, a, a, workdir, f'out-{i}')
             names.setdefault(name, round(time.time() - t0, 1))
             local.append((round(time.time() - t0, 1), again.reused))
+            new = {n: t for n, t in names.items() if n != before}
             i += 1
             time.sleep(0.4)
         late = sl.sclient(ca, a.port, 'tls13', 'out-late', sess_in=first)
         sl.assert_all_ok([late])
-        new = {n: t for n, t in names.items() if n != before}
         assert len(new) >= 3, \
             f'the ticket key stopped rotating while the cache was down: {len(new)} new ' \
-            f'key name(s) in 14s at TLSSessionTicketKeyRotation 3 ({sorted(names.values())})'
+            f'key name(s) in {time.time() - t0:.0f}s at TLSSessionTicketKeyRotation 3 ' \
+            f'({sorted(names.values())})'
         not_resumed = [r for r in local if not r[1]]
         assert not not_resumed, f'tickets that did not resume on their own server: {not_resumed}'
-        assert not late.reused, 'a ticket from before a 14s outage still resumed, rotation 3s'
+        assert not late.reused, \
+            f'a ticket from before the outage still resumed after {len(new)} new keys'
 
         for inst, offset in ((a, log_a), (b, log_b)):
             lines = inst.log_lines(offset)
