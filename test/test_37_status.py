@@ -62,8 +62,9 @@ def server(docroot, module_path, certs):
     a.start()
     # the harness' check that the port is open, a connection that never sends a byte, is
     # counted (as unused) once a child reads its end: let that settle first
-    deadline = time.time() + 5
-    while auto(a).get('TLSConnectionsUnused', 0) < 1 and time.time() < deadline:
+    deadline = time.time() + 30
+    while auto(a).get('TLSConnectionsUnused', 0) < 1:
+        assert time.time() < deadline, "the harness' port check was never counted as unused"
         time.sleep(0.1)
     yield a
     a.stop()
