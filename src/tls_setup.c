@@ -288,12 +288,14 @@ static int fail(server_rec *base, const char *msg)
     return !OK;
 }
 
-static const char *no_certificate(apr_pool_t *p, server_rec *s, const char *engine)
+static const char *no_certificate(apr_pool_t *p, const tls_global_t *global, server_rec *s)
 {
+    const tls_engine_t *e = s->is_virtual ? vhost_engine(global, s) : NULL;
+
     return apr_psprintf(p, "%s serves the TLS address %s but has no certificate: add a "
                         "TLSCertificate line to it (or to the main server, as default for vhosts "
                         "without one), or an MDomain for its names (mod_md)", vhost_name(p, s),
-                        engine ? engine : "of a TLSEngine without <VirtualHost>");
+                        e ? e->spec : "of a TLSEngine without <VirtualHost>");
 }
 
 /* Whether a module (mod_md) may give certificates: then a vhost may have no TLSCertificate.
@@ -340,7 +342,7 @@ int tls_setup_given(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
             continue;                /* nothing given: as check_config built it */
         }
         if (!certs->nelts) {
-            return fail(base, no_certificate(ptemp, s, NULL));
+            return fail(base, no_certificate(ptemp, global, s));
         }
         if (fallback) {
             APR_ARRAY_PUSH(global->warnings, const char *) = apr_psprintf(pconf,
@@ -399,7 +401,7 @@ int tls_setup_check(apr_pool_t *pconf, apr_pool_t *ptemp, server_rec *base)
             if (others_give_certificates()) {
                 continue;            /* tls_setup_given() asks them, in post_config */
             }
-            return fail(base, no_certificate(ptemp, s, e ? e->spec : NULL));
+            return fail(base, no_certificate(ptemp, global, s));
         }
         if ((err = setup_vhost(pconf, ptemp, s, sc->certs, 0))) {
             return fail(base, err);

@@ -148,6 +148,29 @@ def test_vhost_without_certificate(apache_factory, certs, port):
                  [r'nocert\.test', r'certificate'])
 
 
+def test_vhost_without_certificate_mod_md_loaded(apache_factory, certs, port):
+    """With mod_md loaded, a vhost without a certificate passes `apache2 -t` (mod_md may give
+    it one when the server starts); the start fails if mod_md gives none, and the message
+    names the vhost, its TLS address and the two ways out."""
+    cert, key = certs['a']
+    body = f'LoadModule md_module {harness.MODULES_DIR}/mod_md.so\n' + _body(
+        port, f'TLSCertificate {cert} {key}') + f"""
+<VirtualHost 127.0.0.1:{port}>
+  ServerName nocert.test
+</VirtualHost>
+"""
+    a = apache_factory(body)
+    rc, out = a.configtest()
+    assert rc == 0, out
+    rc, out = a.start(check=False)
+    assert rc != 0 and not a.alive(), out
+    log = a.read_log()
+    assert re.search(rf'MTLS00021: <VirtualHost> nocert\.test \(\S+:\d+\) serves the TLS '
+                     rf'address 127\.0\.0\.1:{port} but has no certificate: add a '
+                     rf'TLSCertificate line .* or an MDomain for its names', log), log
+    a.consume_log()
+
+
 def test_base_server_tls_without_certificate(apache_factory, port):
     # no vhost at all: the base server answers on the TLS address
     body = f"""
