@@ -785,14 +785,15 @@ class SyscallTrace:
         return [os.path.join(self.directory, n) for n in os.listdir(self.directory)
                 if n.startswith('strace.')]
 
-    def _threads(self):
-        count = 0
+    def _unattached(self):
+        """Threads of the traced processes that strace has no file for yet."""
+        tids = set()
         for p in self.pids:
             try:
-                count += len(os.listdir(f'/proc/{p}/task'))
+                tids.update(os.listdir(f'/proc/{p}/task'))
             except OSError:
                 pass
-        return count
+        return tids - {os.path.basename(f).split('.', 1)[1] for f in self._files()}
 
     def __enter__(self):
         import pytest
@@ -805,14 +806,15 @@ class SyscallTrace:
             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             # strace opens a thread's file when it has attached to it: wait for all of them
-            # (a loaded machine can take a while), or at least one after 10 s
+            # (a loaded machine can take a while)
             deadline = time.monotonic() + 10
             while (self.proc.poll() is None and time.monotonic() < deadline
-                   and len(self._files()) < self._threads()):
+                   and self._unattached()):
                 time.sleep(0.05)
             if self.proc.poll() is not None:
                 pytest.skip('strace cannot trace the server here (ptrace not allowed?)')
-            assert self._files(), 'strace attached to nothing within 10 s'
+            left = self._unattached()
+            assert not left, f'strace attached to none of threads {sorted(left)} within 10 s'
         except BaseException:
             self.__exit__()
             raise

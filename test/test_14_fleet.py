@@ -404,8 +404,8 @@ def test_shared_tickets_rotate_while_cache_down(ca, docroot, module_path, workdi
         local = []      # (seconds, resumed on the server that made it)
         i = 0
         new = {}
-        # 14 s, and longer while fewer than four keys came (a watchdog slowed down by a
-        # loaded machine rotates later): the ticket from before is then surely retired
+        # 14 s, and longer while fewer than four new keys came (a watchdog slowed down by a
+        # loaded machine rotates later): the key from before is then surely retired
         while time.time() - t0 < 14 or (len(new) < 4 and time.time() - t0 < 40):
             _, again, name = _made_and_used(ca, a, a, workdir, f'out-{i}')
             names.setdefault(name, round(time.time() - t0, 1))
@@ -413,12 +413,16 @@ def test_shared_tickets_rotate_while_cache_down(ca, docroot, module_path, workdi
             new = {n: t for n, t in names.items() if n != before}
             i += 1
             time.sleep(0.4)
+        outage = time.time() - t0
         late = sl.sclient(ca, a.port, 'tls13', 'out-late', sess_in=first)
         sl.assert_all_ok([late])
         assert len(new) >= 3, \
             f'the ticket key stopped rotating while the cache was down: {len(new)} new ' \
-            f'key name(s) in {time.time() - t0:.0f}s at TLSSessionTicketKeyRotation 3 ' \
+            f'key name(s) in {outage:.0f}s at TLSSessionTicketKeyRotation 3 ' \
             f'({sorted(names.values())})'
+        # the keys rotate every 3 s or so, a slow watchdog allowed for
+        assert sorted(new.values())[2] < 20, \
+            f'new keys came at {sorted(new.values())}s into the outage, rotation 3 s'
         not_resumed = [r for r in local if not r[1]]
         assert not not_resumed, f'tickets that did not resume on their own server: {not_resumed}'
         assert not late.reused, \
@@ -431,11 +435,12 @@ def test_shared_tickets_rotate_while_cache_down(ca, docroot, module_path, workdi
             for line in ours:
                 m = re.search(r'\[pid (\d+)', line)
                 per_pid[m.group(1) if m else '?'] = per_pid.get(m.group(1) if m else '?', 0) + 1
+            # (the outage is shorter than a minute, the warning's interval)
             assert not per_pid or max(per_pid.values()) == 1, \
                 'cache warning more than once a minute:\n' + '\n'.join(ours)
             theirs = [line for line in lines if re.search(PROVIDER_ERRORS, line)]
-            assert len(theirs) <= 20, \
-                f'{len(theirs)} provider errors in a 14s outage:\n' + '\n'.join(theirs)
+            assert len(theirs) <= 20 * max(outage, 14) / 14, \
+                f'{len(theirs)} provider errors in a {outage:.0f}s outage:\n' + '\n'.join(theirs)
 
         peer = Peer('redis', peer.port).start()
         deadline = time.time() + 45

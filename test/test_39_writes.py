@@ -47,8 +47,7 @@ def _counted(server, connection):
         assert kids, 'no child process'
         time.sleep(0.1)
         before = harness.syscalls(kids, 'syscw')
-        connection()
-        time.sleep(0.1)
+        connection()            # returns once the server closed: its last write is done
         after = harness.syscalls(kids, 'syscw')
         if set(server.children()) == set(kids):
             counts.append(after - before)
