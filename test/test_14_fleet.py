@@ -91,6 +91,16 @@ def _member(docroot, cert, key, session_conf, name, **kw):
     return sl.make_server(docroot, cert, key, session_conf, name, mpm='event', **kw)
 
 
+def _assert_warned_once_per_process(lines):
+    """Of the log `lines`, the cache warnings come at most once per process (the outages
+    here are shorter than the warning's interval, a minute)."""
+    warns = [line for line in lines if re.search(CACHE_WARN, line)]
+    pids = [m.group(1) if (m := re.search(r'\[pid (\d+)', line)) else '?' for line in warns]
+    assert len(pids) == len(set(pids)), \
+        'cache warning more than once a minute:\n' + '\n'.join(warns)
+    return warns
+
+
 def _cache_conf(peer, tickets, extra=''):
     return f"""
 {sl.load_module('socache_' + peer.kind)}
@@ -309,14 +319,8 @@ def test_cache_down(ca, docroot, module_path, workdir, allow_log, kind, tickets)
         if tickets == 'off':
             # the sessions were in the cache only
             sl.assert_not_resumed(hits)
-            warns = [line for line in a.log_lines() if re.search(CACHE_WARN, line)]
-            assert warns, f'no warning about the cache in:\n{a.read_log()}'
-            per_pid = {}
-            for line in warns:
-                m = re.search(r'\[pid (\d+)', line)
-                per_pid[m.group(1) if m else '?'] = per_pid.get(m.group(1) if m else '?', 0) + 1
-            assert max(per_pid.values()) == 1, \
-                'cache warning more than once a minute:\n' + '\n'.join(warns)
+            assert _assert_warned_once_per_process(a.log_lines()), \
+                f'no warning about the cache in:\n{a.read_log()}'
 
             # back again: after the providers' retry interval, sessions resume
             peer = Peer(kind, peer.port).start()
@@ -430,14 +434,7 @@ def test_shared_tickets_rotate_while_cache_down(ca, docroot, module_path, workdi
 
         for inst, offset in ((a, log_a), (b, log_b)):
             lines = inst.log_lines(offset)
-            ours = [line for line in lines if re.search(CACHE_WARN, line)]
-            per_pid = {}
-            for line in ours:
-                m = re.search(r'\[pid (\d+)', line)
-                per_pid[m.group(1) if m else '?'] = per_pid.get(m.group(1) if m else '?', 0) + 1
-            # (the outage is shorter than a minute, the warning's interval)
-            assert not per_pid or max(per_pid.values()) == 1, \
-                'cache warning more than once a minute:\n' + '\n'.join(ours)
+            _assert_warned_once_per_process(lines)
             theirs = [line for line in lines if re.search(PROVIDER_ERRORS, line)]
             assert len(theirs) <= 20 * max(outage, 14) / 14, \
                 f'{len(theirs)} provider errors in a {outage:.0f}s outage:\n' + '\n'.join(theirs)
