@@ -155,6 +155,13 @@ static double quantile(const double *t, int n, double p)
 
 enum resume { FULL, TICKET, SESSION_ID };
 
+/* what a figure measures */
+struct kind {
+    const char *label;
+    int version, rsa;
+    enum resume resume;
+};
+
 struct figure {
     const char *label;
     SSL_CTX *sctx, *cctx;
@@ -164,25 +171,24 @@ struct figure {
     int n;
 };
 
-static void figure_init(struct figure *f, const char *label, int version, int rsa,
-                        enum resume resume, int n)
+static void figure_init(struct figure *f, const struct kind *k, int n)
 {
     EVP_PKEY *key;
     X509 *cert;
 
     memset(f, 0, sizeof *f);
-    f->label = label;
-    f->resume = resume;
+    f->label = k->label;
+    f->resume = k->resume;
     f->sctx = SSL_CTX_new(TLS_server_method());
     f->cctx = SSL_CTX_new(TLS_client_method());
     f->t = calloc((size_t)n, sizeof *f->t);
     if (!f->sctx || !f->cctx || !f->t) {
         fail("setting up");
     }
-    make_identity(rsa, &key, &cert);
+    make_identity(k->rsa, &key, &cert);
     if (!SSL_CTX_use_certificate(f->sctx, cert) || !SSL_CTX_use_PrivateKey(f->sctx, key)
-        || !SSL_CTX_set_min_proto_version(f->sctx, version)
-        || !SSL_CTX_set_max_proto_version(f->sctx, version)
+        || !SSL_CTX_set_min_proto_version(f->sctx, k->version)
+        || !SSL_CTX_set_max_proto_version(f->sctx, k->version)
         || !SSL_CTX_set_session_id_context(f->sctx, (const unsigned char *)"bench", 5)) {
         fail("the server's settings");
     }
@@ -191,12 +197,12 @@ static void figure_init(struct figure *f, const char *label, int version, int rs
     /* Tickets on, as with mod_ssl's defaults; session ids from OpenSSL's own cache, without
      * tickets. A client that does not resume asks for no ticket (TLS 1.2), as
      * rustls_alone's does not. */
-    SSL_CTX_set_session_cache_mode(f->sctx, resume == SESSION_ID ? SSL_SESS_CACHE_SERVER
-                                                                  : SSL_SESS_CACHE_OFF);
-    if (resume == SESSION_ID) {
+    SSL_CTX_set_session_cache_mode(f->sctx, k->resume == SESSION_ID ? SSL_SESS_CACHE_SERVER
+                                                                     : SSL_SESS_CACHE_OFF);
+    if (k->resume == SESSION_ID) {
         SSL_CTX_set_options(f->sctx, SSL_OP_NO_TICKET);
     }
-    if (resume == FULL) {
+    if (k->resume == FULL) {
         SSL_CTX_set_options(f->cctx, SSL_OP_NO_TICKET);
     }
     SSL_CTX_set_session_cache_mode(f->cctx, SSL_SESS_CACHE_CLIENT);
@@ -240,11 +246,26 @@ static void figure_finish(struct figure *f)
     free(f->t);
 }
 
+/* the figures, in rustls_alone's order */
+static const struct kind KINDS[] = {
+    {"full TLS 1.3 handshake, ECDSA P-256, and a 1 KiB response", TLS1_3_VERSION, 0, FULL},
+    {"full TLS 1.3 handshake, RSA 2048, and a 1 KiB response", TLS1_3_VERSION, 1, FULL},
+    {"full TLS 1.2 handshake, ECDSA P-256, and a 1 KiB response", TLS1_2_VERSION, 0, FULL},
+    {"full TLS 1.2 handshake, RSA 2048, and a 1 KiB response", TLS1_2_VERSION, 1, FULL},
+    {"resumed handshake, TLS 1.3, ticket, ECDSA P-256, and a 1 KiB response", TLS1_3_VERSION,
+     0, TICKET},
+    {"resumed handshake, TLS 1.2, ticket, ECDSA P-256, and a 1 KiB response", TLS1_2_VERSION,
+     0, TICKET},
+    {"resumed handshake, TLS 1.2, session id, ECDSA P-256, and a 1 KiB response",
+     TLS1_2_VERSION, 0, SESSION_ID},
+};
+#define COUNT (sizeof KINDS / sizeof *KINDS)
+
 int main(int argc, char **argv)
 {
     int n = argc > 1 ? atoi(argv[1]) : 300, per_round, r;
-    struct figure figures[7];
-    size_t i, count = sizeof figures / sizeof *figures;
+    struct figure figures[COUNT];
+    size_t i;
 
     if (n < ROUNDS) {
         fail("usage: openssl_alone [timed connections per figure, at least 5]");
@@ -254,28 +275,17 @@ int main(int argc, char **argv)
     for (r = 0; r < 1024; r++) {
         response[sizeof HEAD - 1 + r] = (char)(r % 251);
     }
-    figure_init(&figures[0], "full TLS 1.3 handshake, ECDSA P-256, and a 1 KiB response",
-                TLS1_3_VERSION, 0, FULL, per_round * ROUNDS);
-    figure_init(&figures[1], "full TLS 1.3 handshake, RSA 2048, and a 1 KiB response",
-                TLS1_3_VERSION, 1, FULL, per_round * ROUNDS);
-    figure_init(&figures[2], "full TLS 1.2 handshake, ECDSA P-256, and a 1 KiB response",
-                TLS1_2_VERSION, 0, FULL, per_round * ROUNDS);
-    figure_init(&figures[3], "full TLS 1.2 handshake, RSA 2048, and a 1 KiB response",
-                TLS1_2_VERSION, 1, FULL, per_round * ROUNDS);
-    figure_init(&figures[4], "resumed handshake, TLS 1.3, ticket, ECDSA P-256, and a 1 KiB "
-                "response", TLS1_3_VERSION, 0, TICKET, per_round * ROUNDS);
-    figure_init(&figures[5], "resumed handshake, TLS 1.2, ticket, ECDSA P-256, and a 1 KiB "
-                "response", TLS1_2_VERSION, 0, TICKET, per_round * ROUNDS);
-    figure_init(&figures[6], "resumed handshake, TLS 1.2, session id, ECDSA P-256, and a 1 KiB "
-                "response", TLS1_2_VERSION, 0, SESSION_ID, per_round * ROUNDS);
+    for (i = 0; i < COUNT; i++) {
+        figure_init(&figures[i], &KINDS[i], per_round * ROUNDS);
+    }
     for (r = 0; r < ROUNDS; r++) {
-        for (i = 0; i < count; i++) {
+        for (i = 0; i < COUNT; i++) {
             figure_round(&figures[i], per_round);
         }
     }
     printf("OpenSSL alone (%s), server side only, in memory, %d rounds:\n",
            OpenSSL_version(OPENSSL_VERSION), ROUNDS);
-    for (i = 0; i < count; i++) {
+    for (i = 0; i < COUNT; i++) {
         figure_finish(&figures[i]);
     }
     return 0;
