@@ -135,14 +135,18 @@ def test_encrypted_key_traditional(apache_factory, ca, port):
     assert_fails(a, 'TLSCertificate', [re.escape(enc), r'encrypt|pass'])
 
 
-def test_vhost_without_certificate(apache_factory, certs, port):
+def _body_with_nocert_vhost(certs, port):
+    """A vhost with a certificate, and nocert.test without one, on the same TLS address."""
     cert, key = certs['a']
-    body = _body(port, f'TLSCertificate {cert} {key}') + f"""
+    return _body(port, f'TLSCertificate {cert} {key}') + f"""
 <VirtualHost 127.0.0.1:{port}>
   ServerName nocert.test
 </VirtualHost>
 """
-    a = apache_factory(body)
+
+
+def test_vhost_without_certificate(apache_factory, certs, port):
+    a = apache_factory(_body_with_nocert_vhost(certs, port))
     sn_line = a.line_of('ServerName nocert.test')
     assert_fails(a, [sn_line, sn_line - 1],
                  [r'nocert\.test', r'certificate'])
@@ -152,14 +156,8 @@ def test_vhost_without_certificate_mod_md_loaded(apache_factory, certs, port):
     """With mod_md loaded, a vhost without a certificate passes `apache2 -t` (mod_md may give
     it one when the server starts); the start fails if mod_md gives none, and the message
     names the vhost, its TLS address and the two ways out."""
-    cert, key = certs['a']
-    body = f'LoadModule md_module {harness.MODULES_DIR}/mod_md.so\n' + _body(
-        port, f'TLSCertificate {cert} {key}') + f"""
-<VirtualHost 127.0.0.1:{port}>
-  ServerName nocert.test
-</VirtualHost>
-"""
-    a = apache_factory(body)
+    a = apache_factory(f'LoadModule md_module {harness.MODULES_DIR}/mod_md.so\n'
+                       + _body_with_nocert_vhost(certs, port))
     rc, out = a.configtest()
     assert rc == 0, out
     rc, out = a.start(check=False)
