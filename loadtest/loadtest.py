@@ -1214,8 +1214,8 @@ TLS_ONLY = ('mod_tls', 'mod_ssl')
 # The targets that are not a ratio of two columns, by kind: how the ascii bars name them.
 # 'glue': mod_tls - (rustls alone + plain HTTP), in µs, what Apache with mod_tls costs
 # between the network and rustls (mod_ssl's, taken the same way, is larger: `make
-# bench-openssl`, docs/performance.md); 'added': (mod_tls - plain) / (mod_ssl - plain), what TLS adds over
-# plain HTTP with mod_tls against with mod_ssl; 'floor': mod_tls at most plain + the
+# bench-openssl`, docs/performance.md); 'added': (mod_tls - plain) / (mod_ssl - plain), what
+# TLS adds over plain HTTP with mod_tls against with mod_ssl; 'floor': mod_tls at most plain + the
 # threshold times rustls alone.
 TARGET_KINDS = {'glue': 'glue', 'added': 'TLS adds', 'floor': 'floor'}
 GLUE_US = 40
@@ -1719,7 +1719,8 @@ def rustls_note(evals, alone):
            ' (mod_tls − rustls alone − plain HTTP, medians) is the glue between Apache and'
            ' rustls: mod_tls\' own code, and what Apache and the kernel pay for a TLS'
            ' connection beyond plain HTTP\'s (mod_ssl\'s glue, taken the same way with'
-           ' `make bench-openssl`, is larger; docs/performance.md). Scenario 7 has a target on it (at most'
+           ' `make bench-openssl`, is larger; docs/performance.md). Scenario 7 has a target on'
+           ' it (at most'
            f' {GLUE_US} µs, in the table); scenario 8 is judged otherwise: per 1 KiB response'
            ' on what TLS adds over plain HTTP against what mod_ssl adds, per 10 MiB response'
            f' against plain HTTP + {FLOOR_X:g} × rustls alone. The glue of every row:', '']
