@@ -814,7 +814,7 @@ class SyscallTrace:
             if self.proc.poll() is not None:
                 pytest.skip('strace cannot trace the server here (ptrace not allowed?)')
             left = self._unattached()
-            assert not left, f'strace attached to none of threads {sorted(left)} within 10 s'
+            assert not left, f'strace had not attached to threads {sorted(left)} after 10 s'
         except BaseException:
             self.__exit__()
             raise
